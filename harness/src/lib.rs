@@ -1,0 +1,2 @@
+//! The harness: stacks, faults, alerts, probes and the drill runner.
+#![forbid(unsafe_code)]

@@ -1,0 +1,153 @@
+//! The chaos control surface: switches for faults that live inside a program.
+//!
+//! Some faults cannot be injected from outside a process: a memory leak, a
+//! connection leak, a scraper whose spider hangs, a breaker that never leaves OPEN.
+//! Each twin service therefore carries a set of named switches, served on a
+//! separate, loopback-only address when (and only when) the harness passes
+//! [`wire::env::CHAOS_LISTEN`]. The runbooks never see this surface; the twin's own
+//! code reads the switches at the points where the fault would strike.
+//!
+//! Routes (all JSON):
+//! - `GET /chaos` → the switches that are on, with their parameters;
+//! - `PUT /chaos/{switch}` with a JSON body of parameters → turns a switch on;
+//! - `DELETE /chaos/{switch}` → turns it off (idempotent);
+//! - `POST /chaos/reset` → turns every switch off and asks the service to drop
+//!   its in-memory state (breakers, windows, leaked resources), for a fast reset
+//!   between test cases.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// Switch names the twin understands. A switch name outside this list is refused,
+/// so a typo in a scenario cannot silently inject nothing.
+pub const SWITCHES: &[&str] = &[
+    // metadata-enrichment: {"provider": "spotify"}; the breaker stays OPEN until reset-all.
+    "stuck_breaker",
+    // any service: {"mib_per_minute": 64}; allocates and keeps memory at that modeled rate.
+    "memory_leak",
+    // rest-api / graph-api: {}; every request keeps its connection checked out.
+    "connection_leak",
+    // scrapers: {}; the spider loop blocks forever while the process stays up.
+    "hang",
+];
+
+/// The switches of one service, shared between its tasks and the control surface.
+#[derive(Clone)]
+pub struct Chaos {
+    switches: Arc<RwLock<BTreeMap<String, Value>>>,
+    resets: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Chaos {
+    fn default() -> Self {
+        Self {
+            switches: Arc::default(),
+            resets: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl Chaos {
+    /// The parameters of a switch that is on, or `None` when it is off.
+    pub fn get(&self, switch: &str) -> Option<Value> {
+        self.switches.read().ok()?.get(switch).cloned()
+    }
+
+    pub fn is_on(&self, switch: &str) -> bool {
+        self.get(switch).is_some()
+    }
+
+    pub fn set(&self, switch: &str, params: Value) -> Result<(), UnknownSwitch> {
+        if !SWITCHES.contains(&switch) {
+            return Err(UnknownSwitch(switch.to_owned()));
+        }
+        if let Ok(mut switches) = self.switches.write() {
+            switches.insert(switch.to_owned(), params);
+        }
+        Ok(())
+    }
+
+    pub fn clear(&self, switch: &str) {
+        if let Ok(mut switches) = self.switches.write() {
+            switches.remove(switch);
+        }
+    }
+
+    /// Turns every switch off and signals [`Chaos::resets`] subscribers.
+    pub fn reset(&self) {
+        if let Ok(mut switches) = self.switches.write() {
+            switches.clear();
+        }
+        self.resets.send_modify(|generation| *generation += 1);
+    }
+
+    /// A receiver that changes each time the harness resets the service's state.
+    pub fn resets(&self) -> watch::Receiver<u64> {
+        self.resets.subscribe()
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, Value> {
+        self.switches.read().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang)")]
+pub struct UnknownSwitch(pub String);
+
+/// Serves the control surface on `addr` in the background. Refuses non-loopback addresses.
+pub async fn serve(addr: SocketAddr, chaos: Chaos) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the chaos control surface only listens on loopback, not {addr}"
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new()
+        .route("/chaos", get(list))
+        .route("/chaos/reset", post(reset))
+        .route("/chaos/{switch}", put(set).delete(clear))
+        .with_state(chaos);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "chaos control surface stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn list(State(chaos): State<Chaos>) -> Json<BTreeMap<String, Value>> {
+    Json(chaos.snapshot())
+}
+
+async fn set(
+    State(chaos): State<Chaos>,
+    Path(switch): Path<String>,
+    body: Option<Json<Value>>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let params = body
+        .map(|Json(v)| v)
+        .unwrap_or(Value::Object(Default::default()));
+    chaos
+        .set(&switch, params)
+        .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
+    tracing::warn!(switch, "chaos switch on");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clear(State(chaos): State<Chaos>, Path(switch): Path<String>) -> StatusCode {
+    chaos.clear(&switch);
+    StatusCode::NO_CONTENT
+}
+
+async fn reset(State(chaos): State<Chaos>) -> StatusCode {
+    chaos.reset();
+    StatusCode::NO_CONTENT
+}

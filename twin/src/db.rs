@@ -1,0 +1,38 @@
+//! PostgreSQL connections for twin services, named so the runbook's
+//! `GROUP BY application_name` tells the services apart.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use wire::Service;
+
+/// A pool of at most `max_connections`, tagged with the service's compose name.
+///
+/// Connecting is retried for a few seconds: on `docker compose restart postgres` or a
+/// stack boot the database may come up a moment after the service does.
+pub async fn connect(url: &str, service: Service, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    let options = options
+        .application_name(service.name())
+        .log_statements(tracing::log::LevelFilter::Trace);
+    let pool_options = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5));
+    let mut last_error = None;
+    // 50 × 100 ms: long enough for a PostgreSQL restart, short enough to fail a broken URL fast.
+    for _ in 0..50 {
+        match pool_options.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(error) => {
+                last_error = Some(error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not connect to PostgreSQL for {service} after 5 s: {}",
+        last_error.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}

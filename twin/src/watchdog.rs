@@ -1,0 +1,25 @@
+//! Exits the service when the process that owns its stack is gone.
+//!
+//! Dropping a stack stops its services, but a harness killed with SIGKILL runs no
+//! destructor. Each twin service therefore watches its owner's PID and exits on its
+//! own; the servers it cannot watch for (PostgreSQL, Redis) are reaped by label at
+//! the next start.
+
+use std::time::Duration;
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+pub fn exit_when_parent_dies(parent: i32) {
+    tokio::spawn(async move {
+        // Half a second bounds how long an orphan outlives its harness.
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if kill(Pid::from_raw(parent), None).is_err() {
+                tracing::warn!(parent, "owner process is gone; exiting");
+                std::process::exit(0);
+            }
+        }
+    });
+}
