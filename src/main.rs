@@ -1,10 +1,21 @@
 //! `drill`: the command line of runbook-drill.
+//!
+//! - `drill up` brings the SongNodes twin up at the ports the runbooks name, with
+//!   seed data loaded and the pipeline running, until Ctrl-C: a game-day stack.
+//! - `drill twin <service>` runs one twin service; the backends start these.
 #![forbid(unsafe_code)]
+
+mod up;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "drill", version, about = "Proves operations runbooks work")]
+#[command(
+    name = "drill",
+    version,
+    about = "Proves operations runbooks work: brings up a twin of the stack, injects a fault, runs the runbook, checks its verification",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -12,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs one SongNodes service of the twin (used by the backends, not by hand).
+    Up(up::UpArgs),
+    /// Runs one SongNodes service of the twin (started by the backends, not by hand).
     #[command(hide = true)]
     Twin {
         /// The service's compose name, e.g. metadata-enrichment.
@@ -25,5 +37,18 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Twin { service } => runtime.block_on(twin::run(service)),
+        Command::Up(args) => {
+            init_logging();
+            runtime.block_on(up::run(args))
+        }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,4 +1,336 @@
-//! What a runbook step may act through. Each part is an interface over the wire.
-pub mod orchestrator;
+//! The `Ops` facade: everything a runbook step may act through, over the wire.
+//!
+//! A runbook implementation never reaches into the twin. It has what an on-call
+//! engineer has: HTTP endpoints, `psql`, `redis-cli`, `docker compose`, a clock and
+//! someone to ask for approval. Each action is recorded on the [`Timeline`] with the
+//! command a human would have typed, so a drill report doubles as a worked example.
 
-pub use orchestrator::{Orchestrator, OrchestratorError, ServiceStats, ServiceStatus};
+pub mod api;
+pub mod approval;
+pub mod orchestrator;
+pub mod timeline;
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use url::Url;
+use wire::Clock;
+use wire::api::Provider;
+
+pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
+pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
+pub use orchestrator::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
+pub use timeline::{Entry, Outcome, Phase, Timeline};
+
+/// A step that did not achieve what it set out to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{step}: {source}")]
+    Api {
+        step: String,
+        #[source]
+        source: ApiError,
+    },
+    #[error("{step}: {source}")]
+    Sql {
+        step: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{step}: {source}")]
+    Orchestrator {
+        step: String,
+        #[source]
+        source: OrchestratorError,
+    },
+    #[error("{step}: {source}")]
+    Redis {
+        step: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("{step}: refused at the approval gate by {approver}")]
+    NotApproved { step: String, approver: String },
+    #[error("{step}: still not true after {waited:?} (modeled); last seen: {last_seen}")]
+    WaitedTooLong {
+        step: String,
+        waited: Duration,
+        last_seen: String,
+    },
+    #[error("{step}: {reason}")]
+    Escalate { step: String, reason: String },
+}
+
+/// Attaches the step's title to an underlying error.
+pub trait StepContext<T> {
+    fn step(self, title: &str) -> Result<T, StepError>;
+}
+
+macro_rules! step_context {
+    ($error:ty, $variant:ident) => {
+        impl<T> StepContext<T> for Result<T, $error> {
+            fn step(self, title: &str) -> Result<T, StepError> {
+                self.map_err(|source| StepError::$variant {
+                    step: title.to_owned(),
+                    source,
+                })
+            }
+        }
+    };
+}
+step_context!(ApiError, Api);
+step_context!(sqlx::Error, Sql);
+step_context!(OrchestratorError, Orchestrator);
+step_context!(redis::RedisError, Redis);
+
+/// Where the stack is, as the runbook addresses it.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub enrichment: Url,
+    pub gateway: Url,
+    pub dlq: Url,
+    pub rest_api: Url,
+    pub graph_api: Url,
+    /// `postgres://musicdb_user@host:port/musicdb`.
+    pub database_url: String,
+    pub postgres_host: String,
+    pub postgres_port: u16,
+    pub redis_url: String,
+    /// The providers' public endpoints, for "check external API status".
+    pub providers: BTreeMap<Provider, Url>,
+}
+
+/// Everything a runbook step acts through.
+#[derive(Clone)]
+pub struct Ops {
+    pub enrichment: EnrichmentApi,
+    pub gateway: GatewayApi,
+    pub dlq: DlqApi,
+    pub rest_api: TrackApi,
+    pub graph_api: TrackApi,
+    pub db: PgPool,
+    pub redis: redis::Client,
+    pub orchestrator: Arc<dyn Orchestrator>,
+    pub clock: Clock,
+    pub approver: Arc<dyn Approver>,
+    pub timeline: Timeline,
+    http: reqwest::Client,
+    endpoints: Endpoints,
+}
+
+impl Ops {
+    /// Connects to the stack at `endpoints`. The database pool is small: a runbook
+    /// is one engineer with one psql session, not a load generator.
+    pub async fn connect(
+        endpoints: Endpoints,
+        orchestrator: Arc<dyn Orchestrator>,
+        clock: Clock,
+        approver: Arc<dyn Approver>,
+        timeline: Timeline,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .build()?;
+        let api = |url: &Url| HttpApi::new(http.clone(), url.clone());
+        let connect_options: sqlx::postgres::PgConnectOptions = endpoints.database_url.parse()?;
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(3)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect_options.application_name("psql"));
+        Ok(Self {
+            enrichment: EnrichmentApi(api(&endpoints.enrichment)),
+            gateway: GatewayApi(api(&endpoints.gateway)),
+            dlq: DlqApi(api(&endpoints.dlq)),
+            rest_api: TrackApi(api(&endpoints.rest_api)),
+            graph_api: TrackApi(api(&endpoints.graph_api)),
+            db,
+            redis: redis::Client::open(endpoints.redis_url.as_str())?,
+            orchestrator,
+            clock,
+            approver,
+            timeline,
+            http,
+            endpoints,
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// `psql -h … -p … -U musicdb_user -d musicdb << EOF … EOF`, as the runbook writes it.
+    pub fn psql(&self, sql: &str) -> String {
+        format!(
+            "psql -h {} -p {} -U musicdb_user -d musicdb << EOF\n{}\nEOF",
+            self.endpoints.postgres_host,
+            self.endpoints.postgres_port,
+            sql.trim()
+        )
+    }
+
+    /// Runs one action and records it with its command and what it showed.
+    pub async fn act<T, E, F>(
+        &self,
+        phase: Phase,
+        title: &str,
+        command: impl Into<String>,
+        action: F,
+        observe: impl FnOnce(&T) -> String,
+    ) -> Result<T, StepError>
+    where
+        F: Future<Output = Result<T, E>>,
+        Result<T, E>: StepContext<T>,
+    {
+        let command = command.into();
+        match action.await.step(title) {
+            Ok(value) => {
+                let observed = observe(&value);
+                self.timeline
+                    .record(phase, title, Some(command), observed, Outcome::Ok);
+                Ok(value)
+            }
+            Err(error) => {
+                self.timeline.record(
+                    phase,
+                    title,
+                    Some(command),
+                    error.to_string(),
+                    Outcome::Failed,
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// Like [`Ops::act`], for an action the runbook says needs approval first.
+    pub async fn destructive<T, E, F>(
+        &self,
+        phase: Phase,
+        title: &str,
+        command: impl Into<String>,
+        impact: &str,
+        action: F,
+        observe: impl FnOnce(&T) -> String,
+    ) -> Result<T, StepError>
+    where
+        F: Future<Output = Result<T, E>>,
+        Result<T, E>: StepContext<T>,
+    {
+        let command = command.into();
+        let request = ApprovalRequest {
+            title: title.to_owned(),
+            command: command.clone(),
+            impact: impact.to_owned(),
+        };
+        let approver = self.approver.name().to_owned();
+        if !self.approver.approve(&request).await {
+            self.timeline.record(
+                phase,
+                title,
+                Some(command),
+                format!("refused by {approver}"),
+                Outcome::Refused,
+            );
+            return Err(StepError::NotApproved {
+                step: title.to_owned(),
+                approver,
+            });
+        }
+        self.timeline.note(
+            phase,
+            format!("Approval: {title}"),
+            format!("approved by {approver} ({impact})"),
+        );
+        self.act(phase, title, command, action, observe).await
+    }
+
+    /// Polls `check` every `every` (modeled) until it yields a value, for at most
+    /// `bound` (modeled): the automation's reading of "wait N minutes, then check".
+    ///
+    /// `check` returns `Ok(Some(v))` when the condition holds, `Ok(None)` with the
+    /// last seen state described by `describe` otherwise.
+    pub async fn wait_until<T, F, Fut>(
+        &self,
+        phase: Phase,
+        title: &str,
+        bound: Duration,
+        every: Duration,
+        mut check: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Result<T, String>, StepError>>,
+        T: Display,
+    {
+        let started = self.clock.now();
+        loop {
+            let last_seen = match check().await {
+                Ok(Ok(value)) => {
+                    let waited = (self.clock.now() - started).to_std().unwrap_or_default();
+                    self.timeline.record(
+                        phase,
+                        title,
+                        None,
+                        format!(
+                            "{value} after {}",
+                            timeline::format_modeled(waited)
+                        ),
+                        Outcome::Ok,
+                    );
+                    return Ok(value);
+                }
+                Ok(Err(seen)) => seen,
+                Err(error) => error.to_string(),
+            };
+            let waited = (self.clock.now() - started).to_std().unwrap_or_default();
+            if waited >= bound {
+                let error = StepError::WaitedTooLong {
+                    step: title.to_owned(),
+                    waited,
+                    last_seen,
+                };
+                self.timeline
+                    .record(phase, title, None, error.to_string(), Outcome::Failed);
+                return Err(error);
+            }
+            self.clock.sleep(every).await;
+        }
+    }
+
+    /// `curl -I <provider>`: the status a provider's public endpoint answers with,
+    /// seen from where the engineer sits (not through the gateway). `None` when the
+    /// connection itself fails.
+    pub async fn external_status(&self, provider: Provider) -> Option<u16> {
+        let url = self.endpoints.providers.get(&provider)?;
+        let probe = match provider {
+            Provider::Spotify => url.join("v1/search").ok()?,
+            Provider::Musicbrainz => url.join("ws/2/").ok()?,
+            Provider::Lastfm => url.join("2.0/").ok()?,
+        };
+        let response = self
+            .http
+            .head(probe)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// The `curl -I` command for a provider's public endpoint.
+    pub fn external_command(&self, provider: Provider) -> String {
+        let path = match provider {
+            Provider::Spotify => "v1/search",
+            Provider::Musicbrainz => "ws/2/",
+            Provider::Lastfm => "2.0/",
+        };
+        match self.endpoints.providers.get(&provider) {
+            Some(url) => format!("curl -I {}{path}", url),
+            None => format!("curl -I <{provider} endpoint>"),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! HTTP clients for the documented SongNodes endpoints.
+//!
+//! One client per service, built once, addressed by base URL: in drill mode these
+//! are `http://localhost:8020/` and friends, in tests free ports, against a real
+//! deployment its URLs. Each method is one `curl` of the runbook, and
+//! [`HttpApi::curl`] renders that command for the timeline.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+use wire::api::{
+    DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats, PoolUsage,
+    PurgeOutcome, ReplayOutcome, ReplayRequest, StatsByProvider,
+};
+
+/// A request to a SongNodes endpoint that did not give the expected answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{method} {url}: {source}")]
+    Transport {
+        method: Method,
+        url: Url,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {url} answered {status}: {body}")]
+    Status {
+        method: Method,
+        url: Url,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("{method} {url}: unexpected body: {source}")]
+    Body {
+        method: Method,
+        url: Url,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("'{path}' is not a valid path under {base}")]
+    Path { base: Url, path: String },
+}
+
+/// Calls that a runbook step is allowed to make take at most this long (real time):
+/// long enough for a loaded debug build, short enough that a hung service fails a step.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One service's HTTP API: a base URL and a shared client.
+#[derive(Clone, Debug)]
+pub struct HttpApi {
+    client: Client,
+    base: Url,
+}
+
+impl HttpApi {
+    pub fn new(client: Client, base: Url) -> Self {
+        Self { client, base }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub fn url(&self, path: &str) -> Result<Url, ApiError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|_| ApiError::Path {
+                base: self.base.clone(),
+                path: path.to_owned(),
+            })
+    }
+
+    /// The curl command a human would type for `method path`, with a JSON body if any.
+    pub fn curl(&self, method: Method, path: &str, body: Option<&str>) -> String {
+        let url = self
+            .url(path)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| path.to_owned());
+        match (method, body) {
+            (Method::GET, _) => format!("curl {url}"),
+            (method, Some(body)) => format!(
+                "curl -X {method} {url} \\\n  -H \"Content-Type: application/json\" \\\n  -d '{body}'"
+            ),
+            (method, None) => format!("curl -X {method} {url}"),
+        }
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send_json(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        let (_, body) = self.send(Method::GET, path, None::<&()>).await?;
+        Ok(body)
+    }
+
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send_json(Method::DELETE, path, None::<&()>).await
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let (url, text) = self.send(method.clone(), path, body).await?;
+        serde_json::from_str(&text).map_err(|source| ApiError::Body {
+            method,
+            url,
+            source,
+        })
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(Url, String), ApiError> {
+        let url = self.url(path)?;
+        let mut request = self
+            .client
+            .request(method.clone(), url.clone())
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |source| ApiError::Transport {
+            method: method.clone(),
+            url: url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let text = response.text().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                method,
+                url,
+                status,
+                body: text.chars().take(300).collect(),
+            });
+        }
+        Ok((url, text))
+    }
+}
+
+/// metadata-enrichment (:8020).
+#[derive(Clone, Debug)]
+pub struct EnrichmentApi(pub HttpApi);
+
+impl EnrichmentApi {
+    pub async fn health(&self) -> Result<EnrichmentHealth, ApiError> {
+        self.0.get_json("/health").await
+    }
+    pub async fn stats(&self) -> Result<EnrichmentStats, ApiError> {
+        self.0.get_json("/stats").await
+    }
+    pub async fn stats_by_provider(&self) -> Result<StatsByProvider, ApiError> {
+        self.0.get_json("/stats/by-provider").await
+    }
+    pub async fn metrics(&self) -> Result<String, ApiError> {
+        self.0.get_text("/metrics").await
+    }
+    pub async fn reload_config(&self) -> Result<serde_json::Value, ApiError> {
+        self.0.post_json("/admin/config/reload", None::<&()>).await
+    }
+    pub async fn reset_breakers(&self) -> Result<serde_json::Value, ApiError> {
+        self.0
+            .post_json("/admin/circuit-breakers/reset-all", None::<&()>)
+            .await
+    }
+    pub async fn warm_cache(&self) -> Result<serde_json::Value, ApiError> {
+        self.0.post_json("/admin/cache/warm", None::<&()>).await
+    }
+}
+
+/// api-gateway-internal (:8022).
+#[derive(Clone, Debug)]
+pub struct GatewayApi(pub HttpApi);
+
+impl GatewayApi {
+    pub async fn metrics(&self) -> Result<String, ApiError> {
+        self.0.get_text("/metrics").await
+    }
+
+    /// The overall `error_rate` line of `/metrics` (`curl :8022/metrics | grep error_rate`).
+    pub async fn error_rate(&self) -> Result<Option<f64>, ApiError> {
+        Ok(prometheus_value(&self.metrics().await?, "error_rate", &[]))
+    }
+
+    /// A request through the gateway to a provider: the gateway's view of connectivity
+    /// (`docker compose exec api-gateway-internal curl -I …`).
+    pub async fn probe_provider(&self, provider: wire::api::Provider) -> Result<u16, ApiError> {
+        let path = match provider {
+            wire::api::Provider::Spotify => "spotify/v1/search?q=artist:probe%20track:probe&type=track&limit=1",
+            wire::api::Provider::Musicbrainz => "musicbrainz/ws/2/recording?query=probe&fmt=json&limit=1",
+            wire::api::Provider::Lastfm => "lastfm/2.0/?method=track.getInfo&artist=probe&track=probe&api_key=drill&format=json",
+        };
+        match self.0.get_text(path).await {
+            Ok(_) => Ok(200),
+            Err(ApiError::Status { status, .. }) => Ok(status.as_u16()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// dlq-manager (:8024).
+#[derive(Clone, Debug)]
+pub struct DlqApi(pub HttpApi);
+
+impl DlqApi {
+    pub async fn stats(&self) -> Result<DlqStats, ApiError> {
+        self.0.get_json("/dlq/stats").await
+    }
+    pub async fn errors_grouped(&self) -> Result<DlqErrorsGrouped, ApiError> {
+        self.0.get_json("/dlq/errors/grouped").await
+    }
+    pub async fn messages(&self, limit: usize) -> Result<Vec<DlqMessage>, ApiError> {
+        self.0.get_json(&format!("/dlq/messages?limit={limit}")).await
+    }
+    pub async fn replay_batch(&self, batch_size: i64) -> Result<ReplayOutcome, ApiError> {
+        self.0
+            .post_json("/dlq/replay/batch", Some(&ReplayRequest { batch_size }))
+            .await
+    }
+    pub async fn purge_before(&self, date: &str) -> Result<PurgeOutcome, ApiError> {
+        self.0
+            .delete_json(&format!("/dlq/messages/before/{date}"))
+            .await
+    }
+}
+
+/// rest-api / graph-api: their pool usage, as `GET /health` → `.pool` reports it.
+#[derive(Clone, Debug)]
+pub struct TrackApi(pub HttpApi);
+
+impl TrackApi {
+    pub async fn pool(&self) -> Result<PoolUsage, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Health {
+            pool: PoolUsage,
+        }
+        let health: Health = self.0.get_json("/health").await?;
+        Ok(health.pool)
+    }
+}
+
+/// The value of a Prometheus sample `name{labels} value` in exposition text.
+///
+/// `labels` must all be present on the sample; an empty list matches only the
+/// unlabelled sample, or the first sample when every sample is labelled.
+pub fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut first_labelled = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (label_text, value) = if let Some(rest) = rest.strip_prefix('{') {
+            let Some((labels_part, value)) = rest.split_once('}') else {
+                continue;
+            };
+            (Some(labels_part), value)
+        } else if rest.starts_with(' ') {
+            (None, rest)
+        } else {
+            continue; // a longer metric name that merely starts with `name`
+        };
+        let Ok(value) = value.split_whitespace().next().unwrap_or("").parse::<f64>() else {
+            continue;
+        };
+        match label_text {
+            None if labels.is_empty() => return Some(value),
+            None => continue,
+            Some(label_text) => {
+                let all_match = labels
+                    .iter()
+                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+                if !labels.is_empty() && all_match {
+                    return Some(value);
+                }
+                if labels.is_empty() && first_labelled.is_none() {
+                    first_labelled = Some(value);
+                }
+            }
+        }
+    }
+    first_labelled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "\
+# HELP circuit_breaker_failure_count Consecutive failures.
+circuit_breaker_failure_count{provider=\"spotify\"} 5
+circuit_breaker_failure_count{provider=\"lastfm\"} 0
+error_rate 0.25
+error_rate_total 9
+";
+
+    #[test]
+    fn prometheus_values_are_found_by_name_and_labels() {
+        assert_eq!(
+            prometheus_value(METRICS, "circuit_breaker_failure_count", &[("provider", "spotify")]),
+            Some(5.0)
+        );
+        assert_eq!(prometheus_value(METRICS, "error_rate", &[]), Some(0.25));
+        assert_eq!(prometheus_value(METRICS, "missing", &[]), None);
+    }
+
+    #[test]
+    fn curl_commands_read_like_the_runbook() {
+        let api = HttpApi::new(Client::new(), "http://localhost:8024/".parse().unwrap());
+        assert_eq!(
+            api.curl(Method::GET, "/dlq/stats", None),
+            "curl http://localhost:8024/dlq/stats"
+        );
+        assert!(
+            api.curl(Method::POST, "/dlq/replay/batch", Some("{\"batch_size\": 100}"))
+                .contains("-d '{\"batch_size\": 100}'")
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! `drill up`: the twin at the documented ports, until Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use harness::{PortMode, Stack, StackOptions};
+
+/// Runs the SongNodes twin at the ports the runbooks name, until Ctrl-C.
+///
+/// PostgreSQL listens on localhost:5433 (database `musicdb`, user `musicdb_user`, no
+/// password: trust authentication on loopback), Redis on 6379, metadata-enrichment on
+/// 8020, api-gateway-internal on 8022, dlq-manager on 8024, rest-api on 8082 and
+/// graph-api on 8084. Every curl, jq path and SQL statement of the runbooks works
+/// against it as written. Ctrl-C stops everything and removes the stack's files.
+#[derive(Args)]
+pub struct UpArgs {
+    /// Modeled seconds per real second. 1 is real time (game days); 60 makes a
+    /// modeled minute pass every second (breakers recover in 1 s).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Seed of the generated data (catalogue, history, scraped pages).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// How many tracks of history to load.
+    #[arg(long, default_value_t = 3000)]
+    tracks: usize,
+    /// Bind free ports instead of the documented ones (to run beside another stack).
+    #[arg(long)]
+    free_ports: bool,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let twin_binary = current_binary()?;
+    let options = StackOptions {
+        ports: if args.free_ports {
+            PortMode::Free
+        } else {
+            PortMode::Documented
+        },
+        scale: args.scale,
+        seed: args.seed,
+        tracks: args.tracks,
+        twin_binary,
+        label: "drill-up".to_owned(),
+    };
+    eprintln!(
+        "starting the SongNodes twin (local backend, scale {}, seed {}, {} tracks)…",
+        args.scale, args.seed, args.tracks
+    );
+    let started = Instant::now();
+    let stack = Stack::start(options).await.context("starting the stack")?;
+    let ep = stack.endpoints();
+    println!(
+        "stack up in {:.2} s; data and logs in {}",
+        started.elapsed().as_secs_f64(),
+        stack.data_dir().display()
+    );
+    println!("  metadata-enrichment   {}", ep.enrichment);
+    println!("  api-gateway-internal  {}", ep.gateway);
+    println!("  dlq-manager           {}", ep.dlq);
+    println!("  rest-api              {}", ep.rest_api);
+    println!("  graph-api             {}", ep.graph_api);
+    println!(
+        "  postgres              psql -h localhost -p {} -U musicdb_user -d musicdb",
+        ep.postgres_port
+    );
+    println!("  redis                 redis-cli -p {}", ep.redis_port);
+    println!("press Ctrl-C to stop");
+    wait_for_stop().await;
+    eprintln!("stopping…");
+    stack.shutdown().await.context("stopping the stack")?;
+    eprintln!("stopped; nothing left running");
+    Ok(())
+}
+
+/// The binary that runs the twin's services: this very program (`drill twin …`).
+fn current_binary() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding the drill binary to run the twin's services")
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,88 @@
+//! A memory leak on demand: the `memory_leak` chaos switch.
+//!
+//! The Memory Exhaustion runbook restarts "heavy services"; to drill it, a service
+//! must really grow. While the switch is on, the service allocates memory at a
+//! modeled rate and keeps it, touching every page so that the kernel (and a
+//! container's memory limit) sees resident memory rise. The growth is bounded by
+//! `max_mib` so that a forgotten switch cannot take the machine down; only a restart
+//! of the process (or a chaos reset) gives the memory back, as with a real leak.
+//!
+//! Parameters: `{"mib_per_minute": 64, "max_mib": 512}` (modeled minutes).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use wire::Clock;
+
+use crate::chaos::Chaos;
+
+#[derive(Debug, Deserialize)]
+struct LeakParams {
+    #[serde(default = "default_rate")]
+    mib_per_minute: f64,
+    #[serde(default = "default_max")]
+    max_mib: usize,
+}
+
+fn default_rate() -> f64 {
+    64.0
+}
+
+fn default_max() -> usize {
+    512
+}
+
+const MIB: usize = 1024 * 1024;
+const PAGE: usize = 4096;
+
+/// Runs for the life of the service, leaking while the switch is on.
+pub fn spawn(chaos: Chaos, clock: Clock) {
+    tokio::spawn(async move {
+        let mut leaked: Vec<Vec<u8>> = Vec::new();
+        let mut resets = chaos.resets();
+        // One modeled second between allocations keeps the growth smooth at any scale.
+        let mut tick = clock.interval(Duration::from_secs(1));
+        let mut owed_mib = 0.0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = resets.changed() => {
+                    if changed.is_err() { return; }
+                    leaked = Vec::new();
+                    owed_mib = 0.0;
+                    continue;
+                }
+            }
+            let Some(params) = chaos.get("memory_leak") else {
+                continue;
+            };
+            let params: LeakParams = match serde_json::from_value(params) {
+                Ok(params) => params,
+                Err(error) => {
+                    tracing::error!(%error, "memory_leak switch has bad parameters");
+                    continue;
+                }
+            };
+            owed_mib += params.mib_per_minute / 60.0;
+            while owed_mib >= 1.0 && leaked.len() < params.max_mib {
+                leaked.push(touched_mib());
+                owed_mib -= 1.0;
+            }
+            if leaked.len() % 16 == 0 && !leaked.is_empty() {
+                tracing::warn!(
+                    "memory usage growing: {} MiB held by request cache (not released)",
+                    leaked.len()
+                );
+            }
+        }
+    });
+}
+
+/// One MiB whose pages are all written, so that it is resident, not just reserved.
+fn touched_mib() -> Vec<u8> {
+    let mut block = vec![0u8; MIB];
+    for page in block.chunks_mut(PAGE) {
+        page[0] = 1;
+    }
+    block
+}
