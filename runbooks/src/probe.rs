@@ -1,0 +1,240 @@
+//! Probes: read one figure of the running stack, over the wire.
+//!
+//! A probe is the unit of both alerting (the harness evaluates alert rules over
+//! probes) and verification (a runbook's criteria are probes with tolerances). Each
+//! probe can also say how a human would read the same figure, so a failed check
+//! tells the reader what to type to look for themselves.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+use wire::api::{BreakerState, Provider};
+
+use crate::ops::api::prometheus_value;
+use crate::ops::{ApiError, HttpApi, Ops};
+
+/// Which documented API a probe reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    Enrichment,
+    Gateway,
+    Dlq,
+    RestApi,
+    GraphApi,
+}
+
+/// One figure of the stack.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Probe {
+    /// A number at a jq-style path (`.total_messages`) of a JSON endpoint. The path
+    /// `.` sums every number of the object (e.g. all of `/dlq/errors/grouped`).
+    Json {
+        api: Api,
+        path: &'static str,
+        field: &'static str,
+    },
+    /// A sample of the Prometheus text at `/metrics`.
+    Metric { api: Api, name: &'static str },
+    /// A scalar from `musicdb`; `$1` is bound to the modeled now, so that windows
+    /// like "the last hour" mean modeled time.
+    Sql { sql: &'static str },
+    /// The breaker states of `/health` → `.api_clients`.
+    Breakers,
+    /// The higher pool usage of rest-api and graph-api (0..=1).
+    PoolUsage,
+    /// A numeric field of Redis `INFO`.
+    RedisInfo { field: &'static str },
+}
+
+/// What a probe read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reading {
+    Number(f64),
+    Breakers(BTreeMap<Provider, BreakerState>),
+}
+
+impl Reading {
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Reading::Number(n) => Some(*n),
+            Reading::Breakers(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reading::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => write!(f, "{n:.0}"),
+            Reading::Number(n) => write!(f, "{n:.3}"),
+            Reading::Breakers(states) => {
+                let parts: Vec<String> = states
+                    .iter()
+                    .map(|(p, s)| format!("{p}={}", state_name(*s)))
+                    .collect();
+                f.write_str(&parts.join(" "))
+            }
+        }
+    }
+}
+
+pub fn state_name(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "CLOSED",
+        BreakerState::Open => "OPEN",
+        BreakerState::HalfOpen => "HALF_OPEN",
+    }
+}
+
+/// A probe that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("query failed: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{what} has no number at {path}")]
+    Missing { what: String, path: String },
+}
+
+impl Probe {
+    pub async fn read(&self, ops: &Ops) -> Result<Reading, ProbeError> {
+        match self {
+            Probe::Json { api, path, field } => {
+                let value: Value = http(ops, *api).get_json(path).await?;
+                number_at(&value, field)
+                    .map(Reading::Number)
+                    .ok_or_else(|| ProbeError::Missing {
+                        what: (*path).to_owned(),
+                        path: (*field).to_owned(),
+                    })
+            }
+            Probe::Metric { api, name } => {
+                let text = http(ops, *api).get_text("/metrics").await?;
+                prometheus_value(&text, name, &[])
+                    .map(Reading::Number)
+                    .ok_or_else(|| ProbeError::Missing {
+                        what: "/metrics".into(),
+                        path: (*name).to_owned(),
+                    })
+            }
+            Probe::Sql { sql } => {
+                let value: Option<f64> = sqlx::query_scalar(*sql)
+                    .bind(ops.clock.now())
+                    .fetch_one(&ops.db)
+                    .await?;
+                Ok(Reading::Number(value.unwrap_or(0.0)))
+            }
+            Probe::Breakers => {
+                let health = ops.enrichment.health().await?;
+                Ok(Reading::Breakers(
+                    health
+                        .api_clients
+                        .into_iter()
+                        .map(|(provider, client)| (provider, client.state))
+                        .collect(),
+                ))
+            }
+            Probe::PoolUsage => {
+                let rest = ops.rest_api.pool().await?;
+                let graph = ops.graph_api.pool().await?;
+                Ok(Reading::Number(rest.usage.max(graph.usage)))
+            }
+            Probe::RedisInfo { field } => {
+                let mut connection = ops.redis.get_multiplexed_async_connection().await?;
+                let info: String = redis::cmd("INFO").query_async(&mut connection).await?;
+                info.lines()
+                    .find_map(|line| line.strip_prefix(&format!("{field}:")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .map(Reading::Number)
+                    .ok_or_else(|| ProbeError::Missing {
+                        what: "redis INFO".into(),
+                        path: (*field).to_owned(),
+                    })
+            }
+        }
+    }
+
+    /// How a human reads the same figure.
+    pub fn command(&self, ops: &Ops) -> String {
+        match self {
+            Probe::Json { api, path, field } => {
+                let url = http(ops, *api).url(path).map(|u| u.to_string()).unwrap_or_default();
+                format!("curl -s {url} | jq {field}")
+            }
+            Probe::Metric { api, name } => {
+                let url = http(ops, *api)
+                    .url("/metrics")
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                format!("curl -s {url} | grep {name}")
+            }
+            Probe::Sql { sql } => ops.psql(&sql.replace("$1::timestamptz", "NOW()")),
+            Probe::Breakers => format!(
+                "curl -s {} | jq '.api_clients'",
+                ops.enrichment.0.url("/health").map(|u| u.to_string()).unwrap_or_default()
+            ),
+            Probe::PoolUsage => format!(
+                "curl -s {} | jq .pool.usage",
+                ops.rest_api.0.url("/health").map(|u| u.to_string()).unwrap_or_default()
+            ),
+            Probe::RedisInfo { field } => format!("redis-cli INFO | grep {field}"),
+        }
+    }
+}
+
+fn http(ops: &Ops, api: Api) -> &HttpApi {
+    match api {
+        Api::Enrichment => &ops.enrichment.0,
+        Api::Gateway => &ops.gateway.0,
+        Api::Dlq => &ops.dlq.0,
+        Api::RestApi => &ops.rest_api.0,
+        Api::GraphApi => &ops.graph_api.0,
+    }
+}
+
+/// The number at a jq-style path (`.a.b`); `.` sums the numbers of an object.
+pub fn number_at(value: &Value, path: &str) -> Option<f64> {
+    if path == "." {
+        return value
+            .as_object()
+            .map(|object| object.values().filter_map(Value::as_f64).sum());
+    }
+    let mut current = value;
+    for key in path.trim_start_matches('.').split('.') {
+        current = current.get(key)?;
+    }
+    current.as_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jq_paths_find_nested_numbers() {
+        let value = json!({"total_messages": 2500, "nested": {"rate": 0.5}});
+        assert_eq!(number_at(&value, ".total_messages"), Some(2500.0));
+        assert_eq!(number_at(&value, ".nested.rate"), Some(0.5));
+        assert_eq!(number_at(&value, ".absent"), None);
+    }
+
+    #[test]
+    fn the_dot_path_sums_an_object() {
+        let grouped = json!({"circuit_breaker_open": 1500, "timeout": 600, "invalid_data": 300, "api_rate_limit": 100});
+        assert_eq!(number_at(&grouped, "."), Some(2500.0));
+    }
+
+    #[test]
+    fn breaker_readings_print_like_the_health_endpoint() {
+        let reading = Reading::Breakers(BTreeMap::from([
+            (Provider::Spotify, BreakerState::Open),
+            (Provider::Lastfm, BreakerState::HalfOpen),
+        ]));
+        assert_eq!(reading.to_string(), "spotify=OPEN lastfm=HALF_OPEN");
+    }
+}

@@ -1,0 +1,403 @@
+//! Steps that several runbooks share, written once.
+//!
+//! The runbooks repeat themselves: "check circuit breaker states", "reload
+//! configuration", "replay DLQ" appear in three of them. Each such step lives here,
+//! records itself on the timeline with the command the runbook gives, and returns
+//! what it saw.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use wire::Service;
+use wire::api::{BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats, Provider};
+
+use crate::ops::{Ops, Phase, StepContext, StepError};
+use crate::probe::state_name;
+
+/// `curl http://localhost:8020/health | jq '.api_clients'`.
+pub async fn check_breakers(ops: &Ops, phase: Phase, title: &str) -> Result<EnrichmentHealth, StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("{} | jq '.api_clients'", ops.enrichment.0.curl(Method::GET, "/health", None)),
+        ops.enrichment.health(),
+        |health| describe_breakers(health),
+    )
+    .await
+}
+
+pub fn describe_breakers(health: &EnrichmentHealth) -> String {
+    health
+        .api_clients
+        .iter()
+        .map(|(provider, client)| {
+            format!(
+                "{provider}={} ({} failures{})",
+                state_name(client.state),
+                client.failure_count,
+                if client.enabled { "" } else { ", disabled" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Providers whose breaker is OPEN.
+pub fn open_breakers(health: &EnrichmentHealth) -> Vec<Provider> {
+    health
+        .api_clients
+        .iter()
+        .filter(|(_, c)| c.state == BreakerState::Open)
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+/// Providers whose breaker is not CLOSED.
+pub fn unhealthy_breakers(health: &EnrichmentHealth) -> Vec<Provider> {
+    health
+        .api_clients
+        .iter()
+        .filter(|(_, c)| c.state != BreakerState::Closed)
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+/// `curl http://localhost:8020/metrics | grep circuit_breaker_failure_count`.
+pub async fn breaker_failure_counts(ops: &Ops, phase: Phase) -> Result<BTreeMap<Provider, f64>, StepError> {
+    let text = ops
+        .act(
+            phase,
+            "Check failure counts",
+            format!(
+                "{} | grep circuit_breaker_failure_count",
+                ops.enrichment.0.curl(Method::GET, "/metrics", None)
+            ),
+            ops.enrichment.metrics(),
+            |text| {
+                text.lines()
+                    .filter(|l| l.starts_with("circuit_breaker_failure_count"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        )
+        .await?;
+    Ok(Provider::ALL
+        .into_iter()
+        .filter_map(|p| {
+            crate::ops::api::prometheus_value(&text, "circuit_breaker_failure_count", &[("provider", p.name())])
+                .map(|v| (p, v))
+        })
+        .collect())
+}
+
+/// `curl http://localhost:8024/dlq/stats | jq`.
+pub async fn dlq_stats(ops: &Ops, phase: Phase, title: &str) -> Result<DlqStats, StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("{} | jq", ops.dlq.0.curl(Method::GET, "/dlq/stats", None)),
+        ops.dlq.stats(),
+        |s| {
+            format!(
+                "{} messages, oldest {:.0} min, {:.1}/min",
+                s.total_messages, s.oldest_message_age_minutes, s.error_rate_per_minute
+            )
+        },
+    )
+    .await
+}
+
+/// `curl http://localhost:8024/dlq/errors/grouped | jq`.
+pub async fn dlq_errors_grouped(ops: &Ops, phase: Phase, title: &str) -> Result<DlqErrorsGrouped, StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("{} | jq", ops.dlq.0.curl(Method::GET, "/dlq/errors/grouped", None)),
+        ops.dlq.errors_grouped(),
+        |grouped| {
+            grouped
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    )
+    .await
+}
+
+/// `curl http://localhost:8024/dlq/messages?limit=N | jq`.
+pub async fn sample_dlq(ops: &Ops, phase: Phase, limit: usize, jq: &str) -> Result<Vec<DlqMessage>, StepError> {
+    ops.act(
+        phase,
+        "Sample failed messages",
+        format!(
+            "{} | jq{jq}",
+            ops.dlq.0.curl(Method::GET, &format!("/dlq/messages?limit={limit}"), None)
+        ),
+        ops.dlq.messages(limit),
+        |messages| {
+            let mut by_error: BTreeMap<String, usize> = BTreeMap::new();
+            for m in messages {
+                *by_error.entry(m.error.to_string()).or_default() += 1;
+            }
+            format!("{} messages: {by_error:?}", messages.len())
+        },
+    )
+    .await
+}
+
+/// `curl http://localhost:8020/stats | jq`.
+pub async fn enrichment_stats(ops: &Ops, phase: Phase, title: &str) -> Result<EnrichmentStats, StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("{} | jq", ops.enrichment.0.curl(Method::GET, "/stats", None)),
+        ops.enrichment.stats(),
+        |s| {
+            format!(
+                "success_rate {:.2}, cache_hit_rate {:.2}, {} enrichments",
+                s.success_rate, s.cache_hit_rate, s.total_enrichments
+            )
+        },
+    )
+    .await
+}
+
+/// What `curl -I` of a provider's public endpoint says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalState {
+    Up,
+    RateLimited,
+    Down(Option<u16>),
+}
+
+/// `curl -I https://api.spotify.com/v1/search` and friends.
+pub async fn check_external(ops: &Ops, phase: Phase, provider: Provider) -> ExternalState {
+    let status = ops.external_status(provider).await;
+    let state = match status {
+        Some(429) => ExternalState::RateLimited,
+        Some(code) if code < 500 => ExternalState::Up,
+        other => ExternalState::Down(other),
+    };
+    let observed = match status {
+        Some(code) => format!("HTTP {code}: {state:?}"),
+        None => "no connection: Down".to_owned(),
+    };
+    ops.timeline.record(
+        phase,
+        format!("Check external API status ({provider})"),
+        Some(ops.external_command(provider)),
+        observed,
+        crate::ops::Outcome::Ok,
+    );
+    state
+}
+
+/// Which rows of `metadata_enrichment_config` a provider change touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowsNaming {
+    /// `WHERE priority_1_provider = 'p'` (DLQ Overflow, scenario A).
+    FirstPriority,
+    /// `WHERE priority_1_provider = 'p' OR priority_2_provider = 'p' OR priority_3_provider = 'p'`.
+    AnyPriority,
+}
+
+/// Enables or disables the config rows that name `provider`. Disabling needs approval.
+pub async fn set_provider_enabled(
+    ops: &Ops,
+    phase: Phase,
+    provider: Provider,
+    rows: RowsNaming,
+    enabled: bool,
+) -> Result<u64, StepError> {
+    let predicate = match rows {
+        RowsNaming::FirstPriority => "priority_1_provider = $2".to_owned(),
+        RowsNaming::AnyPriority => {
+            "priority_1_provider = $2\n   OR priority_2_provider = $2\n   OR priority_3_provider = $2".to_owned()
+        }
+    };
+    let shown = format!(
+        "UPDATE metadata_enrichment_config\nSET enabled = {enabled}\nWHERE {};",
+        predicate.replace("$2", &format!("'{provider}'"))
+    );
+    let sql = format!("UPDATE metadata_enrichment_config SET enabled = $1, updated_at = $3 WHERE {predicate}");
+    let query = async {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(enabled)
+            .bind(provider.name())
+            .bind(ops.clock.now())
+            .execute(&ops.db)
+            .await
+            .map(|r| r.rows_affected())
+    };
+    let observe = |rows: &u64| format!("{rows} rows updated");
+    let title = if enabled {
+        format!("Re-enable {provider}")
+    } else {
+        format!("Disable {provider}")
+    };
+    if enabled {
+        ops.act(phase, &title, ops.psql(&shown), query, observe).await
+    } else {
+        ops.destructive(
+            phase,
+            &title,
+            ops.psql(&shown),
+            &format!("enrichment stops using {provider} for these fields"),
+            query,
+            observe,
+        )
+        .await
+    }
+}
+
+/// Runs an UPDATE of `metadata_enrichment_config` from the runbook, as written.
+pub async fn update_config(ops: &Ops, phase: Phase, title: &str, sql: &'static str) -> Result<u64, StepError> {
+    ops.act(
+        phase,
+        title,
+        ops.psql(sql),
+        async { sqlx::query(sql).execute(&ops.db).await.map(|r| r.rows_affected()) },
+        |rows| format!("{rows} rows updated"),
+    )
+    .await
+}
+
+/// `curl -X POST http://localhost:8020/admin/config/reload`.
+pub async fn reload_config(ops: &Ops, phase: Phase) -> Result<(), StepError> {
+    ops.act(
+        phase,
+        "Reload configuration",
+        ops.enrichment.0.curl(Method::POST, "/admin/config/reload", None),
+        ops.enrichment.reload_config(),
+        |_| "reloaded".to_owned(),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// `curl -X POST http://localhost:8020/admin/circuit-breakers/reset-all`.
+pub async fn reset_breakers(ops: &Ops, phase: Phase) -> Result<(), StepError> {
+    ops.act(
+        phase,
+        "Manual reset of all circuit breakers",
+        ops.enrichment
+            .0
+            .curl(Method::POST, "/admin/circuit-breakers/reset-all", None),
+        ops.enrichment.reset_breakers(),
+        |_| "reset".to_owned(),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Waits (bounded, modeled) until no breaker is OPEN; returns the final states.
+pub async fn wait_for_breakers(ops: &Ops, phase: Phase, title: &str, bound: Duration) -> Result<String, StepError> {
+    ops.wait_until(phase, title, bound, Duration::from_secs(10), || async {
+        let health = ops.enrichment.health().await.step(title)?;
+        let described = describe_breakers(&health);
+        Ok(if open_breakers(&health).is_empty() {
+            Ok(described)
+        } else {
+            Err(described)
+        })
+    })
+    .await
+}
+
+/// `curl -X POST http://localhost:8024/dlq/replay/batch -d '{"batch_size": N}'`,
+/// repeated until the DLQ is empty or a batch replays nothing.
+pub async fn replay_dlq(ops: &Ops, phase: Phase, batch_size: i64, max_batches: usize) -> Result<i64, StepError> {
+    let body = format!("{{\"batch_size\": {batch_size}}}");
+    let mut total = 0;
+    for _ in 0..max_batches {
+        let outcome = ops
+            .act(
+                phase,
+                "Replay DLQ batch",
+                ops.dlq.0.curl(Method::POST, "/dlq/replay/batch", Some(&body)),
+                ops.dlq.replay_batch(batch_size),
+                |o| format!("replayed {}, {} remaining", o.replayed, o.remaining),
+            )
+            .await?;
+        total += outcome.replayed;
+        if outcome.replayed == 0 || outcome.remaining == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// `docker compose stop|start …`.
+pub async fn stop_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("docker compose stop {}", names(services)),
+        ops.orchestrator.stop(services),
+        |_| "stopped".to_owned(),
+    )
+    .await
+}
+
+pub async fn start_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("docker compose start {}", names(services)),
+        ops.orchestrator.start(services),
+        |_| "started".to_owned(),
+    )
+    .await
+}
+
+pub async fn restart_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+    ops.act(
+        phase,
+        title,
+        format!("docker compose restart {}", names(services)),
+        ops.orchestrator.restart(services),
+        |_| "restarted".to_owned(),
+    )
+    .await
+}
+
+/// `docker compose logs <service> --tail=N | grep -i -E "<pattern>"`: the matching lines.
+pub async fn grep_logs(
+    ops: &Ops,
+    phase: Phase,
+    service: Service,
+    tail: usize,
+    patterns: &[&str],
+) -> Result<Vec<String>, StepError> {
+    let lines = ops
+        .act(
+            phase,
+            &format!("Check {service} logs"),
+            format!(
+                "docker compose logs {service} --tail={tail} | grep -i \"{}\"",
+                patterns.join("\\|")
+            ),
+            ops.orchestrator.logs(service, tail),
+            |_| String::new(),
+        )
+        .await?;
+    let matching: Vec<String> = lines
+        .into_iter()
+        .filter(|line| {
+            let lower = line.to_lowercase();
+            patterns.iter().any(|p| lower.contains(&p.to_lowercase()))
+        })
+        .collect();
+    ops.timeline.note(
+        phase,
+        format!("{service} log lines matching {}", patterns.join("|")),
+        format!("{} lines", matching.len()),
+    );
+    Ok(matching)
+}
+
+fn names(services: &[Service]) -> String {
+    services.iter().map(|s| s.name()).collect::<Vec<_>>().join(" ")
+}
