@@ -37,6 +37,8 @@ pub const SWITCHES: &[&str] = &[
     "connection_leak",
     // scrapers: {}; the spider loop blocks forever while the process stays up.
     "hang",
+    // api-gateway-internal: {"provider": "spotify"}; calls to it fail to connect.
+    "partition",
 ];
 
 /// The switches of one service, shared between its tasks and the control surface.
@@ -100,7 +102,7 @@ impl Chaos {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang)")]
+#[error("unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang, partition)")]
 pub struct UnknownSwitch(pub String);
 
 /// Serves the control surface on `addr` in the background. Refuses non-loopback addresses.

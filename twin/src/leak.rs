@@ -68,7 +68,7 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
                 leaked.push(touched_mib());
                 owed_mib -= 1.0;
             }
-            if leaked.len() % 16 == 0 && !leaked.is_empty() {
+            if leaked.len().is_multiple_of(16) && !leaked.is_empty() {
                 tracing::warn!(
                     "memory usage growing: {} MiB held by request cache (not released)",
                     leaked.len()

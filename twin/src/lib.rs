@@ -20,7 +20,9 @@ pub mod db;
 pub mod dlq;
 pub mod enrichment;
 pub mod gateway;
+pub mod leak;
 pub mod logging;
+pub mod quality;
 pub mod scraper;
 pub mod track_api;
 pub mod watchdog;
@@ -43,6 +45,7 @@ pub async fn run(service: Service) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("starting the chaos control surface on {addr}"))?;
     }
+    leak::spawn(chaos.clone(), config.clock);
     if let Some(parent) = config.parent_pid {
         watchdog::exit_when_parent_dies(parent);
     }
