@@ -15,7 +15,10 @@ pub async fn connect(url: &str, service: Service, max_connections: u32) -> anyho
     let options: PgConnectOptions = url.parse()?;
     let options = options
         .application_name(service.name())
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+        // Bulk replays of ten thousand messages take over a second by design; they are
+        // not slow queries worth a warning with the whole statement in the log.
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(5));
     let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)

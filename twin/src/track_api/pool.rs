@@ -189,6 +189,7 @@ impl TrackedPool {
         }
     }
 
+    /// Closes idle connections until at most `pool_size` remain.
     pub async fn trim_idle(&self) {
         let pool = &self.0.pool;
         while pool.num_idle() > self.0.sizing.size as usize {
