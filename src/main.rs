@@ -2,9 +2,11 @@
 //!
 //! - `drill up` brings the SongNodes twin up at the ports the runbooks name, with
 //!   seed data loaded and the pipeline running, until Ctrl-C: a game-day stack.
+//! - `drill list` lists the runbooks and their scenarios; `drill run` drills them.
 //! - `drill twin <service>` runs one twin service; the backends start these.
 #![forbid(unsafe_code)]
 
+mod run;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Up(up::UpArgs),
+    Run(run::RunArgs),
+    /// Lists the runbooks and their scenarios.
+    List {
+        /// Directory of scenario files.
+        #[arg(long, env = "DRILL_SCENARIOS")]
+        scenarios: Option<std::path::PathBuf>,
+    },
     /// Runs one SongNodes service of the twin (started by the backends, not by hand).
     #[command(hide = true)]
     Twin {
@@ -40,6 +49,14 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => {
             init_logging();
             runtime.block_on(up::run(args))
+        }
+        Command::List { scenarios } => run::list(scenarios),
+        Command::Run(args) => {
+            init_logging();
+            if !runtime.block_on(run::run(args))? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Check {
     RecoveringTowards { threshold: f64, samples: usize },
     /// Every breaker is in one of these states.
     BreakersIn(Vec<BreakerState>),
+    /// At least one breaker is in one of these states.
+    AnyBreakerIn(Vec<BreakerState>),
 }
 
 impl Check {
@@ -79,6 +81,10 @@ impl Check {
                 }
                 _ => false,
             },
+            Check::AnyBreakerIn(states) => match series.last() {
+                Some(Reading::Breakers(seen)) => seen.values().any(|state| states.contains(state)),
+                _ => false,
+            },
         }
     }
 }
@@ -97,6 +103,10 @@ impl fmt::Display for Check {
             Check::BreakersIn(states) => {
                 let names: Vec<&str> = states.iter().map(|s| state_name(*s)).collect();
                 write!(f, "all {}", names.join(" or "))
+            }
+            Check::AnyBreakerIn(states) => {
+                let names: Vec<&str> = states.iter().map(|s| state_name(*s)).collect();
+                write!(f, "any {}", names.join(" or "))
             }
         }
     }

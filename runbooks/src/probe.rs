@@ -45,6 +45,10 @@ pub enum Probe {
     PoolUsage,
     /// A numeric field of Redis `INFO`.
     RedisInfo { field: &'static str },
+    /// Used share of the stack's disk (`df -h`), 0..=1.
+    DiskUsage,
+    /// Used share of the stack's memory (`free -h`), 0..=1.
+    MemoryUsage,
 }
 
 /// What a probe read.
@@ -96,6 +100,10 @@ pub enum ProbeError {
     Sql(#[from] sqlx::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("{0} cannot be read on this backend")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Host(#[from] crate::ops::HostError),
     #[error("{what} has no number at {path}")]
     Missing { what: String, path: String },
 }
@@ -134,6 +142,9 @@ impl Probe {
                     health
                         .api_clients
                         .into_iter()
+                        // A disabled provider's breaker sees no calls and cannot close;
+                        // it is not part of the incident.
+                        .filter(|(_, client)| client.enabled)
                         .map(|(provider, client)| (provider, client.state))
                         .collect(),
                 ))
@@ -142,6 +153,14 @@ impl Probe {
                 let rest = ops.rest_api.pool().await?;
                 let graph = ops.graph_api.pool().await?;
                 Ok(Reading::Number(rest.usage.max(graph.usage)))
+            }
+            Probe::DiskUsage => {
+                let host = ops.host.as_ref().ok_or(ProbeError::Unavailable("disk usage"))?;
+                Ok(Reading::Number(host.disk().await?.fraction()))
+            }
+            Probe::MemoryUsage => {
+                let host = ops.host.as_ref().ok_or(ProbeError::Unavailable("memory usage"))?;
+                Ok(Reading::Number(host.memory().await?.fraction()))
             }
             Probe::RedisInfo { field } => {
                 let mut connection = ops.redis.get_multiplexed_async_connection().await?;
@@ -182,6 +201,8 @@ impl Probe {
                 ops.rest_api.0.url("/health").map(|u| u.to_string()).unwrap_or_default()
             ),
             Probe::RedisInfo { field } => format!("redis-cli INFO | grep {field}"),
+            Probe::DiskUsage => "df -h".to_owned(),
+            Probe::MemoryUsage => "free -h".to_owned(),
         }
     }
 }

@@ -43,7 +43,11 @@ pub fn rules() -> Vec<AlertRule> {
             severity: Severity::P1,
             runbook: "dlq-overflow",
             threshold: "DLQ depth > 1000 messages",
-            probe: Probe::Json { api: Api::Dlq, path: "/dlq/stats", field: ".total_messages" },
+            probe: Probe::Json {
+                api: Api::Dlq,
+                path: "/dlq/stats",
+                field: ".total_messages",
+            },
             condition: Check::Above(1000.0),
             for_duration: Duration::ZERO,
             typical_resolution: Duration::from_secs(30 * MIN),
@@ -65,7 +69,11 @@ pub fn rules() -> Vec<AlertRule> {
             severity: Severity::P2,
             runbook: "low-enrichment-success-rate",
             threshold: "Success rate < 70% for > 15 minutes",
-            probe: Probe::Json { api: Api::Enrichment, path: "/stats", field: ".success_rate" },
+            probe: Probe::Json {
+                api: Api::Enrichment,
+                path: "/stats",
+                field: ".success_rate",
+            },
             condition: Check::Below(0.70),
             for_duration: Duration::from_secs(15 * MIN),
             typical_resolution: Duration::from_secs(60 * MIN),
@@ -133,7 +141,10 @@ pub fn rules() -> Vec<AlertRule> {
             severity: Severity::P1,
             runbook: "api-gateway-high-error-rate",
             threshold: "Error rate > 10%",
-            probe: Probe::Metric { api: Api::Gateway, name: "error_rate" },
+            probe: Probe::Metric {
+                api: Api::Gateway,
+                name: "error_rate",
+            },
             condition: Check::Above(0.10),
             for_duration: Duration::ZERO,
             typical_resolution: Duration::from_secs(30 * MIN),
@@ -170,7 +181,10 @@ pub struct AlertEvaluator {
 
 impl AlertEvaluator {
     pub fn new(rules: Vec<AlertRule>) -> Self {
-        let states = rules.iter().map(|r| (r.name, AlertState::Inactive)).collect();
+        let states = rules
+            .iter()
+            .map(|r| (r.name, AlertState::Inactive))
+            .collect();
         Self {
             rules,
             states,
@@ -179,7 +193,10 @@ impl AlertEvaluator {
     }
 
     pub fn state(&self, alert: &str) -> AlertState {
-        self.states.get(alert).copied().unwrap_or(AlertState::Inactive)
+        self.states
+            .get(alert)
+            .copied()
+            .unwrap_or(AlertState::Inactive)
     }
 
     pub fn is_firing(&self, alert: &str) -> bool {
@@ -201,7 +218,11 @@ impl AlertEvaluator {
                 continue;
             };
             let active = rule.condition.holds(std::slice::from_ref(&reading));
-            let from = self.states.get(rule.name).copied().unwrap_or(AlertState::Inactive);
+            let from = self
+                .states
+                .get(rule.name)
+                .copied()
+                .unwrap_or(AlertState::Inactive);
             let to = advance(from, active, now, rule.for_duration);
             if to != from {
                 if matches!(to, AlertState::Firing { .. }) {
@@ -228,13 +249,21 @@ impl AlertEvaluator {
 }
 
 /// The state machine of one rule.
-pub fn advance(from: AlertState, active: bool, now: DateTime<Utc>, for_duration: Duration) -> AlertState {
-    let held_long_enough = |since: DateTime<Utc>| (now - since).to_std().unwrap_or_default() >= for_duration;
+pub fn advance(
+    from: AlertState,
+    active: bool,
+    now: DateTime<Utc>,
+    for_duration: Duration,
+) -> AlertState {
+    let held_long_enough =
+        |since: DateTime<Utc>| (now - since).to_std().unwrap_or_default() >= for_duration;
     match (from, active) {
         (_, false) => AlertState::Inactive,
         (AlertState::Inactive, true) if for_duration.is_zero() => AlertState::Firing { since: now },
         (AlertState::Inactive, true) => AlertState::Pending { since: now },
-        (AlertState::Pending { since }, true) if held_long_enough(since) => AlertState::Firing { since: now },
+        (AlertState::Pending { since }, true) if held_long_enough(since) => {
+            AlertState::Firing { since: now }
+        }
         (state, true) => state,
     }
 }
@@ -265,14 +294,20 @@ mod tests {
         let pending = advance(AlertState::Inactive, true, at(0), five);
         assert_eq!(pending, AlertState::Pending { since: at(0) });
         assert_eq!(advance(pending, true, at(4), five), pending);
-        assert_eq!(advance(pending, true, at(5), five), AlertState::Firing { since: at(5) });
+        assert_eq!(
+            advance(pending, true, at(5), five),
+            AlertState::Firing { since: at(5) }
+        );
     }
 
     #[test]
     fn a_rule_without_a_for_duration_fires_at_once_and_resolves_when_false() {
         let firing = advance(AlertState::Inactive, true, at(0), Duration::ZERO);
         assert_eq!(firing, AlertState::Firing { since: at(0) });
-        assert_eq!(advance(firing, false, at(1), Duration::ZERO), AlertState::Inactive);
+        assert_eq!(
+            advance(firing, false, at(1), Duration::ZERO),
+            AlertState::Inactive
+        );
     }
 
     #[test]
@@ -281,7 +316,10 @@ mod tests {
         let pending = advance(AlertState::Inactive, true, at(0), five);
         let lapsed = advance(pending, false, at(3), five);
         assert_eq!(lapsed, AlertState::Inactive);
-        assert_eq!(advance(lapsed, true, at(4), five), AlertState::Pending { since: at(4) });
+        assert_eq!(
+            advance(lapsed, true, at(4), five),
+            AlertState::Pending { since: at(4) }
+        );
     }
 
     #[test]

@@ -39,13 +39,31 @@ pub trait FaultTarget: Send + Sync {
 /// A fault, before it is injected.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
-    ProviderStatus { provider: Provider, status: u16 },
-    ProviderLatency { provider: Provider, delay: Duration },
-    RateLimit { provider: Provider, retry_after: Duration },
-    BadPayload { provider: Provider },
-    NetworkPartition { provider: Provider },
-    StuckBreaker { provider: Provider },
-    DlqFlood { messages: usize, mix: Vec<(ErrorKind, u32)> },
+    ProviderStatus {
+        provider: Provider,
+        status: u16,
+    },
+    ProviderLatency {
+        provider: Provider,
+        delay: Duration,
+    },
+    RateLimit {
+        provider: Provider,
+        retry_after: Duration,
+    },
+    BadPayload {
+        provider: Provider,
+    },
+    NetworkPartition {
+        provider: Provider,
+    },
+    StuckBreaker {
+        provider: Provider,
+    },
+    DlqFlood {
+        messages: usize,
+        mix: Vec<(ErrorKind, u32)>,
+    },
 }
 
 /// Builds provider faults: `Fault::provider(Spotify).status(503)`.
@@ -54,15 +72,24 @@ pub struct ProviderFault(Provider);
 impl ProviderFault {
     /// Every call answers `status` (an outage: 503, 500, …).
     pub fn status(self, status: u16) -> Fault {
-        Fault::ProviderStatus { provider: self.0, status }
+        Fault::ProviderStatus {
+            provider: self.0,
+            status,
+        }
     }
     /// Every call answers normally, but only after `delay` (modeled).
     pub fn latency(self, delay: Duration) -> Fault {
-        Fault::ProviderLatency { provider: self.0, delay }
+        Fault::ProviderLatency {
+            provider: self.0,
+            delay,
+        }
     }
     /// Every call answers 429 with `Retry-After` (modeled seconds).
     pub fn rate_limit(self, retry_after: Duration) -> Fault {
-        Fault::RateLimit { provider: self.0, retry_after }
+        Fault::RateLimit {
+            provider: self.0,
+            retry_after,
+        }
     }
     /// Every call answers 200 with a body that is not the provider's format.
     pub fn bad_payload(self) -> Fault {
@@ -108,13 +135,19 @@ impl Fault {
     /// The fault a scenario file describes.
     pub fn from_spec(spec: &FaultSpec) -> Fault {
         match spec {
-            FaultSpec::ProviderOutage { provider, status, .. } => Fault::provider(*provider).status(*status),
-            FaultSpec::ProviderLatency { provider, delay_seconds, .. } => {
-                Fault::provider(*provider).latency(Duration::from_secs_f64(*delay_seconds))
-            }
-            FaultSpec::RateLimit { provider, retry_after_seconds, .. } => {
-                Fault::provider(*provider).rate_limit(Duration::from_secs(*retry_after_seconds))
-            }
+            FaultSpec::ProviderOutage {
+                provider, status, ..
+            } => Fault::provider(*provider).status(*status),
+            FaultSpec::ProviderLatency {
+                provider,
+                delay_seconds,
+                ..
+            } => Fault::provider(*provider).latency(Duration::from_secs_f64(*delay_seconds)),
+            FaultSpec::RateLimit {
+                provider,
+                retry_after_seconds,
+                ..
+            } => Fault::provider(*provider).rate_limit(Duration::from_secs(*retry_after_seconds)),
             FaultSpec::BadPayload { provider, .. } => Fault::provider(*provider).bad_payload(),
             FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
             FaultSpec::StuckBreaker { provider } => Fault::stuck_breaker(*provider),
@@ -130,7 +163,12 @@ impl Fault {
             Fault::ProviderStatus { provider, status } => {
                 let body = json!({"error": {"status": status, "message": "Service unavailable"}});
                 Healer::Mock(
-                    mount(target, *provider, ResponseTemplate::new(*status).set_body_json(body)).await,
+                    mount(
+                        target,
+                        *provider,
+                        ResponseTemplate::new(*status).set_body_json(body),
+                    )
+                    .await,
                 )
             }
             Fault::ProviderLatency { provider, delay } => {
@@ -141,22 +179,39 @@ impl Fault {
                 };
                 Healer::Mock(mount(target, *provider, responder).await)
             }
-            Fault::RateLimit { provider, retry_after } => {
+            Fault::RateLimit {
+                provider,
+                retry_after,
+            } => {
                 let response = ResponseTemplate::new(429)
                     .insert_header("Retry-After", retry_after.as_secs().to_string().as_str())
-                    .set_body_json(json!({"error": {"status": 429, "message": "API rate limit exceeded"}}));
+                    .set_body_json(
+                        json!({"error": {"status": 429, "message": "API rate limit exceeded"}}),
+                    );
                 Healer::Mock(mount(target, *provider, response).await)
             }
             Fault::BadPayload { provider } => {
-                let response = ResponseTemplate::new(200).set_body_json(json!({"unexpected": "format", "items": null}));
+                let response = ResponseTemplate::new(200)
+                    .set_body_json(json!({"unexpected": "format", "items": null}));
                 Healer::Mock(mount(target, *provider, response).await)
             }
             Fault::NetworkPartition { provider } => {
-                chaos_switch(target, Service::ApiGatewayInternal, "partition", json!({"provider": provider})).await?
+                chaos_switch(
+                    target,
+                    Service::ApiGatewayInternal,
+                    "partition",
+                    json!({"provider": provider}),
+                )
+                .await?
             }
             Fault::StuckBreaker { provider } => {
-                chaos_switch(target, Service::MetadataEnrichment, "stuck_breaker", json!({"provider": provider}))
-                    .await?
+                chaos_switch(
+                    target,
+                    Service::MetadataEnrichment,
+                    "stuck_breaker",
+                    json!({"provider": provider}),
+                )
+                .await?
             }
             Fault::DlqFlood { messages, mix } => {
                 flood(target.admin_db(), target.clock().now(), *messages, mix).await?;
@@ -177,10 +232,19 @@ impl fmt::Display for Fault {
             Fault::ProviderLatency { provider, delay } => {
                 write!(f, "{provider} answers after {} s", delay.as_secs_f64())
             }
-            Fault::RateLimit { provider, retry_after } => {
-                write!(f, "{provider} answers 429 (Retry-After {} s)", retry_after.as_secs())
+            Fault::RateLimit {
+                provider,
+                retry_after,
+            } => {
+                write!(
+                    f,
+                    "{provider} answers 429 (Retry-After {} s)",
+                    retry_after.as_secs()
+                )
             }
-            Fault::BadPayload { provider } => write!(f, "{provider} answers with an invalid payload"),
+            Fault::BadPayload { provider } => {
+                write!(f, "{provider} answers with an invalid payload")
+            }
             Fault::NetworkPartition { provider } => {
                 write!(f, "api-gateway-internal cannot reach {provider}")
             }
@@ -210,7 +274,11 @@ pub enum FaultError {
 
 enum Healer {
     Mock(MockGuard),
-    Chaos { url: Url, service: Service, switch: &'static str },
+    Chaos {
+        url: Url,
+        service: Service,
+        switch: &'static str,
+    },
     Flood(PgPool),
 }
 
@@ -235,14 +303,22 @@ impl FaultGuard {
                 drop(guard);
                 Ok(())
             }
-            Some(Healer::Chaos { url, service, switch }) => {
+            Some(Healer::Chaos {
+                url,
+                service,
+                switch,
+            }) => {
                 let client = reqwest::Client::new();
                 let response = client
                     .delete(url)
                     .timeout(Duration::from_secs(5))
                     .send()
                     .await
-                    .map_err(|e| FaultError::Chaos { service, switch, reason: e.to_string() })?;
+                    .map_err(|e| FaultError::Chaos {
+                        service,
+                        switch,
+                        reason: e.to_string(),
+                    })?;
                 if !response.status().is_success() {
                     return Err(FaultError::Chaos {
                         service,
@@ -286,7 +362,11 @@ impl Drop for FaultGuard {
 }
 
 /// Mounts `response` above the provider's baseline for every request.
-async fn mount(target: &dyn FaultTarget, provider: Provider, response: impl Respond + 'static) -> MockGuard {
+async fn mount(
+    target: &dyn FaultTarget,
+    provider: Provider,
+    response: impl Respond + 'static,
+) -> MockGuard {
     Mock::given(any())
         .respond_with(response)
         // The baseline mocks sit at a lower priority (a higher number).
@@ -313,17 +393,27 @@ async fn chaos_switch(
     switch: &'static str,
     params: serde_json::Value,
 ) -> Result<Healer, FaultError> {
-    let base = target.chaos_url(service).ok_or(FaultError::NoChaosSurface { service })?;
+    let base = target
+        .chaos_url(service)
+        .ok_or(FaultError::NoChaosSurface { service })?;
     let url = base
         .join(&format!("chaos/{switch}"))
-        .map_err(|e| FaultError::Chaos { service, switch, reason: e.to_string() })?;
+        .map_err(|e| FaultError::Chaos {
+            service,
+            switch,
+            reason: e.to_string(),
+        })?;
     let response = reqwest::Client::new()
         .put(url.clone())
         .json(&params)
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| FaultError::Chaos { service, switch, reason: e.to_string() })?;
+        .map_err(|e| FaultError::Chaos {
+            service,
+            switch,
+            reason: e.to_string(),
+        })?;
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -333,7 +423,11 @@ async fn chaos_switch(
             reason: format!("answered {status}: {body}"),
         });
     }
-    Ok(Healer::Chaos { url, service, switch })
+    Ok(Healer::Chaos {
+        url,
+        service,
+        switch,
+    })
 }
 
 /// `DELETE url` over a plain TCP connection, for use where nothing can be awaited.
@@ -370,7 +464,12 @@ fn kind_for(index: usize, mix: &[(ErrorKind, u32)]) -> ErrorKind {
 }
 
 /// Inserts `messages` failed tracks and their DLQ messages in two set-based statements.
-async fn flood(db: &PgPool, now: DateTime<Utc>, messages: usize, mix: &[(ErrorKind, u32)]) -> Result<(), sqlx::Error> {
+async fn flood(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    messages: usize,
+    mix: &[(ErrorKind, u32)],
+) -> Result<(), sqlx::Error> {
     let mut artists = Vec::with_capacity(messages);
     let mut titles = Vec::with_capacity(messages);
     let mut kinds = Vec::with_capacity(messages);
@@ -385,13 +484,18 @@ async fn flood(db: &PgPool, now: DateTime<Utc>, messages: usize, mix: &[(ErrorKi
                 (format!("Unknown Artist {}", i % 89), String::new())
             }
         } else {
-            (format!("Flooded Artist {}", i % 389), format!("Flooded Track {}", i % 1009))
+            (
+                format!("Flooded Artist {}", i % 389),
+                format!("Flooded Track {}", i % 1009),
+            )
         };
         artists.push(artist);
         titles.push(title);
         kinds.push(kind.name().to_owned());
         // Spread over the last 90 modeled minutes, oldest first.
-        created.push(now - chrono::Duration::seconds(((messages - i) * 5400 / messages.max(1)) as i64));
+        created.push(
+            now - chrono::Duration::seconds(((messages - i) * 5400 / messages.max(1)) as i64),
+        );
     }
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -449,7 +553,10 @@ mod tests {
 
     #[test]
     fn a_flood_mix_is_spread_by_weight() {
-        let mix = [(ErrorKind::CircuitBreakerOpen, 80), (ErrorKind::Timeout, 20)];
+        let mix = [
+            (ErrorKind::CircuitBreakerOpen, 80),
+            (ErrorKind::Timeout, 20),
+        ];
         let breaker = (0..1000)
             .filter(|i| kind_for(*i, &mix) == ErrorKind::CircuitBreakerOpen)
             .count();
@@ -458,9 +565,14 @@ mod tests {
 
     #[test]
     fn faults_describe_themselves_for_the_timeline() {
-        assert_eq!(Fault::provider(Provider::Spotify).status(503).to_string(), "spotify answers 503");
         assert_eq!(
-            Fault::dlq_flood(5000).with_mix([(ErrorKind::Timeout, 1)]).to_string(),
+            Fault::provider(Provider::Spotify).status(503).to_string(),
+            "spotify answers 503"
+        );
+        assert_eq!(
+            Fault::dlq_flood(5000)
+                .with_mix([(ErrorKind::Timeout, 1)])
+                .to_string(),
             "DLQ flood of 5000 messages (timeout 1)"
         );
     }

@@ -36,13 +36,22 @@ impl Ledger {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.lost > 0 {
-            problems.push(format!("{} failed tracks have neither a DLQ message nor an archive record (lost)", self.lost));
+            problems.push(format!(
+                "{} failed tracks have neither a DLQ message nor an archive record (lost)",
+                self.lost
+            ));
         }
         if self.duplicated > 0 {
-            problems.push(format!("{} DLQ messages belong to tracks that are not failed (duplicated)", self.duplicated));
+            problems.push(format!(
+                "{} DLQ messages belong to tracks that are not failed (duplicated)",
+                self.duplicated
+            ));
         }
         if self.replayed_but_queued > 0 {
-            problems.push(format!("{} replayed messages are still in the DLQ", self.replayed_but_queued));
+            problems.push(format!(
+                "{} replayed messages are still in the DLQ",
+                self.replayed_but_queued
+            ));
         }
         let sum = self.enriched + self.queued + self.dead_lettered + self.archived;
         if sum != self.tracks {
@@ -81,7 +90,8 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    let (tracks, enriched, queued, dead_lettered, archived, lost, duplicated, replayed_but_queued) = row;
+    let (tracks, enriched, queued, dead_lettered, archived, lost, duplicated, replayed_but_queued) =
+        row;
     Ok(Ledger {
         tracks,
         enriched,
@@ -111,7 +121,10 @@ mod tests {
         };
         assert!(!ledger.balanced());
         let problems = ledger.problems().join("; ");
-        assert!(problems.contains("1 failed tracks have neither"), "{problems}");
+        assert!(
+            problems.contains("1 failed tracks have neither"),
+            "{problems}"
+        );
         assert!(problems.contains("= 9"), "{problems}");
     }
 

@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+mod stack_glue;
 
 pub use faults::{Fault, FaultError, FaultGuard, FaultTarget};
 pub use report::{DrillReport, Verdict};

@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use runbooks::criteria::CriterionOutcome;
-use runbooks::ops::timeline::{Entry, format_modeled};
-use runbooks::ops::Phase;
-use runbooks::runbook::DiagnosisReport;
 use runbooks::RunbookMeta;
+use runbooks::criteria::CriterionOutcome;
+use runbooks::ops::Phase;
+use runbooks::ops::timeline::{Entry, format_modeled};
+use runbooks::runbook::DiagnosisReport;
 use serde::Serialize;
 
 use super::ledger::Ledger;
@@ -98,7 +98,8 @@ impl DrillReport {
             Verdict::Passed
         } else {
             if self.failures.is_empty() {
-                self.failures.push("the drill did not reach a verified resolution".into());
+                self.failures
+                    .push("the drill did not reach a verified resolution".into());
             }
             Verdict::Failed
         };
@@ -147,7 +148,11 @@ impl DrillReport {
                 ledger.queued,
                 ledger.dead_lettered,
                 ledger.archived,
-                if ledger.balanced() { "" } else { " (UNBALANCED)" }
+                if ledger.balanced() {
+                    ""
+                } else {
+                    " (UNBALANCED)"
+                }
             );
         }
         if !self.failures.is_empty() {
@@ -157,7 +162,13 @@ impl DrillReport {
             }
             let _ = writeln!(out, "fault timeline:");
             for entry in self.timeline.iter().filter(|e| e.phase == Phase::Inject) {
-                let _ = writeln!(out, "  {:>8} {} {}", format_modeled(entry.at), entry.title, entry.observed);
+                let _ = writeln!(
+                    out,
+                    "  {:>8} {} {}",
+                    format_modeled(entry.at),
+                    entry.title,
+                    entry.observed
+                );
             }
         }
         let _ = writeln!(out, "step log:");
@@ -176,7 +187,10 @@ pub fn junit(reports: &[DrillReport]) -> String {
         reports.len()
     );
     for report in reports {
-        let seconds = report.time_to_resolve.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let seconds = report
+            .time_to_resolve
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let _ = write!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\" time=\"{seconds:.1}\"",
@@ -189,7 +203,11 @@ pub fn junit(reports: &[DrillReport]) -> String {
             let _ = writeln!(
                 out,
                 ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>",
-                xml(report.failures.first().map(String::as_str).unwrap_or("failed")),
+                xml(report
+                    .failures
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("failed")),
                 xml(&report.render())
             );
         }

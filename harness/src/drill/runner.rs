@@ -84,7 +84,12 @@ pub async fn run_drill(
     evaluator.lock().await.evaluate(&ops).await;
     let firing_before: Vec<String> = rules()
         .iter()
-        .filter(|r| evaluator.try_lock().map(|e| e.is_firing(r.name)).unwrap_or(false))
+        .filter(|r| {
+            evaluator
+                .try_lock()
+                .map(|e| e.is_firing(r.name))
+                .unwrap_or(false)
+        })
         .map(|r| r.name.to_owned())
         .collect();
     let evaluation = spawn_evaluation(evaluator.clone(), ops.clone(), options.evaluation_interval);
@@ -99,13 +104,24 @@ pub async fn run_drill(
             Ok(guard) => guard,
             Err(error) => {
                 evaluation.abort();
-                timeline.record(Phase::Inject, fault.to_string(), None, error.to_string(), Outcome::Failed);
+                timeline.record(
+                    Phase::Inject,
+                    fault.to_string(),
+                    None,
+                    error.to_string(),
+                    Outcome::Failed,
+                );
                 return Err(anyhow::anyhow!("injecting '{fault}': {error}"));
             }
         };
         let heals = spec
             .heal_after()
-            .map(|d| format!("heals by itself after {}", runbooks::ops::timeline::format_modeled(d)))
+            .map(|d| {
+                format!(
+                    "heals by itself after {}",
+                    runbooks::ops::timeline::format_modeled(d)
+                )
+            })
             .unwrap_or_else(|| "stays until remediated".into());
         timeline.record(Phase::Inject, fault.to_string(), None, heals, Outcome::Ok);
         match spec.heal_after() {
@@ -114,7 +130,15 @@ pub async fn run_drill(
         }
     }
 
-    let result = drive(&ops, runbook, scenario, &evaluator, injected_at, &mut report).await;
+    let result = drive(
+        &ops,
+        runbook,
+        scenario,
+        &evaluator,
+        injected_at,
+        &mut report,
+    )
+    .await;
     if let Err(failure) = result {
         report.fail(failure);
     }
@@ -126,7 +150,11 @@ pub async fn run_drill(
             "Ledger",
             format!(
                 "{} tracks: {} enriched, {} queued, {} dead-lettered, {} archived",
-                ledger.tracks, ledger.enriched, ledger.queued, ledger.dead_lettered, ledger.archived
+                ledger.tracks,
+                ledger.enriched,
+                ledger.queued,
+                ledger.dead_lettered,
+                ledger.archived
             ),
         );
         for problem in ledger.problems() {
@@ -237,7 +265,8 @@ async fn drive(
     let cleared_at = wait_for_alert(ops, evaluator, alert, false, scenario.expect.budget())
         .await
         .ok_or_else(|| format!("the alert {alert} was still firing after verification passed"))?;
-    ops.timeline.note(Phase::Verify, format!("{alert} cleared"), "");
+    ops.timeline
+        .note(Phase::Verify, format!("{alert} cleared"), "");
     let ttr = modeled_between(fired_at, cleared_at);
     report.time_to_resolve = Some(ttr);
     if ttr > scenario.expect.budget() {
@@ -276,7 +305,11 @@ async fn wait_for_alert(
     }
 }
 
-fn spawn_evaluation(evaluator: Arc<Mutex<AlertEvaluator>>, ops: Ops, every: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_evaluation(
+    evaluator: Arc<Mutex<AlertEvaluator>>,
+    ops: Ops,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = ops.clock.interval(every);
         loop {
@@ -286,12 +319,23 @@ fn spawn_evaluation(evaluator: Arc<Mutex<AlertEvaluator>>, ops: Ops, every: Dura
     })
 }
 
-fn schedule_heal(guard: FaultGuard, after: Duration, clock: Clock, timeline: Timeline) -> tokio::task::JoinHandle<()> {
+fn schedule_heal(
+    guard: FaultGuard,
+    after: Duration,
+    clock: Clock,
+    timeline: Timeline,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         clock.sleep(after).await;
         let description = guard.description().to_owned();
         match guard.heal().await {
-            Ok(()) => timeline.record(Phase::Inject, format!("healed: {description}"), None, "", Outcome::Ok),
+            Ok(()) => timeline.record(
+                Phase::Inject,
+                format!("healed: {description}"),
+                None,
+                "",
+                Outcome::Ok,
+            ),
             Err(error) => timeline.record(
                 Phase::Inject,
                 format!("healing failed: {description}"),
@@ -309,7 +353,15 @@ fn modeled_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
 
 /// The config table, one line per row, for detecting what remediation changed.
 async fn config_snapshot(ops: &Ops) -> anyhow::Result<Vec<String>> {
-    let rows: Vec<(String, bool, String, Option<String>, Option<String>, i32, i32)> = sqlx::query_as(
+    let rows: Vec<(
+        String,
+        bool,
+        String,
+        Option<String>,
+        Option<String>,
+        i32,
+        i32,
+    )> = sqlx::query_as(
         "SELECT config_key, enabled, priority_1_provider, priority_2_provider, priority_3_provider,
                 timeout_seconds, cache_ttl_hours
          FROM metadata_enrichment_config ORDER BY config_key",

@@ -109,11 +109,21 @@ impl FaultSpec {
     /// When (modeled, after injection) the fault heals by itself, if it does.
     pub fn heal_after(&self) -> Option<Duration> {
         let minutes = match self {
-            FaultSpec::ProviderOutage { heal_after_minutes, .. }
-            | FaultSpec::ProviderLatency { heal_after_minutes, .. }
-            | FaultSpec::RateLimit { heal_after_minutes, .. }
-            | FaultSpec::BadPayload { heal_after_minutes, .. }
-            | FaultSpec::NetworkPartition { heal_after_minutes, .. } => *heal_after_minutes,
+            FaultSpec::ProviderOutage {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::ProviderLatency {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::RateLimit {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::BadPayload {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::NetworkPartition {
+                heal_after_minutes, ..
+            } => *heal_after_minutes,
             FaultSpec::StuckBreaker { .. } | FaultSpec::DlqFlood { .. } => None,
         };
         minutes.map(|m| Duration::from_secs_f64(m * 60.0))
@@ -177,7 +187,10 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
         message,
     };
     if !(1.0..=100_000.0).contains(&file.scale) {
-        return Err(semantic(format!("scale must be between 1 and 100000, got {}", file.scale)));
+        return Err(semantic(format!(
+            "scale must be between 1 and 100000, got {}",
+            file.scale
+        )));
     }
     if file.faults.is_empty() {
         return Err(semantic("a scenario needs at least one [[fault]]".into()));
@@ -188,7 +201,9 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
     for fault in &file.faults {
         if let FaultSpec::DlqFlood { messages, mix } = fault {
             if *messages == 0 || mix.values().all(|w| *w == 0) {
-                return Err(semantic("a dlq-flood needs messages > 0 and a mix with a positive weight".into()));
+                return Err(semantic(
+                    "a dlq-flood needs messages > 0 and a mix with a positive weight".into(),
+                ));
             }
         }
     }
@@ -206,7 +221,12 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -227,13 +247,21 @@ pub fn load_all(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
         })
     };
     for runbook_dir in read_dir(dir)? {
-        let runbook_dir = runbook_dir.map_err(|source| ScenarioError::Read { path: dir.to_owned(), source })?.path();
+        let runbook_dir = runbook_dir
+            .map_err(|source| ScenarioError::Read {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
         if !runbook_dir.is_dir() {
             continue;
         }
         for file in read_dir(&runbook_dir)? {
             let path = file
-                .map_err(|source| ScenarioError::Read { path: runbook_dir.clone(), source })?
+                .map_err(|source| ScenarioError::Read {
+                    path: runbook_dir.clone(),
+                    source,
+                })?
                 .path();
             if path.extension().is_none_or(|e| e != "toml") {
                 continue;
@@ -244,7 +272,10 @@ pub fn load_all(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
             })?;
             let id = format!(
                 "{}/{}",
-                runbook_dir.file_name().unwrap_or_default().to_string_lossy(),
+                runbook_dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
                 path.file_stem().unwrap_or_default().to_string_lossy()
             );
             scenarios.push(parse(&id, &path, &text)?);
@@ -257,7 +288,11 @@ pub fn load_all(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
 /// The scenarios a selector names: `dlq-overflow` (all of it) or
 /// `dlq-overflow/a-breaker-errors` (one).
 pub fn select(all: Vec<Scenario>, selector: &str) -> Result<Vec<Scenario>, ScenarioError> {
-    let known = all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+    let known = all
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let chosen: Vec<Scenario> = all
         .iter()
         .filter(|s| s.id == selector || s.runbook == selector)
@@ -309,7 +344,10 @@ budget_minutes = 15
                 heal_after_minutes: Some(3.0)
             }
         );
-        assert_eq!(scenario.faults[0].heal_after(), Some(Duration::from_secs(180)));
+        assert_eq!(
+            scenario.faults[0].heal_after(),
+            Some(Duration::from_secs(180))
+        );
         assert_eq!(scenario.expect.diagnosis, 'A');
         assert_eq!(scenario.expect.budget(), Duration::from_secs(900));
     }
@@ -317,22 +355,31 @@ budget_minutes = 15
     #[test]
     fn a_mistyped_field_is_reported_with_file_and_line() {
         let text = GOOD.replace("provider = \"spotify\"", "provder = \"spotify\"");
-        let error = parse("x", Path::new("scenarios/dlq-overflow/a.toml"), &text).unwrap_err().to_string();
-        assert!(error.starts_with("scenarios/dlq-overflow/a.toml:6:"), "{error}");
+        let error = parse("x", Path::new("scenarios/dlq-overflow/a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("scenarios/dlq-overflow/a.toml:6:"),
+            "{error}"
+        );
         assert!(error.contains("provder"), "{error}");
     }
 
     #[test]
     fn an_unknown_provider_is_named() {
         let text = GOOD.replace("\"spotify\"", "\"deezer\"");
-        let error = parse("x", Path::new("a.toml"), &text).unwrap_err().to_string();
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("deezer"), "{error}");
     }
 
     #[test]
     fn a_scenario_without_faults_is_refused() {
         let text = "runbook = \"x\"\ntitle = \"t\"\n[expect]\nalert = \"A\"\ndiagnosis = \"A\"\nbudget_minutes = 1\n";
-        let error = parse("x", Path::new("a.toml"), text).unwrap_err().to_string();
+        let error = parse("x", Path::new("a.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("at least one [[fault]]"), "{error}");
     }
 

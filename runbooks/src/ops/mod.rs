@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod approval;
+pub mod host;
 pub mod orchestrator;
 pub mod timeline;
 
@@ -22,6 +23,7 @@ use wire::Clock;
 use wire::api::Provider;
 
 pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
+pub use host::{Host, HostError, Usage};
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
 pub use orchestrator::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
 pub use timeline::{Entry, Outcome, Phase, Timeline};
@@ -115,6 +117,8 @@ pub struct Ops {
     pub db: PgPool,
     pub redis: redis::Client,
     pub orchestrator: Arc<dyn Orchestrator>,
+    /// Disk and memory of where the stack runs, when the backend can tell.
+    pub host: Option<Arc<dyn Host>>,
     pub clock: Clock,
     pub approver: Arc<dyn Approver>,
     pub timeline: Timeline,
@@ -150,12 +154,19 @@ impl Ops {
             db,
             redis: redis::Client::open(endpoints.redis_url.as_str())?,
             orchestrator,
+            host: None,
             clock,
             approver,
             timeline,
             http,
             endpoints,
         })
+    }
+
+    /// Gives the runbooks a view of the host's disk and memory.
+    pub fn with_host(mut self, host: Arc<dyn Host>) -> Self {
+        self.host = Some(host);
+        self
     }
 
     pub fn endpoints(&self) -> &Endpoints {

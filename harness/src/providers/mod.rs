@@ -1,0 +1,252 @@
+//! Stand-ins for the external providers and the scraped sites, as wiremock servers.
+//!
+//! The gateway calls Spotify, MusicBrainz and Last.fm; the scrapers read mixesdb and
+//! 1001tracklists. Each is a [`MockServer`] on a loopback port with a *baseline* mounted
+//! at a low priority ([`BASELINE_PRIORITY`]): realistic answers computed from the
+//! [`Catalogue`] by custom [`wiremock::Respond`] impls that fill the recorded payload
+//! samples (`fixtures/providers/*.json`) with the track's facts. A fault mounts its own
+//! mock on the same server at a higher priority (wiremock's default, 5, is higher) and
+//! overrides the baseline for as long as its guard lives; [`Providers::reset`] drops
+//! every such mock and mounts the baseline again.
+//!
+//! Routes (the contract with the twin's gateway and scrapers):
+//! - Spotify `GET /v1/search?q=artist:{artist} track:{title}&type=track&limit=1`,
+//!   `GET /v1/audio-features/{id}`;
+//! - MusicBrainz `GET /ws/2/recording?query=artist:"{artist}" AND recording:"{title}"&fmt=json&limit=1`;
+//! - Last.fm `GET /2.0/?method=track.getInfo&artist=…&track=…&api_key=…&format=json`;
+//! - mixesdb `GET /api/tracklists?page=N`, 1001tracklists `GET /api/tracklist?page=N`.
+//!
+//! Request recording is off: under a flood the journal would keep every request.
+
+mod lastfm;
+mod musicbrainz;
+mod sources;
+mod spotify;
+
+use std::fmt;
+use std::sync::Arc;
+
+use url::Url;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::catalogue::Catalogue;
+
+/// The priority of baseline mocks. Lower numbers win in wiremock; a fault mock mounted
+/// at the default priority (5) or anything below 10 overrides the baseline.
+pub const BASELINE_PRIORITY: u8 = 10;
+
+/// One mocked external party.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    Spotify,
+    MusicBrainz,
+    LastFm,
+    /// The source site of `scraper-mixesdb`.
+    MixesDb,
+    /// The source site of `scraper-1001tracklists`.
+    Tracklists1001,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 5] = [
+        Provider::Spotify,
+        Provider::MusicBrainz,
+        Provider::LastFm,
+        Provider::MixesDb,
+        Provider::Tracklists1001,
+    ];
+
+    /// The provider's name as `dlq_messages.provider` and the config rows spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Spotify => "spotify",
+            Provider::MusicBrainz => "musicbrainz",
+            Provider::LastFm => "lastfm",
+            Provider::MixesDb => "mixesdb",
+            Provider::Tracklists1001 => "1001tracklists",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The running provider stand-ins.
+pub struct Providers {
+    catalogue: Arc<Catalogue>,
+    servers: Vec<(Provider, MockServer)>,
+}
+
+impl Providers {
+    /// Starts one server per provider on a loopback port, each with its baseline.
+    pub async fn start(catalogue: Arc<Catalogue>) -> Self {
+        Listening::start().await.mount(catalogue).await
+    }
+
+    /// The server standing in for `provider`, to mount fault mocks on.
+    pub fn server(&self, provider: Provider) -> &MockServer {
+        &self
+            .servers
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .expect("every provider has a server")
+            .1
+    }
+
+    /// Base URL of the provider's server, e.g. `http://127.0.0.1:41234/`.
+    pub fn url(&self, provider: Provider) -> Url {
+        Url::parse(&self.server(provider).uri()).expect("wiremock serves a valid URI")
+    }
+
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
+    /// Removes every mock (fault mocks included) and mounts the baselines again.
+    pub async fn reset(&self) {
+        futures::future::join_all(Provider::ALL.map(|provider| async move {
+            self.server(provider).reset().await;
+            self.mount_baseline(provider).await;
+        }))
+        .await;
+    }
+
+    /// The provider's normal answers as one responder, for faults that serve them
+    /// changed (late, for a latency fault) rather than replacing them.
+    pub fn baseline_responder(&self, provider: Provider) -> Box<dyn wiremock::Respond> {
+        Box::new(Baseline {
+            provider,
+            catalogue: self.catalogue.clone(),
+        })
+    }
+
+    async fn mount_baseline(&self, provider: Provider) {
+        let server = self.server(provider);
+        let catalogue = self.catalogue.clone();
+        let mocks = match provider {
+            Provider::Spotify => vec![
+                Mock::given(method("GET"))
+                    .and(path("/v1/search"))
+                    .respond_with(spotify::Search::new(catalogue.clone())),
+                Mock::given(method("GET"))
+                    .and(path_regex(r"^/v1/audio-features/[^/]+$"))
+                    .respond_with(spotify::AudioFeatures::new(catalogue)),
+            ],
+            Provider::MusicBrainz => vec![
+                Mock::given(method("GET"))
+                    .and(path_regex(r"^/ws/2/recording/?$"))
+                    .respond_with(musicbrainz::Recording::new(catalogue)),
+            ],
+            Provider::LastFm => vec![
+                Mock::given(method("GET"))
+                    .and(path_regex(r"^/2\.0/?$"))
+                    .respond_with(lastfm::TrackInfo::new(catalogue)),
+            ],
+            Provider::MixesDb => vec![
+                Mock::given(method("GET"))
+                    .and(path("/api/tracklists"))
+                    .respond_with(sources::Tracklists::mixesdb(catalogue)),
+            ],
+            Provider::Tracklists1001 => vec![
+                Mock::given(method("GET"))
+                    .and(path("/api/tracklist"))
+                    .respond_with(sources::Tracklists::tracklists1001(catalogue)),
+            ],
+        };
+        for mock in mocks {
+            mock.with_priority(BASELINE_PRIORITY)
+                .named(format!("{provider} baseline"))
+                .mount(server)
+                .await;
+        }
+    }
+}
+
+/// The provider servers, listening but without mocks: their URLs are known before the
+/// catalogue they answer from is generated (which takes a while in debug builds), so a
+/// stack can wire its services while the catalogue is being made.
+pub(crate) struct Listening(Vec<(Provider, MockServer)>);
+
+impl Listening {
+    pub(crate) async fn start() -> Self {
+        let mut servers = Vec::with_capacity(Provider::ALL.len());
+        for provider in Provider::ALL {
+            let server = MockServer::builder()
+                .disable_request_recording()
+                .start()
+                .await;
+            servers.push((provider, server));
+        }
+        Self(servers)
+    }
+
+    pub(crate) fn url(&self, provider: Provider) -> Url {
+        let server = &self
+            .0
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .expect("every provider has a server")
+            .1;
+        Url::parse(&server.uri()).expect("wiremock serves a valid URI")
+    }
+
+    /// Mounts the baselines, answering from `catalogue`.
+    pub(crate) async fn mount(self, catalogue: Arc<Catalogue>) -> Providers {
+        let providers = Providers {
+            catalogue,
+            servers: self.0,
+        };
+        for provider in Provider::ALL {
+            providers.mount_baseline(provider).await;
+        }
+        providers
+    }
+}
+
+/// The first value of a query parameter.
+pub(crate) fn query_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A JSON response with status `status`.
+pub(crate) fn json(status: u16, body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+/// Parses a recorded payload sample; they are part of the build (`include_str!`).
+pub(crate) fn template(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).expect("the provider fixtures are valid JSON")
+}
+
+/// A provider's baseline routes behind one responder.
+struct Baseline {
+    provider: Provider,
+    catalogue: Arc<Catalogue>,
+}
+
+impl wiremock::Respond for Baseline {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let catalogue = self.catalogue.clone();
+        let path = request.url.path();
+        match self.provider {
+            Provider::Spotify if path.starts_with("/v1/audio-features/") => {
+                spotify::AudioFeatures::new(catalogue).respond(request)
+            }
+            Provider::Spotify => spotify::Search::new(catalogue).respond(request),
+            Provider::MusicBrainz => musicbrainz::Recording::new(catalogue).respond(request),
+            Provider::LastFm => lastfm::TrackInfo::new(catalogue).respond(request),
+            Provider::MixesDb => sources::Tracklists::mixesdb(catalogue).respond(request),
+            Provider::Tracklists1001 => {
+                sources::Tracklists::tracklists1001(catalogue).respond(request)
+            }
+        }
+    }
+}
