@@ -60,7 +60,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             if let Some((_, old)) = stack.take() {
                 old.shutdown().await?;
             }
-            eprintln!("starting a stack (scale {scale}, seed {}, {} tracks)…", args.seed, args.tracks);
+            eprintln!(
+                "starting a stack (scale {scale}, seed {}, {} tracks)…",
+                args.seed, args.tracks
+            );
             let started = Instant::now();
             let new = Stack::start(StackOptions {
                 ports: PortMode::Free,
@@ -75,7 +78,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             eprintln!("stack up in {:.2} s", started.elapsed().as_secs_f64());
             stack = Some((scale, new));
         }
-        let Some((_, current)) = stack.as_ref() else { unreachable!() };
+        let Some((_, current)) = stack.as_ref() else {
+            unreachable!()
+        };
         reports.push(drill_one(current, scenario, &options).await?);
     }
     if let Some((_, stack)) = stack.take() {
@@ -89,12 +94,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit(&reports)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, junit(&reports))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(passed == reports.len())
 }
 
-async fn drill_one(stack: &Stack, scenario: &Scenario, options: &DrillOptions) -> anyhow::Result<DrillReport> {
+async fn drill_one(
+    stack: &Stack,
+    scenario: &Scenario,
+    options: &DrillOptions,
+) -> anyhow::Result<DrillReport> {
     let runbook = runbooks::by_id(&scenario.runbook)?;
     eprintln!("drilling {} — {}", scenario.id, scenario.title);
     let report = run_drill(stack, runbook.as_ref(), scenario, options).await?;

@@ -24,5 +24,8 @@ async fn scenario_d_invalid_data_is_purged_into_the_archive() {
     let report = drill("dlq-overflow/d-invalid-data").await;
     assert_drill_passed(&report);
     let ledger = report.ledger.as_ref().unwrap();
-    assert!(ledger.archived >= 1000, "purged messages are archived: {ledger:?}");
+    assert!(
+        ledger.archived >= 1000,
+        "purged messages are archived: {ledger:?}"
+    );
 }

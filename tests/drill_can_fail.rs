@@ -13,12 +13,21 @@ async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     let runbook = DlqOverflow::with_flaw(dlq_overflow::Flaw::ReplayBeforeRecovery);
     let report = drill_with(&runbook, "dlq-overflow/a-breaker-errors").await;
     let text = report.render();
-    assert!(!report.passed(), "a premature replay must not pass:\n{text}");
+    assert!(
+        !report.passed(),
+        "a premature replay must not pass:\n{text}"
+    );
     assert!(text.contains("FAILED"), "{text}");
     assert!(text.contains("fault timeline:"), "{text}");
-    assert!(text.contains("spotify answers 503"), "the fault is named:\n{text}");
+    assert!(
+        text.contains("spotify answers 503"),
+        "the fault is named:\n{text}"
+    );
     assert!(text.contains("step log:"), "{text}");
-    assert!(text.contains("Replay DLQ batch"), "the replay step is logged:\n{text}");
+    assert!(
+        text.contains("Replay DLQ batch"),
+        "the replay step is logged:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,19 +48,32 @@ async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condi
     // The scenario's outage, minus its end: the provider never comes back.
     let mut scenario = scenario("circuit-breaker-storm/a-external-outage");
     for fault in &mut scenario.faults {
-        if let harness::drill::scenario::FaultSpec::ProviderOutage { heal_after_minutes, .. } = fault {
+        if let harness::drill::scenario::FaultSpec::ProviderOutage {
+            heal_after_minutes, ..
+        } = fault
+        {
             *heal_after_minutes = None;
         }
     }
     let stack = common::stack("unhealed-outage", scenario.scale).await;
-    let options = harness::drill::DrillOptions::new(std::sync::Arc::new(runbooks::ops::AutoApprove), common::SEED);
-    let report = harness::drill::run_drill(&stack, &CircuitBreakerStorm::default(), &scenario, &options)
-        .await
-        .expect("the drill runs");
+    let options = harness::drill::DrillOptions::new(
+        std::sync::Arc::new(runbooks::ops::AutoApprove),
+        common::SEED,
+    );
+    let report =
+        harness::drill::run_drill(&stack, &CircuitBreakerStorm::default(), &scenario, &options)
+            .await
+            .expect("the drill runs");
     stack.shutdown().await.expect("the stack stops");
     let text = report.render();
     assert!(!report.passed(), "{text}");
-    assert!(text.contains("Monitor for spotify API recovery"), "the awaited condition is named:\n{text}");
+    assert!(
+        text.contains("Monitor for spotify API recovery"),
+        "the awaited condition is named:\n{text}"
+    );
     assert!(text.contains("still not true after"), "{text}");
-    assert!(text.contains("spotify answers 503"), "the last observation is shown:\n{text}");
+    assert!(
+        text.contains("spotify answers 503"),
+        "the last observation is shown:\n{text}"
+    );
 }

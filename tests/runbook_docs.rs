@@ -12,7 +12,10 @@ fn metadata(doc: &str) -> BTreeMap<String, String> {
     doc.lines()
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            (cells.len() == 4 && !cells[1].is_empty() && !cells[1].starts_with("---") && cells[1] != "Field")
+            (cells.len() == 4
+                && !cells[1].is_empty()
+                && !cells[1].starts_with("---")
+                && cells[1] != "Field")
                 .then(|| (cells[1].to_owned(), cells[2].trim_matches('`').to_owned()))
         })
         .collect()
@@ -43,12 +46,36 @@ fn every_runbook_text_matches_its_code_and_its_alert_rule() {
             .find(|r| r.name == meta.alert)
             .unwrap_or_else(|| panic!("no alert rule named {}", meta.alert));
         let context = format!("runbooks/docs/{}.md", meta.id);
-        assert_eq!(field("Alert"), meta.alert, "{context}: alert name drifted from the code");
-        assert_eq!(field("Severity"), format!("{:?}", meta.severity), "{context}: severity drifted from the code");
-        assert_eq!(format!("{:?}", rule.severity), field("Severity"), "{context}: severity drifted from the alert rule");
-        assert_eq!(field("Threshold"), meta.threshold, "{context}: threshold drifted from the code");
-        assert_eq!(field("Threshold"), rule.threshold, "{context}: threshold drifted from the alert rule");
-        assert_eq!(minutes(&field("For")), rule.for_duration, "{context}: `for` drifted from the alert rule");
+        assert_eq!(
+            field("Alert"),
+            meta.alert,
+            "{context}: alert name drifted from the code"
+        );
+        assert_eq!(
+            field("Severity"),
+            format!("{:?}", meta.severity),
+            "{context}: severity drifted from the code"
+        );
+        assert_eq!(
+            format!("{:?}", rule.severity),
+            field("Severity"),
+            "{context}: severity drifted from the alert rule"
+        );
+        assert_eq!(
+            field("Threshold"),
+            meta.threshold,
+            "{context}: threshold drifted from the code"
+        );
+        assert_eq!(
+            field("Threshold"),
+            rule.threshold,
+            "{context}: threshold drifted from the alert rule"
+        );
+        assert_eq!(
+            minutes(&field("For")),
+            rule.for_duration,
+            "{context}: `for` drifted from the alert rule"
+        );
         assert_eq!(
             minutes(&field("Typical resolution")),
             meta.typical_resolution,
@@ -58,7 +85,10 @@ fn every_runbook_text_matches_its_code_and_its_alert_rule() {
             rule.typical_resolution, meta.typical_resolution,
             "{context}: typical resolution drifted from the alert rule"
         );
-        assert_eq!(rule.runbook, meta.id, "{context}: the alert rule points at another runbook");
+        assert_eq!(
+            rule.runbook, meta.id,
+            "{context}: the alert rule points at another runbook"
+        );
     }
 }
 
@@ -72,12 +102,18 @@ fn the_metadata_table_is_read_field_by_field() {
 
 #[test]
 fn every_scenario_file_names_a_known_runbook_alert_and_scenario() {
-    let scenarios = harness::drill::scenario::load_all(&harness::drill::scenario::default_dir()).unwrap();
+    let scenarios =
+        harness::drill::scenario::load_all(&harness::drill::scenario::default_dir()).unwrap();
     for scenario in scenarios {
         let runbook = runbooks::by_id(&scenario.runbook)
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.path.display()));
         let meta = runbook.meta();
-        assert_eq!(scenario.expect.alert, meta.alert, "{}: wrong alert", scenario.path.display());
+        assert_eq!(
+            scenario.expect.alert,
+            meta.alert,
+            "{}: wrong alert",
+            scenario.path.display()
+        );
         assert!(
             meta.scenario(scenario.expect.diagnosis).is_some(),
             "{}: {} has no scenario {}",

@@ -32,10 +32,22 @@ pub static META: RunbookMeta = RunbookMeta {
     threshold: "Circuit breaker open for > 5 minutes",
     typical_resolution: Duration::from_secs(15 * 60),
     scenarios: &[
-        ScenarioMeta { letter: 'A', name: "External API Outage" },
-        ScenarioMeta { letter: 'B', name: "Network Issue" },
-        ScenarioMeta { letter: 'C', name: "Rate Limiting" },
-        ScenarioMeta { letter: 'D', name: "Circuit Breaker Stuck" },
+        ScenarioMeta {
+            letter: 'A',
+            name: "External API Outage",
+        },
+        ScenarioMeta {
+            letter: 'B',
+            name: "Network Issue",
+        },
+        ScenarioMeta {
+            letter: 'C',
+            name: "Rate Limiting",
+        },
+        ScenarioMeta {
+            letter: 'D',
+            name: "Circuit Breaker Stuck",
+        },
     ],
     doc: include_str!("../docs/circuit-breaker-storm.md"),
 };
@@ -93,16 +105,36 @@ impl Runbook for CircuitBreakerStorm {
         let counts = steps::breaker_failure_counts(ops, phase).await?;
         let mut affected = steps::unhealthy_breakers(&health);
         if affected.is_empty() {
-            affected = counts.iter().filter(|(_, n)| **n > 0.0).map(|(p, _)| *p).collect();
+            affected = counts
+                .iter()
+                .filter(|(_, n)| **n > 0.0)
+                .map(|(p, _)| *p)
+                .collect();
         }
         let mut external = Vec::new();
         for provider in Provider::ALL {
             external.push((provider, steps::check_external(ops, phase, provider).await));
         }
-        let errors = steps::grep_logs(ops, phase, Service::ApiGatewayInternal, 100, &["error", "timeout"]).await?;
-        let rate_limits = steps::grep_logs(ops, phase, Service::ApiGatewayInternal, 100, &["429", "rate limit"]).await?;
+        let errors = steps::grep_logs(
+            ops,
+            phase,
+            Service::ApiGatewayInternal,
+            100,
+            &["error", "timeout"],
+        )
+        .await?;
+        let rate_limits = steps::grep_logs(
+            ops,
+            phase,
+            Service::ApiGatewayInternal,
+            100,
+            &["429", "rate limit"],
+        )
+        .await?;
 
-        let mentions = |lines: &[String], provider: Provider| lines.iter().any(|l| l.contains(provider.name()));
+        let mentions = |lines: &[String], provider: Provider| {
+            lines.iter().any(|l| l.contains(provider.name()))
+        };
         let state_of = |provider: Provider| {
             external
                 .iter()
@@ -110,14 +142,24 @@ impl Runbook for CircuitBreakerStorm {
                 .map(|(_, s)| *s)
                 .unwrap_or(ExternalState::Up)
         };
-        let scenario = if affected.iter().any(|p| matches!(state_of(*p), ExternalState::Down(_))) {
+        let scenario = if affected
+            .iter()
+            .any(|p| matches!(state_of(*p), ExternalState::Down(_)))
+        {
             'A'
         } else if affected
             .iter()
             .any(|p| state_of(*p) == ExternalState::RateLimited || mentions(&rate_limits, *p))
         {
             'C'
-        } else if affected.iter().any(|p| mentions(&errors, *p)) {
+        } else if affected.iter().any(|p| {
+            // A network issue shows as connection errors or timeouts reaching the
+            // provider, not as errors the provider itself answered.
+            errors.iter().any(|l| {
+                let l = l.to_lowercase();
+                l.contains(p.name()) && (l.contains("connect") || l.contains("timeout"))
+            })
+        }) {
             'B'
         } else {
             'D'
@@ -140,7 +182,11 @@ impl Runbook for CircuitBreakerStorm {
             format!("Diagnosis: scenario {scenario}"),
             format!(
                 "affected: {}",
-                affected.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                affected
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
         if affected.is_empty() {
@@ -175,13 +221,24 @@ impl Runbook for CircuitBreakerStorm {
             .eventually_within(Duration::from_secs(5 * 60)),
             Criterion::new(
                 "Enrichment success rate recovering",
-                Probe::Json { api: Api::Enrichment, path: "/stats", field: ".success_rate" },
-                Check::RecoveringTowards { threshold: 0.70, samples: 3 },
+                Probe::Json {
+                    api: Api::Enrichment,
+                    path: "/stats",
+                    field: ".success_rate",
+                },
+                Check::RecoveringTowards {
+                    threshold: 0.70,
+                    samples: 3,
+                },
             )
             .eventually_within(Duration::from_secs(15 * 60)),
             Criterion::new(
                 "DLQ not growing",
-                Probe::Json { api: Api::Dlq, path: "/dlq/stats", field: ".total_messages" },
+                Probe::Json {
+                    api: Api::Dlq,
+                    path: "/dlq/stats",
+                    field: ".total_messages",
+                },
                 Check::NotIncreasing { samples: 3 },
             )
             .eventually_within(Duration::from_secs(10 * 60)),
@@ -201,12 +258,19 @@ impl CircuitBreakerStorm {
             }
         }
         for provider in &down {
-            steps::set_provider_enabled(ops, phase, *provider, RowsNaming::AnyPriority, false).await?;
+            steps::set_provider_enabled(ops, phase, *provider, RowsNaming::AnyPriority, false)
+                .await?;
         }
         steps::reload_config(ops, phase).await?;
-        steps::enrichment_stats(ops, phase, "Verify enrichment continues with other providers").await?;
+        steps::enrichment_stats(
+            ops,
+            phase,
+            "Verify enrichment continues with other providers",
+        )
+        .await?;
         if self.flaw == Some(Flaw::NeverReEnable) {
-            ops.timeline.note(phase, "Flaw", "not re-enabling the provider");
+            ops.timeline
+                .note(phase, "Flaw", "not re-enabling the provider");
             return Ok(());
         }
         for provider in &down {
@@ -218,14 +282,17 @@ impl CircuitBreakerStorm {
                 Duration::from_secs(30),
                 || async move {
                     Ok(match ops.external_status(provider).await {
-                        Some(code) if code < 500 && code != 429 => Ok(format!("{provider} answers {code}")),
+                        Some(code) if code < 500 && code != 429 => {
+                            Ok(format!("{provider} answers {code}"))
+                        }
                         Some(code) => Err(format!("{provider} answers {code}")),
                         None => Err(format!("{provider}: no connection")),
                     })
                 },
             )
             .await?;
-            steps::set_provider_enabled(ops, phase, provider, RowsNaming::AnyPriority, true).await?;
+            steps::set_provider_enabled(ops, phase, provider, RowsNaming::AnyPriority, true)
+                .await?;
         }
         steps::reload_config(ops, phase).await
     }
@@ -241,7 +308,8 @@ async fn network_issue(ops: &Ops) -> Result<(), StepError> {
             format!("Test connectivity from the gateway ({provider})"),
             Some(format!(
                 "docker compose exec api-gateway-internal curl -I {}",
-                ops.external_command(provider).trim_start_matches("curl -I ")
+                ops.external_command(provider)
+                    .trim_start_matches("curl -I ")
             )),
             match &status {
                 Ok(code) => format!("HTTP {code}"),
@@ -250,8 +318,20 @@ async fn network_issue(ops: &Ops) -> Result<(), StepError> {
             crate::ops::Outcome::Ok,
         );
     }
-    steps::restart_services(ops, phase, "Restart networking", &[Service::ApiGatewayInternal]).await?;
-    steps::wait_for_breakers(ops, phase, "Verify circuit breaker recovers", Duration::from_secs(5 * 60)).await?;
+    steps::restart_services(
+        ops,
+        phase,
+        "Restart networking",
+        &[Service::ApiGatewayInternal],
+    )
+    .await?;
+    steps::wait_for_breakers(
+        ops,
+        phase,
+        "Verify circuit breaker recovers",
+        Duration::from_secs(5 * 60),
+    )
+    .await?;
     Ok(())
 }
 
@@ -259,7 +339,10 @@ async fn network_issue(ops: &Ops) -> Result<(), StepError> {
 /// with a smaller batch size.
 async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
-    let workers = [Service::MetadataEnrichmentWorker1, Service::MetadataEnrichmentWorker2];
+    let workers = [
+        Service::MetadataEnrichmentWorker1,
+        Service::MetadataEnrichmentWorker2,
+    ];
     steps::stop_services(ops, phase, "Temporarily pause enrichment", &workers).await?;
     ops.wait_until(
         phase,
@@ -295,7 +378,13 @@ async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
         .await?;
     }
     steps::start_services(ops, phase, "Restart with reduced concurrency", &workers).await?;
-    steps::wait_for_breakers(ops, phase, "Verify circuit breakers recover", Duration::from_secs(5 * 60)).await?;
+    steps::wait_for_breakers(
+        ops,
+        phase,
+        "Verify circuit breakers recover",
+        Duration::from_secs(5 * 60),
+    )
+    .await?;
     Ok(())
 }
 

@@ -23,13 +23,20 @@ pub enum Check {
     AtMost(f64),
     /// The last `samples` readings never rise and end lower than they began
     /// (or at zero): "DLQ depth decreasing".
-    Decreasing { samples: usize },
+    Decreasing {
+        samples: usize,
+    },
     /// The last `samples` readings end no higher than they began: "DLQ not growing",
     /// "no new errors".
-    NotIncreasing { samples: usize },
+    NotIncreasing {
+        samples: usize,
+    },
     /// Rising over the last `samples` readings, or already above the threshold:
     /// "success rate recovering".
-    RecoveringTowards { threshold: f64, samples: usize },
+    RecoveringTowards {
+        threshold: f64,
+        samples: usize,
+    },
     /// Every breaker is in one of these states.
     BreakersIn(Vec<BreakerState>),
     /// At least one breaker is in one of these states.
@@ -180,7 +187,10 @@ impl Criterion {
         CriterionOutcome {
             name: self.name.to_owned(),
             expected: self.check.to_string(),
-            observed: recent.last().cloned().unwrap_or_else(|| "no reading".into()),
+            observed: recent
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "no reading".into()),
             samples: recent,
             command: self.probe.command(ops),
             passed,
@@ -222,7 +232,10 @@ pub async fn verify_all(ops: &Ops, criteria: &[Criterion]) -> Vec<CriterionOutco
             crate::ops::Phase::Verify,
             criterion.name,
             Some(criterion.probe.command(ops)),
-            format!("expected {}, observed {}", outcome.expected, outcome.observed),
+            format!(
+                "expected {}, observed {}",
+                outcome.expected, outcome.observed
+            ),
             if outcome.passed {
                 crate::ops::Outcome::Ok
             } else {
@@ -255,9 +268,18 @@ mod tests {
     fn decreasing_needs_a_fall_and_no_rise() {
         let check = Check::Decreasing { samples: 3 };
         assert!(check.holds(&numbers(&[2500.0, 2400.0, 2300.0])));
-        assert!(!check.holds(&numbers(&[2500.0, 2600.0, 2300.0])), "a rise in between");
-        assert!(!check.holds(&numbers(&[2500.0, 2500.0, 2500.0])), "flat is not decreasing");
-        assert!(check.holds(&numbers(&[0.0, 0.0, 0.0])), "a drained queue counts");
+        assert!(
+            !check.holds(&numbers(&[2500.0, 2600.0, 2300.0])),
+            "a rise in between"
+        );
+        assert!(
+            !check.holds(&numbers(&[2500.0, 2500.0, 2500.0])),
+            "flat is not decreasing"
+        );
+        assert!(
+            check.holds(&numbers(&[0.0, 0.0, 0.0])),
+            "a drained queue counts"
+        );
         assert!(!check.holds(&numbers(&[2500.0, 2400.0])), "too few samples");
     }
 
@@ -270,7 +292,10 @@ mod tests {
 
     #[test]
     fn recovering_is_rising_or_already_good() {
-        let check = Check::RecoveringTowards { threshold: 0.7, samples: 3 };
+        let check = Check::RecoveringTowards {
+            threshold: 0.7,
+            samples: 3,
+        };
         assert!(check.holds(&numbers(&[0.3, 0.4, 0.5])));
         assert!(check.holds(&numbers(&[0.9])));
         assert!(!check.holds(&numbers(&[0.5, 0.4, 0.45])));

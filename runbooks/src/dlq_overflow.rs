@@ -32,10 +32,22 @@ pub static META: RunbookMeta = RunbookMeta {
     threshold: "DLQ depth > 1000 messages",
     typical_resolution: Duration::from_secs(30 * 60),
     scenarios: &[
-        ScenarioMeta { letter: 'A', name: "Circuit Breaker Errors" },
-        ScenarioMeta { letter: 'B', name: "Timeout Errors" },
-        ScenarioMeta { letter: 'C', name: "API Rate Limit" },
-        ScenarioMeta { letter: 'D', name: "Invalid Data" },
+        ScenarioMeta {
+            letter: 'A',
+            name: "Circuit Breaker Errors",
+        },
+        ScenarioMeta {
+            letter: 'B',
+            name: "Timeout Errors",
+        },
+        ScenarioMeta {
+            letter: 'C',
+            name: "API Rate Limit",
+        },
+        ScenarioMeta {
+            letter: 'D',
+            name: "Invalid Data",
+        },
     ],
     doc: include_str!("../docs/dlq-overflow.md"),
 };
@@ -118,7 +130,13 @@ impl Runbook for DlqOverflow {
         let open_breakers = steps::open_breakers(&health);
         let evidence = vec![
             Evidence::new("DLQ depth", stats.total_messages),
-            Evidence::new("dominant error type", format!("{dominant} ({})", grouped.get(dominant.name()).copied().unwrap_or(0))),
+            Evidence::new(
+                "dominant error type",
+                format!(
+                    "{dominant} ({})",
+                    grouped.get(dominant.name()).copied().unwrap_or(0)
+                ),
+            ),
             Evidence::new("breakers", steps::describe_breakers(&health)),
         ];
         ops.timeline.note(
@@ -147,19 +165,31 @@ impl Runbook for DlqOverflow {
         vec![
             Criterion::new(
                 "DLQ depth decreasing",
-                Probe::Json { api: Api::Dlq, path: "/dlq/stats", field: ".total_messages" },
+                Probe::Json {
+                    api: Api::Dlq,
+                    path: "/dlq/stats",
+                    field: ".total_messages",
+                },
                 Check::Decreasing { samples: 3 },
             )
             .eventually_within(Duration::from_secs(15 * 60)),
             Criterion::new(
                 "No new errors",
-                Probe::Json { api: Api::Dlq, path: "/dlq/errors/grouped", field: "." },
+                Probe::Json {
+                    api: Api::Dlq,
+                    path: "/dlq/errors/grouped",
+                    field: ".",
+                },
                 Check::NotIncreasing { samples: 3 },
             )
             .eventually_within(Duration::from_secs(10 * 60)),
             Criterion::new(
                 "Enrichment success rate normal (> 70%)",
-                Probe::Json { api: Api::Enrichment, path: "/stats", field: ".success_rate" },
+                Probe::Json {
+                    api: Api::Enrichment,
+                    path: "/stats",
+                    field: ".success_rate",
+                },
                 Check::Above(0.70),
             )
             .eventually_within(Duration::from_secs(20 * 60)),
@@ -173,7 +203,8 @@ impl DlqOverflow {
     async fn breaker_errors(&self, ops: &Ops) -> Result<(), StepError> {
         let phase = Phase::Resolve;
         if self.flaw == Some(Flaw::ReplayBeforeRecovery) {
-            ops.timeline.note(phase, "Flaw", "replaying without waiting for recovery");
+            ops.timeline
+                .note(phase, "Flaw", "replaying without waiting for recovery");
             steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
             return Ok(());
         }
@@ -195,10 +226,20 @@ impl DlqOverflow {
             )
             .await;
             if still_open.is_err() {
-                let health = steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
+                let health =
+                    steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
                 for provider in steps::open_breakers(&health) {
-                    if let ExternalState::Down(_) = steps::check_external(ops, phase, provider).await {
-                        steps::set_provider_enabled(ops, phase, provider, RowsNaming::FirstPriority, false).await?;
+                    if let ExternalState::Down(_) =
+                        steps::check_external(ops, phase, provider).await
+                    {
+                        steps::set_provider_enabled(
+                            ops,
+                            phase,
+                            provider,
+                            RowsNaming::FirstPriority,
+                            false,
+                        )
+                        .await?;
                         steps::reload_config(ops, phase).await?;
                     }
                 }
@@ -206,7 +247,11 @@ impl DlqOverflow {
             }
         }
         let health = steps::check_breakers(ops, phase, "Confirm breakers before replay").await?;
-        if health.api_clients.values().any(|c| c.enabled && c.state == BreakerState::Open) {
+        if health
+            .api_clients
+            .values()
+            .any(|c| c.enabled && c.state == BreakerState::Open)
+        {
             steps::reset_breakers(ops, phase).await?;
         }
         steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
@@ -237,9 +282,14 @@ async fn timeout_errors(ops: &Ops) -> Result<(), StepError> {
             move || async move {
                 let grouped = ops.dlq.errors_grouped().await.step("Check error rate")?;
                 let timeouts = grouped.get("timeout").copied().unwrap_or(0);
-                let before = last_count.lock().ok().and_then(|mut last| last.replace(timeouts));
+                let before = last_count
+                    .lock()
+                    .ok()
+                    .and_then(|mut last| last.replace(timeouts));
                 Ok(match before {
-                    Some(before) if timeouts <= before => Ok(format!("{timeouts} timeouts, not growing")),
+                    Some(before) if timeouts <= before => {
+                        Ok(format!("{timeouts} timeouts, not growing"))
+                    }
                     _ => Err(format!("{timeouts} timeouts")),
                 })
             },
@@ -281,13 +331,31 @@ async fn rate_limited(ops: &Ops) -> Result<(), StepError> {
         },
     )
     .await?;
-    steps::start_services(ops, phase, "Restart with reduced concurrency", &[Service::ScraperMixesdb]).await?;
+    steps::start_services(
+        ops,
+        phase,
+        "Restart with reduced concurrency",
+        &[Service::ScraperMixesdb],
+    )
+    .await?;
     ops.clock.sleep(Duration::from_secs(60)).await;
     steps::grep_logs(ops, phase, Service::ScraperMixesdb, 50, &[""]).await?;
-    steps::start_services(ops, phase, "Gradually add more scrapers", &[Service::Scraper1001Tracklists]).await?;
+    steps::start_services(
+        ops,
+        phase,
+        "Gradually add more scrapers",
+        &[Service::Scraper1001Tracklists],
+    )
+    .await?;
     // Not in the runbook text (a gap the drill found): without a replay the DLQ
     // cannot shrink, and the verification asks for exactly that.
-    steps::wait_for_breakers(ops, phase, "Wait for breakers to close before replay", Duration::from_secs(5 * 60)).await?;
+    steps::wait_for_breakers(
+        ops,
+        phase,
+        "Wait for breakers to close before replay",
+        Duration::from_secs(5 * 60),
+    )
+    .await?;
     steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
     Ok(())
 }
@@ -340,7 +408,11 @@ async fn invalid_data(ops: &Ops) -> Result<(), StepError> {
     ops.destructive(
         phase,
         "Purge bad messages that can't be fixed",
-        ops.dlq.0.curl(reqwest::Method::DELETE, &format!("/dlq/messages/before/{before}"), None),
+        ops.dlq.0.curl(
+            reqwest::Method::DELETE,
+            &format!("/dlq/messages/before/{before}"),
+            None,
+        ),
         "messages are archived, not replayed",
         ops.dlq.purge_before(&before),
         |o| format!("purged {}, archived {}", o.purged, o.archived),

@@ -30,7 +30,11 @@ pub fn by_id(id: &str) -> Result<Box<dyn DynRunbook>, UnknownRunbook> {
         .find(|r| r.meta().id == id)
         .ok_or_else(|| UnknownRunbook {
             id: id.to_owned(),
-            known: all().iter().map(|r| r.meta().id).collect::<Vec<_>>().join(", "),
+            known: all()
+                .iter()
+                .map(|r| r.meta().id)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 

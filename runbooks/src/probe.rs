@@ -155,11 +155,17 @@ impl Probe {
                 Ok(Reading::Number(rest.usage.max(graph.usage)))
             }
             Probe::DiskUsage => {
-                let host = ops.host.as_ref().ok_or(ProbeError::Unavailable("disk usage"))?;
+                let host = ops
+                    .host
+                    .as_ref()
+                    .ok_or(ProbeError::Unavailable("disk usage"))?;
                 Ok(Reading::Number(host.disk().await?.fraction()))
             }
             Probe::MemoryUsage => {
-                let host = ops.host.as_ref().ok_or(ProbeError::Unavailable("memory usage"))?;
+                let host = ops
+                    .host
+                    .as_ref()
+                    .ok_or(ProbeError::Unavailable("memory usage"))?;
                 Ok(Reading::Number(host.memory().await?.fraction()))
             }
             Probe::RedisInfo { field } => {
@@ -181,7 +187,10 @@ impl Probe {
     pub fn command(&self, ops: &Ops) -> String {
         match self {
             Probe::Json { api, path, field } => {
-                let url = http(ops, *api).url(path).map(|u| u.to_string()).unwrap_or_default();
+                let url = http(ops, *api)
+                    .url(path)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
                 format!("curl -s {url} | jq {field}")
             }
             Probe::Metric { api, name } => {
@@ -194,11 +203,19 @@ impl Probe {
             Probe::Sql { sql } => ops.psql(&sql.replace("$1::timestamptz", "NOW()")),
             Probe::Breakers => format!(
                 "curl -s {} | jq '.api_clients'",
-                ops.enrichment.0.url("/health").map(|u| u.to_string()).unwrap_or_default()
+                ops.enrichment
+                    .0
+                    .url("/health")
+                    .map(|u| u.to_string())
+                    .unwrap_or_default()
             ),
             Probe::PoolUsage => format!(
                 "curl -s {} | jq .pool.usage",
-                ops.rest_api.0.url("/health").map(|u| u.to_string()).unwrap_or_default()
+                ops.rest_api
+                    .0
+                    .url("/health")
+                    .map(|u| u.to_string())
+                    .unwrap_or_default()
             ),
             Probe::RedisInfo { field } => format!("redis-cli INFO | grep {field}"),
             Probe::DiskUsage => "df -h".to_owned(),

@@ -10,17 +10,27 @@ use std::time::Duration;
 
 use reqwest::Method;
 use wire::Service;
-use wire::api::{BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats, Provider};
+use wire::api::{
+    BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats,
+    Provider,
+};
 
 use crate::ops::{Ops, Phase, StepContext, StepError};
 use crate::probe::state_name;
 
 /// `curl http://localhost:8020/health | jq '.api_clients'`.
-pub async fn check_breakers(ops: &Ops, phase: Phase, title: &str) -> Result<EnrichmentHealth, StepError> {
+pub async fn check_breakers(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+) -> Result<EnrichmentHealth, StepError> {
     ops.act(
         phase,
         title,
-        format!("{} | jq '.api_clients'", ops.enrichment.0.curl(Method::GET, "/health", None)),
+        format!(
+            "{} | jq '.api_clients'",
+            ops.enrichment.0.curl(Method::GET, "/health", None)
+        ),
         ops.enrichment.health(),
         |health| describe_breakers(health),
     )
@@ -64,7 +74,10 @@ pub fn unhealthy_breakers(health: &EnrichmentHealth) -> Vec<Provider> {
 }
 
 /// `curl http://localhost:8020/metrics | grep circuit_breaker_failure_count`.
-pub async fn breaker_failure_counts(ops: &Ops, phase: Phase) -> Result<BTreeMap<Provider, f64>, StepError> {
+pub async fn breaker_failure_counts(
+    ops: &Ops,
+    phase: Phase,
+) -> Result<BTreeMap<Provider, f64>, StepError> {
     let text = ops
         .act(
             phase,
@@ -85,8 +98,12 @@ pub async fn breaker_failure_counts(ops: &Ops, phase: Phase) -> Result<BTreeMap<
     Ok(Provider::ALL
         .into_iter()
         .filter_map(|p| {
-            crate::ops::api::prometheus_value(&text, "circuit_breaker_failure_count", &[("provider", p.name())])
-                .map(|v| (p, v))
+            crate::ops::api::prometheus_value(
+                &text,
+                "circuit_breaker_failure_count",
+                &[("provider", p.name())],
+            )
+            .map(|v| (p, v))
         })
         .collect())
 }
@@ -109,11 +126,18 @@ pub async fn dlq_stats(ops: &Ops, phase: Phase, title: &str) -> Result<DlqStats,
 }
 
 /// `curl http://localhost:8024/dlq/errors/grouped | jq`.
-pub async fn dlq_errors_grouped(ops: &Ops, phase: Phase, title: &str) -> Result<DlqErrorsGrouped, StepError> {
+pub async fn dlq_errors_grouped(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+) -> Result<DlqErrorsGrouped, StepError> {
     ops.act(
         phase,
         title,
-        format!("{} | jq", ops.dlq.0.curl(Method::GET, "/dlq/errors/grouped", None)),
+        format!(
+            "{} | jq",
+            ops.dlq.0.curl(Method::GET, "/dlq/errors/grouped", None)
+        ),
         ops.dlq.errors_grouped(),
         |grouped| {
             grouped
@@ -127,13 +151,20 @@ pub async fn dlq_errors_grouped(ops: &Ops, phase: Phase, title: &str) -> Result<
 }
 
 /// `curl http://localhost:8024/dlq/messages?limit=N | jq`.
-pub async fn sample_dlq(ops: &Ops, phase: Phase, limit: usize, jq: &str) -> Result<Vec<DlqMessage>, StepError> {
+pub async fn sample_dlq(
+    ops: &Ops,
+    phase: Phase,
+    limit: usize,
+    jq: &str,
+) -> Result<Vec<DlqMessage>, StepError> {
     ops.act(
         phase,
         "Sample failed messages",
         format!(
             "{} | jq{jq}",
-            ops.dlq.0.curl(Method::GET, &format!("/dlq/messages?limit={limit}"), None)
+            ops.dlq
+                .0
+                .curl(Method::GET, &format!("/dlq/messages?limit={limit}"), None)
         ),
         ops.dlq.messages(limit),
         |messages| {
@@ -148,11 +179,18 @@ pub async fn sample_dlq(ops: &Ops, phase: Phase, limit: usize, jq: &str) -> Resu
 }
 
 /// `curl http://localhost:8020/stats | jq`.
-pub async fn enrichment_stats(ops: &Ops, phase: Phase, title: &str) -> Result<EnrichmentStats, StepError> {
+pub async fn enrichment_stats(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+) -> Result<EnrichmentStats, StepError> {
     ops.act(
         phase,
         title,
-        format!("{} | jq", ops.enrichment.0.curl(Method::GET, "/stats", None)),
+        format!(
+            "{} | jq",
+            ops.enrichment.0.curl(Method::GET, "/stats", None)
+        ),
         ops.enrichment.stats(),
         |s| {
             format!(
@@ -221,7 +259,9 @@ pub async fn set_provider_enabled(
         "UPDATE metadata_enrichment_config\nSET enabled = {enabled}\nWHERE {};",
         predicate.replace("$2", &format!("'{provider}'"))
     );
-    let sql = format!("UPDATE metadata_enrichment_config SET enabled = $1, updated_at = $3 WHERE {predicate}");
+    let sql = format!(
+        "UPDATE metadata_enrichment_config SET enabled = $1, updated_at = $3 WHERE {predicate}"
+    );
     let query = async {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(enabled)
@@ -238,7 +278,8 @@ pub async fn set_provider_enabled(
         format!("Disable {provider}")
     };
     if enabled {
-        ops.act(phase, &title, ops.psql(&shown), query, observe).await
+        ops.act(phase, &title, ops.psql(&shown), query, observe)
+            .await
     } else {
         ops.destructive(
             phase,
@@ -253,12 +294,22 @@ pub async fn set_provider_enabled(
 }
 
 /// Runs an UPDATE of `metadata_enrichment_config` from the runbook, as written.
-pub async fn update_config(ops: &Ops, phase: Phase, title: &str, sql: &'static str) -> Result<u64, StepError> {
+pub async fn update_config(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    sql: &'static str,
+) -> Result<u64, StepError> {
     ops.act(
         phase,
         title,
         ops.psql(sql),
-        async { sqlx::query(sql).execute(&ops.db).await.map(|r| r.rows_affected()) },
+        async {
+            sqlx::query(sql)
+                .execute(&ops.db)
+                .await
+                .map(|r| r.rows_affected())
+        },
         |rows| format!("{rows} rows updated"),
     )
     .await
@@ -269,7 +320,9 @@ pub async fn reload_config(ops: &Ops, phase: Phase) -> Result<(), StepError> {
     ops.act(
         phase,
         "Reload configuration",
-        ops.enrichment.0.curl(Method::POST, "/admin/config/reload", None),
+        ops.enrichment
+            .0
+            .curl(Method::POST, "/admin/config/reload", None),
         ops.enrichment.reload_config(),
         |_| "reloaded".to_owned(),
     )
@@ -293,7 +346,12 @@ pub async fn reset_breakers(ops: &Ops, phase: Phase) -> Result<(), StepError> {
 }
 
 /// Waits (bounded, modeled) until no breaker is OPEN; returns the final states.
-pub async fn wait_for_breakers(ops: &Ops, phase: Phase, title: &str, bound: Duration) -> Result<String, StepError> {
+pub async fn wait_for_breakers(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    bound: Duration,
+) -> Result<String, StepError> {
     ops.wait_until(phase, title, bound, Duration::from_secs(10), || async {
         let health = ops.enrichment.health().await.step(title)?;
         let described = describe_breakers(&health);
@@ -308,7 +366,12 @@ pub async fn wait_for_breakers(ops: &Ops, phase: Phase, title: &str, bound: Dura
 
 /// `curl -X POST http://localhost:8024/dlq/replay/batch -d '{"batch_size": N}'`,
 /// repeated until the DLQ is empty or a batch replays nothing.
-pub async fn replay_dlq(ops: &Ops, phase: Phase, batch_size: i64, max_batches: usize) -> Result<i64, StepError> {
+pub async fn replay_dlq(
+    ops: &Ops,
+    phase: Phase,
+    batch_size: i64,
+    max_batches: usize,
+) -> Result<i64, StepError> {
     let body = format!("{{\"batch_size\": {batch_size}}}");
     let mut total = 0;
     for _ in 0..max_batches {
@@ -316,7 +379,9 @@ pub async fn replay_dlq(ops: &Ops, phase: Phase, batch_size: i64, max_batches: u
             .act(
                 phase,
                 "Replay DLQ batch",
-                ops.dlq.0.curl(Method::POST, "/dlq/replay/batch", Some(&body)),
+                ops.dlq
+                    .0
+                    .curl(Method::POST, "/dlq/replay/batch", Some(&body)),
                 ops.dlq.replay_batch(batch_size),
                 |o| format!("replayed {}, {} remaining", o.replayed, o.remaining),
             )
@@ -330,7 +395,12 @@ pub async fn replay_dlq(ops: &Ops, phase: Phase, batch_size: i64, max_batches: u
 }
 
 /// `docker compose stop|start …`.
-pub async fn stop_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+pub async fn stop_services(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    services: &[Service],
+) -> Result<(), StepError> {
     ops.act(
         phase,
         title,
@@ -341,7 +411,12 @@ pub async fn stop_services(ops: &Ops, phase: Phase, title: &str, services: &[Ser
     .await
 }
 
-pub async fn start_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+pub async fn start_services(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    services: &[Service],
+) -> Result<(), StepError> {
     ops.act(
         phase,
         title,
@@ -352,7 +427,12 @@ pub async fn start_services(ops: &Ops, phase: Phase, title: &str, services: &[Se
     .await
 }
 
-pub async fn restart_services(ops: &Ops, phase: Phase, title: &str, services: &[Service]) -> Result<(), StepError> {
+pub async fn restart_services(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    services: &[Service],
+) -> Result<(), StepError> {
     ops.act(
         phase,
         title,
@@ -399,5 +479,9 @@ pub async fn grep_logs(
 }
 
 fn names(services: &[Service]) -> String {
-    services.iter().map(|s| s.name()).collect::<Vec<_>>().join(" ")
+    services
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -59,8 +59,17 @@ pub fn assert_drill_passed(report: &DrillReport) {
     assert!(report.passed(), "{}", report.render());
     assert!(report.time_to_detect.is_some(), "{}", report.render());
     let diagnosis = report.diagnosis.as_ref().expect("a diagnosis");
-    assert_eq!(diagnosis.scenario, report.expected_diagnosis, "{}", report.render());
-    assert!(report.verification.iter().all(|o| o.passed), "{}", report.render());
+    assert_eq!(
+        diagnosis.scenario,
+        report.expected_diagnosis,
+        "{}",
+        report.render()
+    );
+    assert!(
+        report.verification.iter().all(|o| o.passed),
+        "{}",
+        report.render()
+    );
     let ledger = report.ledger.as_ref().expect("a ledger");
     assert!(ledger.balanced(), "{}", report.render());
     let ttr = report.time_to_resolve.expect("resolved");

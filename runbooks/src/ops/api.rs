@@ -205,9 +205,15 @@ impl GatewayApi {
     /// (`docker compose exec api-gateway-internal curl -I …`).
     pub async fn probe_provider(&self, provider: wire::api::Provider) -> Result<u16, ApiError> {
         let path = match provider {
-            wire::api::Provider::Spotify => "spotify/v1/search?q=artist:probe%20track:probe&type=track&limit=1",
-            wire::api::Provider::Musicbrainz => "musicbrainz/ws/2/recording?query=probe&fmt=json&limit=1",
-            wire::api::Provider::Lastfm => "lastfm/2.0/?method=track.getInfo&artist=probe&track=probe&api_key=drill&format=json",
+            wire::api::Provider::Spotify => {
+                "spotify/v1/search?q=artist:probe%20track:probe&type=track&limit=1"
+            }
+            wire::api::Provider::Musicbrainz => {
+                "musicbrainz/ws/2/recording?query=probe&fmt=json&limit=1"
+            }
+            wire::api::Provider::Lastfm => {
+                "lastfm/2.0/?method=track.getInfo&artist=probe&track=probe&api_key=drill&format=json"
+            }
         };
         match self.0.get_text(path).await {
             Ok(_) => Ok(200),
@@ -229,7 +235,9 @@ impl DlqApi {
         self.0.get_json("/dlq/errors/grouped").await
     }
     pub async fn messages(&self, limit: usize) -> Result<Vec<DlqMessage>, ApiError> {
-        self.0.get_json(&format!("/dlq/messages?limit={limit}")).await
+        self.0
+            .get_json(&format!("/dlq/messages?limit={limit}"))
+            .await
     }
     pub async fn replay_batch(&self, batch_size: i64) -> Result<ReplayOutcome, ApiError> {
         self.0
@@ -319,7 +327,11 @@ error_rate_total 9
     #[test]
     fn prometheus_values_are_found_by_name_and_labels() {
         assert_eq!(
-            prometheus_value(METRICS, "circuit_breaker_failure_count", &[("provider", "spotify")]),
+            prometheus_value(
+                METRICS,
+                "circuit_breaker_failure_count",
+                &[("provider", "spotify")]
+            ),
             Some(5.0)
         );
         assert_eq!(prometheus_value(METRICS, "error_rate", &[]), Some(0.25));
@@ -334,8 +346,12 @@ error_rate_total 9
             "curl http://localhost:8024/dlq/stats"
         );
         assert!(
-            api.curl(Method::POST, "/dlq/replay/batch", Some("{\"batch_size\": 100}"))
-                .contains("-d '{\"batch_size\": 100}'")
+            api.curl(
+                Method::POST,
+                "/dlq/replay/batch",
+                Some("{\"batch_size\": 100}")
+            )
+            .contains("-d '{\"batch_size\": 100}'")
         );
     }
 }

@@ -23,8 +23,8 @@ use wire::Clock;
 use wire::api::Provider;
 
 pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
-pub use host::{Host, HostError, Usage};
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
+pub use host::{Host, HostError, Usage};
 pub use orchestrator::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
 pub use timeline::{Entry, Outcome, Phase, Timeline};
 
@@ -286,10 +286,7 @@ impl Ops {
                         phase,
                         title,
                         None,
-                        format!(
-                            "{value} after {}",
-                            timeline::format_modeled(waited)
-                        ),
+                        format!("{value} after {}", timeline::format_modeled(waited)),
                         Outcome::Ok,
                     );
                     return Ok(value);

@@ -179,8 +179,14 @@ mod tests {
         );
         let text = timeline.render();
         assert!(text.contains("investigate"), "{text}");
-        assert!(text.contains("✓ Check current DLQ stats — 2500 messages"), "{text}");
-        assert!(text.contains("$ curl http://localhost:8024/dlq/stats | jq"), "{text}");
+        assert!(
+            text.contains("✓ Check current DLQ stats — 2500 messages"),
+            "{text}"
+        );
+        assert!(
+            text.contains("$ curl http://localhost:8024/dlq/stats | jq"),
+            "{text}"
+        );
     }
 
     #[test]
