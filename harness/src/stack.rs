@@ -363,12 +363,12 @@ impl Stack {
         self.chaos.get(&service).cloned()
     }
 
-    /// The stack's directory: `logs/<service>.log`, `pg/`, `redis/`, `pids/`.
     /// A superuser pool on `musicdb`, for faults and checks that act below the API.
     pub fn admin_pool(&self) -> &PgPool {
         &self.admin
     }
 
+    /// The stack's directory: `logs/<service>.log`, `pg/`, `redis/`, `pids/`.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

@@ -102,7 +102,9 @@ impl Chaos {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang, partition)")]
+#[error(
+    "unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang, partition)"
+)]
 pub struct UnknownSwitch(pub String);
 
 /// Serves the control surface on `addr` in the background. Refuses non-loopback addresses.

@@ -16,11 +16,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 use wire::api::{ErrorKind, Provider};
 use wire::{Clock, Service};
 use wiremock::matchers::any;
-use wiremock::{Mock, MockGuard, MockServer, Respond, ResponseTemplate};
+
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use super::scenario::FaultSpec;
 
@@ -273,7 +276,7 @@ pub enum FaultError {
 }
 
 enum Healer {
-    Mock(MockGuard),
+    Mock(Arc<AtomicBool>),
     Chaos {
         url: Url,
         service: Service,
@@ -299,8 +302,8 @@ impl FaultGuard {
     pub async fn heal(mut self) -> Result<(), FaultError> {
         match self.healer.take() {
             None => Ok(()),
-            Some(Healer::Mock(guard)) => {
-                drop(guard);
+            Some(Healer::Mock(active)) => {
+                active.store(false, Ordering::SeqCst);
                 Ok(())
             }
             Some(Healer::Chaos {
@@ -344,7 +347,8 @@ impl FaultGuard {
 impl Drop for FaultGuard {
     fn drop(&mut self) {
         match self.healer.take() {
-            None | Some(Healer::Mock(_)) => {}
+            None => {}
+            Some(Healer::Mock(active)) => active.store(false, Ordering::SeqCst),
             // Drop cannot await; a blocking DELETE on loopback is short and bounded.
             Some(Healer::Chaos { url, .. }) => {
                 let _ = blocking_delete(&url);
@@ -361,18 +365,43 @@ impl Drop for FaultGuard {
     }
 }
 
-/// Mounts `response` above the provider's baseline for every request.
+/// Mounts `response` above the provider's baseline for every request, behind a
+/// switch: once the switch is off, the mock passes every request to the baseline.
+/// (A switch rather than an unmount: healing must work from any task, at once.)
 async fn mount(
     target: &dyn FaultTarget,
     provider: Provider,
     response: impl Respond + 'static,
-) -> MockGuard {
+) -> Arc<AtomicBool> {
+    let active = Arc::new(AtomicBool::new(true));
     Mock::given(any())
-        .respond_with(response)
+        .respond_with(Switchable {
+            active: active.clone(),
+            fault: Box::new(response),
+            baseline: target.provider_baseline(provider),
+        })
         // The baseline mocks sit at a lower priority (a higher number).
         .with_priority(1)
-        .mount_as_scoped(target.provider_server(provider))
-        .await
+        .mount(target.provider_server(provider))
+        .await;
+    active
+}
+
+/// The fault's answer while active, the provider's normal answer after healing.
+struct Switchable {
+    active: Arc<AtomicBool>,
+    fault: Box<dyn Respond>,
+    baseline: Box<dyn Respond>,
+}
+
+impl Respond for Switchable {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        if self.active.load(Ordering::SeqCst) {
+            self.fault.respond(request)
+        } else {
+            self.baseline.respond(request)
+        }
+    }
 }
 
 /// Serves another responder's answer after a delay.

@@ -118,10 +118,7 @@ impl Providers {
     /// The provider's normal answers as one responder, for faults that serve them
     /// changed (late, for a latency fault) rather than replacing them.
     pub fn baseline_responder(&self, provider: Provider) -> Box<dyn wiremock::Respond> {
-        Box::new(Baseline {
-            provider,
-            catalogue: self.catalogue.clone(),
-        })
+        Box::new(Baseline::new(provider, self.catalogue.clone()))
     }
 
     async fn mount_baseline(&self, provider: Provider) {
@@ -226,27 +223,47 @@ pub(crate) fn template(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("the provider fixtures are valid JSON")
 }
 
-/// A provider's baseline routes behind one responder.
-struct Baseline {
-    provider: Provider,
-    catalogue: Arc<Catalogue>,
+/// A provider's normal answers behind one responder, routed by path like the mounted
+/// baseline (built once: the fixture templates are parsed here, not per request).
+enum Baseline {
+    Spotify {
+        search: spotify::Search,
+        features: spotify::AudioFeatures,
+    },
+    MusicBrainz(musicbrainz::Recording),
+    LastFm(lastfm::TrackInfo),
+    Source(sources::Tracklists),
+}
+
+impl Baseline {
+    fn new(provider: Provider, catalogue: Arc<Catalogue>) -> Self {
+        match provider {
+            Provider::Spotify => Baseline::Spotify {
+                search: spotify::Search::new(catalogue.clone()),
+                features: spotify::AudioFeatures::new(catalogue),
+            },
+            Provider::MusicBrainz => Baseline::MusicBrainz(musicbrainz::Recording::new(catalogue)),
+            Provider::LastFm => Baseline::LastFm(lastfm::TrackInfo::new(catalogue)),
+            Provider::MixesDb => Baseline::Source(sources::Tracklists::mixesdb(catalogue)),
+            Provider::Tracklists1001 => {
+                Baseline::Source(sources::Tracklists::tracklists1001(catalogue))
+            }
+        }
+    }
 }
 
 impl wiremock::Respond for Baseline {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let catalogue = self.catalogue.clone();
-        let path = request.url.path();
-        match self.provider {
-            Provider::Spotify if path.starts_with("/v1/audio-features/") => {
-                spotify::AudioFeatures::new(catalogue).respond(request)
+        match self {
+            Baseline::Spotify { features, .. }
+                if request.url.path().starts_with("/v1/audio-features/") =>
+            {
+                features.respond(request)
             }
-            Provider::Spotify => spotify::Search::new(catalogue).respond(request),
-            Provider::MusicBrainz => musicbrainz::Recording::new(catalogue).respond(request),
-            Provider::LastFm => lastfm::TrackInfo::new(catalogue).respond(request),
-            Provider::MixesDb => sources::Tracklists::mixesdb(catalogue).respond(request),
-            Provider::Tracklists1001 => {
-                sources::Tracklists::tracklists1001(catalogue).respond(request)
-            }
+            Baseline::Spotify { search, .. } => search.respond(request),
+            Baseline::MusicBrainz(recording) => recording.respond(request),
+            Baseline::LastFm(info) => info.respond(request),
+            Baseline::Source(tracklists) => tracklists.respond(request),
         }
     }
 }

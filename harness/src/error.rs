@@ -1,0 +1,122 @@
+//! Why a stack could not be started, reset or stopped, with enough context to act on.
+//!
+//! Every message names the thing that failed and, where there is one, what to do about
+//! it (the package to install, the command that shows who holds a port, the last lines
+//! of the log of a service that died while booting).
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wire::Service;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("invalid stack options: {0}")]
+    InvalidOptions(String),
+
+    /// A program the local backend runs is not installed.
+    #[error("{program} not found {searched}; install it with `{install}`")]
+    MissingBinary {
+        program: String,
+        /// Where it was looked for, e.g. "on PATH".
+        searched: String,
+        install: String,
+    },
+
+    #[error(
+        "the twin binary {} does not exist or is not executable; build it with `cargo build --bin drill`",
+        path.display()
+    )]
+    MissingTwinBinary { path: PathBuf },
+
+    #[error(
+        "running as root, PostgreSQL must run as the `postgres` OS user, which does not exist; \
+         install PostgreSQL with `apt-get install postgresql-15` (it creates the user)"
+    )]
+    NoPostgresUser,
+
+    /// A port the runbooks name is taken (drill mode only).
+    #[error(
+        "port {port} for {service} is in use; stop what holds it (`ss -ltnp 'sport = :{port}'`) or run in test mode"
+    )]
+    PortInUse { port: u16, service: Service },
+
+    #[error("no free loopback port found after {attempts} attempts: {reason}")]
+    NoFreePort { attempts: usize, reason: String },
+
+    /// A service's process ended while the stack was waiting for it to become ready.
+    #[error("{service} exited during boot ({status}); last lines of {}:\n{tail}", log.display())]
+    ExitedDuringBoot {
+        service: Service,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+
+    /// A bounded wait ran out.
+    #[error("timed out after {waited:?} waiting for {what}; last error: {last_error}{log_tail}")]
+    Timeout {
+        what: String,
+        waited: Duration,
+        last_error: String,
+        /// Empty, or a newline and the last lines of the service's log.
+        log_tail: String,
+    },
+
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{action}: {source}")]
+    Database {
+        action: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("applying the musicdb migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("{action}: {source}")]
+    Redis {
+        action: String,
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A twin service's chaos control surface refused or failed a request.
+    #[error("{service}: {action} at {url} failed: {reason}")]
+    Chaos {
+        service: Service,
+        action: &'static str,
+        url: String,
+        reason: String,
+    },
+
+    #[error(transparent)]
+    Orchestrator(#[from] runbooks::ops::OrchestratorError),
+
+    #[error("the stack has been shut down")]
+    ShutDown,
+}
+
+impl StackError {
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(io::Error) -> StackError {
+        let action = action.into();
+        move |source| StackError::Io { action, source }
+    }
+
+    pub(crate) fn db(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StackError {
+        let action = action.into();
+        move |source| StackError::Database { action, source }
+    }
+
+    pub(crate) fn redis(action: impl Into<String>) -> impl FnOnce(redis::RedisError) -> StackError {
+        let action = action.into();
+        move |source| StackError::Redis { action, source }
+    }
+}

@@ -1,0 +1,216 @@
+//! Reaping what killed runs left behind.
+//!
+//! A stack dropped normally stops its processes and removes its run directory. A run
+//! killed with SIGKILL cannot: its twin services exit on their own when their parent
+//! dies (they watch `DRILL_PARENT_PID`), but PostgreSQL and Redis do not. So every
+//! [`crate::Stack::start`] first reaps each run directory whose owner process is gone:
+//! it kills the processes recorded there (after checking that each PID still belongs to
+//! the process that was recorded, not to a newer one), then removes the directory and
+//! the run's port claims.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use super::procfs;
+use super::run_dir::{self, OWNER_FILE, Owner, PidRecord};
+use crate::{ports, wait};
+
+/// What one reaping pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Run ids of the directories removed.
+    pub runs: Vec<String>,
+    /// PIDs that were still running and were killed.
+    pub killed: Vec<i32>,
+}
+
+/// A directory still being created (hidden name) is left alone for this long.
+const CREATION_GRACE: Duration = Duration::from_secs(600);
+/// How long to wait for killed processes to disappear (so their ports are free again).
+const KILL_WAIT: Duration = Duration::from_secs(3);
+
+/// Reaps every run under `root` whose owner is dead.
+pub fn reap_stale_runs(root: &Path) -> ReapReport {
+    let mut report = ReapReport::default();
+    let runs = run_dir::runs_dir(root);
+    let Ok(entries) = fs::read_dir(&runs) else {
+        return report;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            if older_than(&path, CREATION_GRACE) {
+                run_dir::remove_tree(&path);
+            }
+            continue;
+        }
+        let owner: Option<Owner> = fs::read(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        if owner.as_ref().is_some_and(Owner::is_alive) {
+            continue;
+        }
+        if owner.is_none() && !older_than(&path, Duration::from_secs(60)) {
+            // Unreadable owner in a fresh directory: possibly not ours to judge yet.
+            continue;
+        }
+        report.killed.extend(kill_recorded(&path));
+        run_dir::remove_tree(&path);
+        tracing::info!(
+            run = name,
+            label = owner.map(|o| o.label).unwrap_or_default(),
+            "reaped a stale run"
+        );
+        report.runs.push(name);
+    }
+    ports::reap_stale_claims(root);
+    report
+}
+
+/// Kills the processes recorded in a run directory (and its PostgreSQL postmaster, by
+/// `pg/postmaster.pid`), then waits for them to be gone.
+fn kill_recorded(run: &Path) -> Vec<i32> {
+    let mut records: Vec<PidRecord> = run_dir::read_records(run)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    if let Some(pid) = postmaster_pid(&run.join("pg")) {
+        records.push(PidRecord {
+            pid,
+            start_time: None,
+            // The postmaster's command line names its data directory.
+            program: run.join("pg").to_string_lossy().into_owned(),
+        });
+    }
+    let mut killed = Vec::new();
+    let mut victims = Vec::new();
+    for record in records {
+        if !record.is_still_ours() || killed.contains(&record.pid) {
+            continue;
+        }
+        // The process with its group (our children lead one) and its descendants
+        // (PostgreSQL's backends, which leave the postmaster's group).
+        let family: Vec<procfs::Identity> = procfs::family(record.pid)
+            .into_iter()
+            .filter_map(procfs::Identity::of)
+            .collect();
+        if procfs::stat(record.pid).is_some_and(|s| s.pgrp == record.pid) {
+            let _ = killpg(Pid::from_raw(record.pid), Signal::SIGKILL);
+        }
+        for member in &family {
+            let _ = kill(Pid::from_raw(member.pid), Signal::SIGKILL);
+        }
+        killed.push(record.pid);
+        victims.extend(family);
+    }
+    let gone = wait::until_blocking(KILL_WAIT, Duration::from_millis(5), || {
+        victims.iter().all(|m| !m.is_alive())
+    });
+    if !gone {
+        tracing::warn!(?killed, "reaped processes are still alive after SIGKILL");
+    }
+    killed
+}
+
+/// The PID on the first line of `postmaster.pid`, if the file exists.
+pub(crate) fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::run_dir::RunDir;
+    use std::process::Command;
+
+    /// A PID that certainly ran and certainly ended: a child that exited and was reaped.
+    fn dead_pid() -> i32 {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_run_whose_owner_died_is_reaped_and_its_live_process_killed() {
+        let root = tempfile::tempdir().unwrap();
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let owner = Owner {
+            pid: dead_pid(),
+            start_time: Some(1),
+            label: "killed test".into(),
+            run_id: "1-2-3".into(),
+            started_at: "2025-01-01T00:00:00Z".into(),
+        };
+        let run = RunDir::create_with_owner(root.path(), owner).unwrap();
+        run.record("sleeper", &PidRecord::of(sleeper.id() as i32, "sleep"))
+            .unwrap();
+        let path = run.path().to_owned();
+        std::mem::forget(run); // as if the owner were killed: no cleanup ran
+
+        let report = reap_stale_runs(root.path());
+
+        assert_eq!(report.runs, vec!["1-2-3".to_owned()]);
+        assert_eq!(report.killed, vec![sleeper.id() as i32]);
+        let status = sleeper.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc_sigkill()));
+        assert!(!path.exists(), "the run directory is removed");
+    }
+
+    #[test]
+    fn a_run_whose_owner_lives_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), "alive").unwrap();
+        let report = reap_stale_runs(root.path());
+        assert!(report.runs.is_empty());
+        assert!(run.path().exists());
+        run.remove();
+        assert!(!run.path().exists());
+    }
+
+    #[test]
+    fn a_recycled_pid_is_not_killed() {
+        // The recorded start time does not match the live process that now has the PID.
+        let root = tempfile::tempdir().unwrap();
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let owner = Owner {
+            pid: dead_pid(),
+            start_time: None,
+            label: "old".into(),
+            run_id: "4-5-6".into(),
+            started_at: String::new(),
+        };
+        let run = RunDir::create_with_owner(root.path(), owner).unwrap();
+        let mut record = PidRecord::of(sleeper.id() as i32, "sleep");
+        record.start_time = record.start_time.map(|t| t + 1);
+        run.record("sleeper", &record).unwrap();
+        std::mem::forget(run);
+
+        let report = reap_stale_runs(root.path());
+
+        assert_eq!(report.runs.len(), 1);
+        assert!(report.killed.is_empty());
+        assert!(sleeper.try_wait().unwrap().is_none(), "sleep still runs");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+
+    fn libc_sigkill() -> i32 {
+        Signal::SIGKILL as i32
+    }
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the harness's integration tests.
+#![allow(dead_code)] // each test target uses a different subset
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::StackOptions;
+
+/// The stand-in twin (`src/bin/stub-twin.rs`): /health and the chaos surface only.
+pub fn stub_twin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_harness-stub-twin"))
+}
+
+/// Test options with the stand-in twin and a smaller history (faster template builds).
+pub fn stub_options() -> StackOptions {
+    let mut options = StackOptions::for_tests(stub_twin());
+    options.tracks = 2000;
+    options
+}
+
+/// The real twin: `$DRILL_TWIN_BIN`, else `target/debug/drill` of this workspace.
+pub fn drill_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("DRILL_TWIN_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = option_env!("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let drill = target.join("debug").join("drill");
+    assert!(
+        drill.is_file(),
+        "the twin binary {} is missing: run `cargo build --bin drill` first \
+         (or point DRILL_TWIN_BIN at a drill binary)",
+        drill.display()
+    );
+    drill
+}
+
+/// An HTTP client that never uses a proxy (tests only talk to loopback).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Whether a process with this PID exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    harness::local::procfs::is_alive(pid as i32)
+}
+
+/// Whether anything accepts TCP connections on 127.0.0.1:port.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
