@@ -32,7 +32,7 @@ pub async fn check_breakers(
             ops.enrichment.0.curl(Method::GET, "/health", None)
         ),
         ops.enrichment.health(),
-        |health| describe_breakers(health),
+        describe_breakers,
     )
     .await
 }

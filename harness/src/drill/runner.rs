@@ -352,6 +352,7 @@ fn modeled_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
 }
 
 /// The config table, one line per row, for detecting what remediation changed.
+#[allow(clippy::type_complexity)] // one row of the config table, read once
 async fn config_snapshot(ops: &Ops) -> anyhow::Result<Vec<String>> {
     let rows: Vec<(
         String,

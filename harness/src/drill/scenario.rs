@@ -199,12 +199,12 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
         return Err(semantic("expect.budget_minutes must be positive".into()));
     }
     for fault in &file.faults {
-        if let FaultSpec::DlqFlood { messages, mix } = fault {
-            if *messages == 0 || mix.values().all(|w| *w == 0) {
-                return Err(semantic(
-                    "a dlq-flood needs messages > 0 and a mix with a positive weight".into(),
-                ));
-            }
+        if let FaultSpec::DlqFlood { messages, mix } = fault
+            && (*messages == 0 || mix.values().all(|w| *w == 0))
+        {
+            return Err(semantic(
+                "a dlq-flood needs messages > 0 and a mix with a positive weight".into(),
+            ));
         }
     }
     Ok(Scenario {
