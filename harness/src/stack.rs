@@ -1,38 +1,23 @@
-//! A running twin of SongNodes and its handles.
+//! A running twin of SongNodes and its handles: what drills and tests hold on to.
 //!
-//! Boot order, with what can overlap overlapping:
-//! 1. checks that cost nothing to undo: options, binaries, the `postgres` user, reaping
-//!    stale runs, and (drill mode) that every documented port is free;
-//! 2. the run directory, ports, the catalogue and the provider stand-ins;
-//! 3. in parallel: PostgreSQL (template from the cache or built once, copied, started,
-//!    seed restored at modeled now) and Redis;
-//! 4. every twin service at once, each ready when its chaos surface (and `/health`,
-//!    for services with an API) answers.
-//!
-//! Any error on the way drops what was started: the supervisor's `Drop` stops every
-//! child and removes the run directory, so a failed start leaves nothing running.
+//! The local backend builds it ([`crate::local::boot`]); this module is the handle:
+//! addresses, clock, orchestrator, providers, chaos surfaces, reset, and a teardown
+//! that runs on `Drop` too, so a panicking test leaves nothing running.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use url::Url;
 use wire::{Clock, Service};
 
 use crate::catalogue::Catalogue;
-use crate::local::postgres::{self, APP_USER, DATABASE, Listen, SUPERUSER};
 use crate::local::supervisor::{SlotStatus, Supervisor};
-use crate::local::twin::{self, Wiring};
-use crate::local::{
-    Binaries, LocalOrchestrator, TemplateOutcome, logs, reaper, redis as local_redis, run_dir,
-    template,
-};
-use crate::providers::{self, Provider, Providers};
-use crate::{StackError, dirs, ports, seed};
+use crate::local::{LocalOrchestrator, TemplateOutcome, boot};
+use crate::providers::Providers;
+use crate::{StackError, seed};
 
 /// Which ports a stack binds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +84,8 @@ pub struct BootReport {
     pub template: TemplateOutcome,
     /// Copying the template into the stack's data directory.
     pub data_dir_copy: Duration,
-    /// From the start of the boot until PostgreSQL accepted connections.
+    /// From the start of the database step (template lookup) until PostgreSQL accepted
+    /// connections.
     pub postgres_ready: Duration,
     /// Restoring the seeded rows.
     pub seed_restore: Duration,
@@ -124,213 +110,27 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Boots a stack; on error nothing is left running.
+    /// Boots a stack (see [`crate::local::boot`] for the steps); on error nothing is
+    /// left running.
     pub async fn start(options: StackOptions) -> Result<Stack, StackError> {
-        let started = Instant::now();
-        let clock = Clock::starting_now(options.scale)
-            .map_err(|e| StackError::InvalidOptions(e.to_string()))?;
-        let bins = Binaries::locate(&options.twin_binary)?;
-        let pg_owner = postgres::run_as()?;
-        let root = dirs::runtime_root()?;
-        let reap_root = root.clone();
-        let reaped = tokio::task::spawn_blocking(move || reaper::reap_stale_runs(&reap_root))
-            .await
-            .unwrap_or_default();
-        if !reaped.runs.is_empty() {
-            tracing::info!(runs = ?reaped.runs, killed = ?reaped.killed, "reaped stale runs");
-        }
-        let ipv6 = ports::ipv6_loopback();
-        if options.ports == PortMode::Documented {
-            for service in Service::ALL {
-                if let Some(port) = service.drill_port() {
-                    ports::check_documented(service, port, service == Service::Postgres && ipv6)?;
-                }
-            }
-        }
-
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| StackError::InvalidOptions(format!("building an HTTP client: {e}")))?;
-        let run = run_dir::RunDir::create(&root, &options.label)?;
-        // From here on, dropping the supervisor cleans up whatever was started.
-        let mut supervisor = Supervisor::new(run, http.clone());
-        let data_dir = supervisor.run_dir().path().to_owned();
-        let run_id = supervisor.run_dir().run_id().to_owned();
-
-        let port_for = |service: Service| -> Result<u16, StackError> {
-            match (options.ports, service.drill_port()) {
-                (PortMode::Documented, Some(port)) => Ok(port),
-                _ => supervisor.run_dir().claim_port(),
-            }
-        };
-        let pg_port = port_for(Service::Postgres)?;
-        let redis_port = port_for(Service::Redis)?;
-        let mut listen = BTreeMap::new();
-        let mut chaos = BTreeMap::new();
-        for service in Service::TWIN {
-            if service.drill_port().is_some() {
-                listen.insert(service, loopback(port_for(service)?));
-            }
-            chaos.insert(service, loopback(supervisor.run_dir().claim_port()?));
-        }
-
-        // The provider servers listen now (their URLs wire the twin); their baselines are
-        // mounted once the catalogue exists, while PostgreSQL and Redis start.
-        let listening = providers::Listening::start().await;
-
-        let pgdata = data_dir.join("pg");
-        let redis_dir = data_dir.join("redis");
-        std::fs::create_dir(&redis_dir)
-            .map_err(StackError::io(format!("creating {}", redis_dir.display())))?;
-        let pg_addresses = match (options.ports, ipv6) {
-            // `psql -h localhost` may try ::1 first.
-            (PortMode::Documented, true) => "127.0.0.1,::1",
-            _ => "127.0.0.1",
-        };
-        supervisor.add(
-            Service::Postgres,
-            postgres::slot(
-                &bins,
-                &pgdata,
-                &Listen {
-                    port: pg_port,
-                    addresses: pg_addresses.into(),
-                },
-                pg_owner,
-                &logs::path(&data_dir, Service::Postgres),
-                DATABASE,
-            ),
-        );
-        supervisor.add(
-            Service::Redis,
-            local_redis::slot(
-                &bins,
-                redis_port,
-                "127.0.0.1",
-                &redis_dir,
-                &logs::path(&data_dir, Service::Redis),
-            ),
-        );
-        let http_url = |service: Service| base_url(listen[&service]);
-        let endpoints = Endpoints {
-            enrichment: http_url(Service::MetadataEnrichment),
-            gateway: http_url(Service::ApiGatewayInternal),
-            dlq: http_url(Service::DlqManager),
-            rest_api: http_url(Service::RestApi),
-            graph_api: http_url(Service::GraphApi),
-            database_url: postgres::url(pg_port, APP_USER, DATABASE),
-            admin_database_url: postgres::url(pg_port, SUPERUSER, DATABASE),
-            redis_url: local_redis::url(redis_port),
-            postgres_port: pg_port,
-            redis_port,
-        };
-        let wiring = Wiring {
-            clock,
-            database_url: endpoints.database_url.clone(),
-            redis_url: endpoints.redis_url.clone(),
-            enrichment_url: endpoints.enrichment.clone(),
-            gateway_url: endpoints.gateway.clone(),
-            spotify_url: listening.url(Provider::Spotify),
-            musicbrainz_url: listening.url(Provider::MusicBrainz),
-            lastfm_url: listening.url(Provider::LastFm),
-            mixesdb_url: listening.url(Provider::MixesDb),
-            tracklists1001_url: listening.url(Provider::Tracklists1001),
-            run_id,
-        };
-        for service in Service::TWIN {
-            supervisor.add(
-                service,
-                twin::slot(
-                    &bins,
-                    service,
-                    listen.get(&service).copied(),
-                    chaos[&service],
-                    &wiring,
-                    &logs::path(&data_dir, service),
-                    &data_dir,
-                ),
-            );
-        }
-        let supervisor = Arc::new(supervisor);
-
-        // PostgreSQL (with its seed), Redis and the providers come up side by side.
-        let (seed_value, tracks) = (options.seed, options.tracks);
-        let providers = async {
-            let catalogue = tokio::task::spawn_blocking(move || {
-                Catalogue::shared(seed_value, Catalogue::len_for(tracks))
-            })
-            .await
-            .map_err(|e| StackError::InvalidOptions(format!("generating the catalogue: {e}")))?;
-            Ok::<_, StackError>(listening.mount(catalogue).await)
-        };
-        let database = async {
-            let template =
-                template::ensure(&bins, &dirs::cache_dir(), &root, seed_value, tracks).await?;
-            let copy_started = Instant::now();
-            let (from, to) = (template.pgdata.clone(), pgdata.clone());
-            tokio::task::spawn_blocking(move || postgres::copy_data_dir(&from, &to, pg_owner))
-                .await
-                .map_err(|e| StackError::InvalidOptions(format!("copying the template: {e}")))??;
-            let data_dir_copy = copy_started.elapsed();
-            supervisor.start(Service::Postgres).await?;
-            let postgres_ready = started.elapsed();
-            let admin = PgPoolOptions::new()
-                .max_connections(2)
-                .min_connections(0)
-                // Idle harness connections would show in the runbook's idle-connection check.
-                .idle_timeout(Duration::from_secs(60))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(postgres::connect_options(pg_port, SUPERUSER, DATABASE))
-                .await
-                .map_err(StackError::db("connecting to musicdb as postgres"))?;
-            let restore_started = Instant::now();
-            seed::snapshot::restore(&admin, clock.now()).await?;
-            Ok::<_, StackError>((
-                template.outcome,
-                data_dir_copy,
-                admin,
-                postgres_ready,
-                restore_started.elapsed(),
-            ))
-        };
-        let (database, cache, providers) =
-            tokio::join!(database, supervisor.start(Service::Redis), providers);
-        let (template_outcome, data_dir_copy, admin, postgres_ready, seed_restore) = database?;
-        cache?;
-        let providers = providers?;
-
-        let twin_started = Instant::now();
-        start_all(&supervisor, &Service::TWIN).await?;
-        let twin_ready = twin_started.elapsed();
-
-        let redis = ::redis::Client::open(endpoints.redis_url.as_str())
+        let booted = boot::boot(&options).await?;
+        let redis = ::redis::Client::open(booted.endpoints.redis_url.as_str())
             .map_err(StackError::redis("opening a Redis client"))?;
-        let chaos = chaos
-            .into_iter()
-            .map(|(s, addr)| (s, base_url(addr)))
-            .collect();
         Ok(Stack {
-            endpoints,
-            clock,
-            providers,
-            orchestrator: Arc::new(LocalOrchestrator::new(supervisor.clone(), data_dir.clone())),
-            supervisor,
-            admin,
+            orchestrator: Arc::new(LocalOrchestrator::new(
+                booted.supervisor.clone(),
+                booted.data_dir.clone(),
+            )),
+            endpoints: booted.endpoints,
+            clock: booted.clock,
+            providers: booted.providers,
+            supervisor: booted.supervisor,
+            admin: booted.admin,
             redis,
-            http,
-            chaos,
-            data_dir,
-            boot: BootReport {
-                template: template_outcome,
-                data_dir_copy,
-                postgres_ready,
-                seed_restore,
-                twin_ready,
-                total: started.elapsed(),
-            },
+            http: booted.http,
+            chaos: booted.chaos,
+            data_dir: booted.data_dir,
+            boot: booted.report,
         })
     }
 
@@ -472,28 +272,4 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.supervisor.teardown_blocking();
     }
-}
-
-/// Starts `services` concurrently; if any fails, reports the most telling error (a
-/// service that exited beats one that merely timed out, since the timeout is often a
-/// consequence).
-async fn start_all(supervisor: &Supervisor, services: &[Service]) -> Result<(), StackError> {
-    let results = futures::future::join_all(services.iter().map(|&s| supervisor.start(s))).await;
-    let mut errors: Vec<StackError> = results.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let exited = errors
-        .iter()
-        .position(|e| matches!(e, StackError::ExitedDuringBoot { .. }))
-        .unwrap_or(0);
-    Err(errors.swap_remove(exited))
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-fn base_url(addr: SocketAddr) -> Url {
-    Url::parse(&format!("http://{addr}/")).expect("a socket address makes a URL")
 }

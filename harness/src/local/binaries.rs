@@ -27,16 +27,22 @@ impl Binaries {
                 searched: "on PATH".into(),
                 install: "apt-get install redis-server".into(),
             })?;
-        if !is_executable(twin) {
-            return Err(StackError::MissingTwinBinary {
-                path: twin.to_owned(),
-            });
+        // A bare name is looked up on PATH; a relative path would be ambiguous once the
+        // child runs in the stack's directory, so the path is made absolute.
+        let twin = if twin.components().count() == 1 && !twin.is_absolute() {
+            find_on_path(&twin.to_string_lossy(), &path).unwrap_or_else(|| twin.to_owned())
+        } else {
+            twin.to_owned()
+        };
+        if !is_executable(&twin) {
+            return Err(StackError::MissingTwinBinary { path: twin });
         }
+        let twin = std::fs::canonicalize(&twin).unwrap_or(twin);
         Ok(Self {
             initdb: pg_dir.join("initdb"),
             postgres: pg_dir.join("postgres"),
             redis_server,
-            twin: twin.to_owned(),
+            twin,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The local backend: PostgreSQL and Redis from the host's binaries, the twin's services
 //! as child processes, everything on loopback and under one run directory.
 //!
+//! - [`boot`]: the steps of bringing a stack up;
 //! - [`binaries`]: finding the programs before anything starts;
 //! - [`template`]: the cached, seeded PostgreSQL data directory each stack copies;
 //! - `postgres`, `redis`, `twin`: how each kind of service is launched and probed;
@@ -11,6 +12,7 @@
 //! - [`logs`]: one log file per service, and reading its tail.
 
 pub mod binaries;
+pub mod boot;
 pub mod logs;
 pub mod orchestrator;
 pub(crate) mod postgres;

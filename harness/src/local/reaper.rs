@@ -162,10 +162,16 @@ mod tests {
         let path = run.path().to_owned();
         std::mem::forget(run); // as if the owner were killed: no cleanup ran
 
+        let pid = sleeper.id() as i32;
+        let before = (procfs::stat(pid), procfs::cmdline(pid));
         let report = reap_stale_runs(root.path());
 
         assert_eq!(report.runs, vec!["1-2-3".to_owned()]);
-        assert_eq!(report.killed, vec![sleeper.id() as i32]);
+        assert_eq!(
+            report.killed,
+            vec![pid],
+            "the sleeper before reaping: {before:?}"
+        );
         let status = sleeper.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc_sigkill()));

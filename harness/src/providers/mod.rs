@@ -107,6 +107,10 @@ impl Providers {
     }
 
     /// Removes every mock (fault mocks included) and mounts the baselines again.
+    ///
+    /// A scoped mock's guard (`mount_as_scoped`) must not outlive a reset: wiremock
+    /// panics when such a guard is dropped after the server it was mounted on was reset.
+    /// Faults that must heal independently of resets mount plainly behind a switch.
     pub async fn reset(&self) {
         futures::future::join_all(Provider::ALL.map(|provider| async move {
             self.server(provider).reset().await;

@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::catalogue::{Catalogue, CatalogueTrack, rng_for};
 
 /// Bumped whenever generation or loading changes (it is part of the template's cache key).
-pub const SEED_GENERATOR_VERSION: u32 = 1;
+pub const SEED_GENERATOR_VERSION: u32 = 2;
 
 /// The instant seeded ages are measured back from.
 pub fn anchor() -> DateTime<Utc> {
@@ -298,7 +298,6 @@ impl SeedData {
                 track.enriched_age_ms = Some(enriched_age);
                 track.updated_age_ms = enriched_age;
                 let mut sources = Vec::new();
-                let mut fields = Vec::new();
                 // Field groups as the twin fills them (docs/twin.md), from what each provider knows.
                 if entry.on_spotify {
                     sources.push("spotify");
@@ -306,40 +305,33 @@ impl SeedData {
                     track.isrc = Some(entry.isrc.clone());
                     track.bpm = Some(entry.bpm);
                     track.key = Some(entry.key_name());
-                    fields.extend(["spotify_id", "isrc", "bpm", "key"]);
                 }
                 if entry.on_musicbrainz {
                     sources.push("musicbrainz");
                     if track.isrc.is_none() {
                         track.isrc = Some(entry.isrc.clone());
-                        fields.push("isrc");
                     }
                     track.musicbrainz_id = Some(entry.musicbrainz_id.clone());
                     track.duration_ms = Some(entry.duration_ms as i32);
-                    fields.extend(["musicbrainz_id", "duration_ms"]);
                 }
                 if entry.on_lastfm {
                     sources.push("lastfm");
                     track.genre = Some(entry.genre.to_owned());
                     track.popularity = Some(i32::from(entry.popularity));
                     track.lastfm_listeners = Some(entry.listeners as i64);
-                    fields.extend(["genre", "popularity", "lastfm_listeners"]);
                 } else if entry.on_musicbrainz {
                     track.genre = Some(entry.genre.to_owned());
-                    fields.push("genre");
                 }
                 // A share of partial payloads: one field a provider left out.
                 if rng.random_bool(0.05) {
-                    let dropped = rng.random_range(0..4);
-                    let field = match dropped {
-                        0 => track.key.take().map(|_| "key"),
-                        1 => track.bpm.take().map(|_| "bpm"),
-                        2 => track.genre.take().map(|_| "genre"),
-                        _ => track.isrc.take().map(|_| "isrc"),
-                    };
-                    fields.retain(|f| Some(*f) != field);
+                    match rng.random_range(0..4) {
+                        0 => track.key = None,
+                        1 => track.bpm = None,
+                        2 => track.genre = None,
+                        _ => track.isrc = None,
+                    }
                 }
-                let (score, errors) = quality_of(&track, rng);
+                let (score, errors) = quality_of(&track);
                 self.quality.push(SeedQuality {
                     id: 0,
                     track_id,
@@ -352,7 +344,7 @@ impl SeedData {
                     id: 0,
                     track_id,
                     sources_used: sources.join(","),
-                    fields_enriched: fields,
+                    fields_enriched: present_fields(&track),
                     quality_score: Some(score),
                     status: "success",
                     worker,
@@ -377,30 +369,46 @@ impl SeedData {
     }
 }
 
-/// The score and validation errors of an enriched track: 100 less a penalty per missing
-/// field, less a little noise (providers disagree slightly on what they return).
-fn quality_of(
-    track: &SeedTrack,
-    rng: &mut rand_chacha::ChaCha8Rng,
-) -> (f64, Option<Vec<&'static str>>) {
-    let rules: [(&'static str, bool, f64); 7] = [
-        ("missing_spotify_id", track.spotify_id.is_none(), 15.0),
-        ("missing_isrc", track.isrc.is_none(), 10.0),
-        ("missing_bpm", track.bpm.is_none(), 15.0),
-        ("missing_key", track.key.is_none(), 10.0),
+/// The score and validation errors of an enriched track, computed as the twin's quality
+/// scoring does (twin/src/quality.rs): the weights of the fields present (they sum to
+/// 100), and a `missing_<field>` rule per absent field, in the twin's order, so seeded
+/// and live rows group together under `GROUP BY validation_errors`.
+fn quality_of(track: &SeedTrack) -> (f64, Option<Vec<&'static str>>) {
+    let fields: [(&'static str, bool, f64); 7] = [
+        ("missing_spotify_id", track.spotify_id.is_some(), 25.0),
+        ("missing_isrc", track.isrc.is_some(), 15.0),
+        ("missing_bpm", track.bpm.is_some(), 20.0),
+        ("missing_key", track.key.is_some(), 15.0),
         (
             "missing_musicbrainz_id",
-            track.musicbrainz_id.is_none(),
+            track.musicbrainz_id.is_some(),
             10.0,
         ),
-        ("missing_duration", track.duration_ms.is_none(), 5.0),
-        ("missing_genre", track.genre.is_none(), 10.0),
+        ("missing_genre", track.genre.is_some(), 10.0),
+        ("missing_duration_ms", track.duration_ms.is_some(), 5.0),
     ];
-    let errors: Vec<&'static str> = rules.iter().filter(|r| r.1).map(|r| r.0).collect();
-    let penalty: f64 = rules.iter().filter(|r| r.1).map(|r| r.2).sum();
-    let noise = f64::from(rng.random_range(0..500u32)) / 100.0;
-    let score = ((100.0 - penalty - noise) * 100.0).round() / 100.0;
-    (score.max(0.0), (!errors.is_empty()).then_some(errors))
+    let score = fields.iter().filter(|f| f.1).map(|f| f.2).sum();
+    let errors: Vec<&'static str> = fields.iter().filter(|f| !f.1).map(|f| f.0).collect();
+    (score, (!errors.is_empty()).then_some(errors))
+}
+
+/// The columns a track has values for, in column order, as the twin lists them in
+/// `enrichment_audit.fields_enriched`.
+fn present_fields(track: &SeedTrack) -> Vec<&'static str> {
+    [
+        ("spotify_id", track.spotify_id.is_some()),
+        ("isrc", track.isrc.is_some()),
+        ("musicbrainz_id", track.musicbrainz_id.is_some()),
+        ("bpm", track.bpm.is_some()),
+        ("key", track.key.is_some()),
+        ("duration_ms", track.duration_ms.is_some()),
+        ("genre", track.genre.is_some()),
+        ("popularity", track.popularity.is_some()),
+        ("lastfm_listeners", track.lastfm_listeners.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
 }
 
 /// 'excellent' (>= 90), 'good' (>= 70), 'fair' (>= 50), 'poor'.

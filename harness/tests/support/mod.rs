@@ -11,11 +11,9 @@ pub fn stub_twin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_harness-stub-twin"))
 }
 
-/// Test options with the stand-in twin and a smaller history (faster template builds).
+/// Test options with the stand-in twin.
 pub fn stub_options() -> StackOptions {
-    let mut options = StackOptions::for_tests(stub_twin());
-    options.tracks = 2000;
-    options
+    StackOptions::for_tests(stub_twin())
 }
 
 /// The real twin: `$DRILL_TWIN_BIN`, else `target/debug/drill` of this workspace.

@@ -17,7 +17,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rand::{Rng, SeedableRng};
+
 use rand_chacha::ChaCha8Rng;
+use words::*;
+
+// Data, formatted by hand: one entry per line would make it ten times longer.
+#[rustfmt::skip]
+mod words;
 
 /// Bumped whenever generation changes, so cached templates built from an older
 /// catalogue are not reused.
@@ -72,7 +78,7 @@ pub struct CatalogueTrack {
 }
 
 impl CatalogueTrack {
-    /// The key as the `tracks.key` column holds it, e.g. `"F# minor"`.
+    /// The key as the `tracks.key` column holds it, e.g. `"F#m"`.
     pub fn key_name(&self) -> String {
         key_name(self.key, self.mode)
     }
@@ -91,13 +97,19 @@ pub struct AudioFeatures {
     pub loudness: f64,
 }
 
-/// `"C major"`, `"F# minor"`: how a Spotify key and mode read as text.
+/// A Spotify key and mode as the twin's enrichment writes `tracks.key`: the pitch class
+/// with `#` for sharps and `m` for minor (`"C"`, `"A#m"`), so seeded rows and enriched
+/// rows read alike.
 pub fn key_name(key: u8, mode: u8) -> String {
     const PITCHES: [&str; 12] = [
         "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
     ];
     let pitch = PITCHES[usize::from(key % 12)];
-    format!("{pitch} {}", if mode == 1 { "major" } else { "minor" })
+    if mode == 1 {
+        pitch.to_owned()
+    } else {
+        format!("{pitch}m")
+    }
 }
 
 /// The catalogue: tracks by rank, with lookups the providers need.
@@ -532,312 +544,6 @@ fn round5(x: f64) -> f64 {
     (x * 100_000.0).round() / 100_000.0
 }
 
-const FIRST_NAMES: &[&str] = &[
-    "Mira", "Jonas", "Lena", "Kito", "Anouk", "Tomas", "Yuki", "Dario", "Selin", "Ravi", "Noor",
-    "Elif", "Matteo", "Ines", "Sasha", "Kai", "Femi", "Lior", "Nadia", "Oskar", "Priya", "Rune",
-    "Talia", "Wren", "Bastian", "Chloe", "Dmitri", "Esme", "Felix", "Greta", "Hugo", "Ilse",
-    "Jules", "Kaspar", "Linnea", "Marek", "Nils", "Odile", "Pablo", "Quinn", "Rosa", "Soren",
-    "Tove", "Umar", "Vera", "Wim", "Ximena", "Yannick", "Zora", "Amara", "Benoit", "Carmen",
-    "Desmond", "Emeka", "Frida", "Gideon", "Hana", "Ivo", "Joost", "Keziah", "Laszlo", "Maren",
-    "Nico", "Orla", "Paolo", "Rafael", "Saoirse", "Teo", "Ulla", "Viggo",
-];
-
-const SURNAMES: &[&str] = &[
-    "Kessler",
-    "Lindqvist",
-    "Moreau",
-    "Okafor",
-    "Varga",
-    "Hale",
-    "Castell",
-    "Nakamura",
-    "Brandt",
-    "Ferreira",
-    "Solberg",
-    "Adeyemi",
-    "Reyes",
-    "Vos",
-    "Marchetti",
-    "Halvorsen",
-    "Duarte",
-    "Kowal",
-    "Ilic",
-    "Achterberg",
-    "Bianchi",
-    "Crane",
-    "Dahlberg",
-    "Everett",
-    "Falk",
-    "Gallo",
-    "Hartmann",
-    "Ibarra",
-    "Jansen",
-    "Kovacs",
-    "Laurent",
-    "Mendes",
-    "Novak",
-    "Oyelaran",
-    "Petrov",
-    "Quaid",
-    "Rasmussen",
-    "Santos",
-    "Takahashi",
-    "Ulrich",
-    "Vidal",
-    "Weiss",
-    "Yilmaz",
-    "Zeller",
-    "Arden",
-    "Bakker",
-    "Carvalho",
-    "Delacroix",
-    "Engel",
-    "Fontaine",
-];
-
-const ALIAS_ADJECTIVES: &[&str] = &[
-    "Velvet", "Hollow", "Night", "Silent", "Golden", "Northern", "Paper", "Electric", "Lunar",
-    "Crystal", "Analog", "Distant", "Quiet", "Iron", "Glass", "Neon", "Violet", "Static", "Hidden",
-    "Second", "Deep", "Modular", "Infinite", "Cold", "Warm", "Urban", "Solar", "Tidal",
-];
-
-const ALIAS_NOUNS: &[&str] = &[
-    "Circuit",
-    "Coast",
-    "Palace",
-    "Orchestra",
-    "Tapes",
-    "Echo",
-    "Garden",
-    "Motion",
-    "Society",
-    "Signal",
-    "Harbour",
-    "Machines",
-    "Theory",
-    "Frequency",
-    "Collective",
-    "Youth",
-    "Assembly",
-    "District",
-    "Atlas",
-    "Unit",
-    "Season",
-    "Method",
-    "Archive",
-    "Club",
-    "Kids",
-    "Department",
-];
-
-const SINGLE_NAMES: &[&str] = &[
-    "Oberon",
-    "Kaleida",
-    "Vessel",
-    "Marlowe",
-    "Tessaract",
-    "Ylva",
-    "Kormak",
-    "Aurelian",
-    "Nimbus",
-    "Solvent",
-    "Orbitone",
-    "Hexer",
-    "Lumen",
-    "Mosaic",
-    "Parallel",
-    "Quartzite",
-    "Rivage",
-    "Sundial",
-    "Tarkus",
-    "Umbra",
-    "Vantablack",
-    "Wavelength",
-    "Xylo",
-    "Zenith",
-    "Amberlight",
-    "Bloomfield",
-    "Cinder",
-    "Driftwood",
-    "Ellipse",
-    "Fathom",
-];
-
-const NATIONALITIES: &[&str] = &[
-    "Berlin-based",
-    "London",
-    "Dutch",
-    "Belgian",
-    "French",
-    "Swedish",
-    "Norwegian",
-    "Danish",
-    "Italian",
-    "Spanish",
-    "Portuguese",
-    "Nigerian",
-    "South African",
-    "Japanese",
-    "Australian",
-    "Canadian",
-    "Brazilian",
-    "Polish",
-    "Hungarian",
-    "Irish",
-    "Scottish",
-    "Icelandic",
-];
-
-const TITLE_WORDS: &[&str] = &[
-    "Glue",
-    "Ratio",
-    "Afterglow",
-    "Undertow",
-    "Parallax",
-    "Mirage",
-    "Helix",
-    "Solace",
-    "Sodium",
-    "Kinetic",
-    "Horizon",
-    "Tides",
-    "Monsoon",
-    "Gravity",
-    "Lanterns",
-    "Sirens",
-    "Voltage",
-    "Driftwood",
-    "Cascade",
-    "Ember",
-    "Nocturne",
-    "Halcyon",
-    "Prism",
-    "Ritual",
-    "Vapour",
-    "Satellite",
-    "Canopy",
-    "Reverie",
-    "Labyrinth",
-    "Oracle",
-    "Pulse",
-    "Quasar",
-    "Riverside",
-    "Saltwater",
-    "Thunder",
-    "Utopia",
-    "Vertigo",
-    "Wildfire",
-    "Zephyr",
-    "Aurora",
-    "Bloom",
-    "Cobalt",
-    "Daybreak",
-    "Equinox",
-    "Fever",
-    "Glasshouse",
-    "Heatwave",
-    "Icarus",
-    "Jupiter",
-    "Kaleidoscope",
-    "Lullaby",
-    "Meridian",
-    "Nebula",
-    "Outlines",
-    "Polaris",
-    "Rapture",
-    "Spectrum",
-    "Tangerine",
-    "Uplift",
-    "Velocity",
-    "Whispers",
-    "Momentum",
-    "Signals",
-    "Shadows",
-    "Motion",
-    "Memories",
-    "Dreams",
-    "Paradise",
-    "Fragments",
-    "Currents",
-    "Strobe",
-    "Tempest",
-    "Orbit",
-];
-
-const TITLE_ADJECTIVES: &[&str] = &[
-    "Midnight",
-    "Low",
-    "Endless",
-    "Broken",
-    "Golden",
-    "Violet",
-    "Hidden",
-    "Second",
-    "Distant",
-    "Electric",
-    "Slow",
-    "Lost",
-    "Silver",
-    "Wild",
-    "Open",
-    "Falling",
-    "Rising",
-    "Cold",
-    "Deep",
-    "Burning",
-    "Silent",
-    "Sacred",
-    "Liquid",
-    "Crystal",
-    "Weightless",
-    "Northern",
-    "Restless",
-];
-
-const TITLE_PHRASES: &[&str] = &[
-    "Don't Look Back",
-    "Into The Night",
-    "Feel It Now",
-    "Hold Me Closer",
-    "We Were Young",
-    "Lose Control",
-    "All Night Long",
-    "Say My Name",
-    "Take Me Higher",
-    "Never Let Go",
-    "Where The Light Falls",
-    "Keep On Moving",
-    "Tell Me Why",
-    "Out Of Time",
-    "Call It Love",
-    "Only You",
-    "Nowhere To Hide",
-    "Back To Life",
-    "Let It Go",
-    "Right Here Right Now",
-    "Until The Morning",
-    "Closer To You",
-    "Stay With Me",
-    "Something In The Air",
-];
-
-const ALBUM_NOUNS: &[&str] = &[
-    "Years",
-    "Cities",
-    "Sessions",
-    "Rooms",
-    "Stories",
-    "Waves",
-    "Chapters",
-    "Landscapes",
-    "Signals",
-    "Seasons",
-    "Hours",
-    "Horizons",
-];
-
-const ISRC_COUNTRIES: &[&str] = &["GB", "US", "DE", "NL", "FR", "BE", "SE", "AU", "IT", "ES"];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -909,7 +615,7 @@ mod tests {
 
     #[test]
     fn keys_read_as_text() {
-        assert_eq!(key_name(0, 1), "C major");
-        assert_eq!(key_name(6, 0), "F# minor");
+        assert_eq!(key_name(0, 1), "C");
+        assert_eq!(key_name(6, 0), "F#m");
     }
 }
