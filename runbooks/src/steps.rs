@@ -345,7 +345,10 @@ pub async fn reset_breakers(ops: &Ops, phase: Phase) -> Result<(), StepError> {
     .map(|_| ())
 }
 
-/// Waits (bounded, modeled) until no breaker is OPEN; returns the final states.
+/// Waits (bounded, modeled) until every enabled provider's breaker is CLOSED.
+///
+/// HALF_OPEN is not recovery: it only lets one trial call through, and replaying
+/// onto a breaker that then re-opens sends the whole batch back to the DLQ.
 pub async fn wait_for_breakers(
     ops: &Ops,
     phase: Phase,
@@ -355,7 +358,11 @@ pub async fn wait_for_breakers(
     ops.wait_until(phase, title, bound, Duration::from_secs(10), || async {
         let health = ops.enrichment.health().await.step(title)?;
         let described = describe_breakers(&health);
-        Ok(if open_breakers(&health).is_empty() {
+        let recovered = health
+            .api_clients
+            .values()
+            .all(|client| !client.enabled || client.state == BreakerState::Closed);
+        Ok(if recovered {
             Ok(described)
         } else {
             Err(described)

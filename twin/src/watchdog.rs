@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
+use nix::unistd::getppid;
 
 pub fn exit_when_parent_dies(parent: i32) {
     tokio::spawn(async move {
@@ -16,7 +15,9 @@ pub fn exit_when_parent_dies(parent: i32) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            if kill(Pid::from_raw(parent), None).is_err() {
+            // Re-parenting, not the parent's PID, tells us it died: a killed parent may
+            // linger as a zombie (still answering kill(pid, 0)) until reaped.
+            if getppid().as_raw() != parent {
                 tracing::warn!(parent, "owner process is gone; exiting");
                 std::process::exit(0);
             }

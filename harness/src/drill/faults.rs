@@ -37,6 +37,9 @@ pub trait FaultTarget: Send + Sync {
     fn chaos_url(&self, service: Service) -> Option<Url>;
     /// A pool on `musicdb` for bulk faults.
     fn admin_db(&self) -> &PgPool;
+    /// Artist and title of the `index`-th track a flood reuses: real catalogue
+    /// tracks, so that replayed messages enrich like any other track.
+    fn track_name(&self, index: usize) -> (String, String);
 }
 
 /// A fault, before it is injected.
@@ -217,7 +220,7 @@ impl Fault {
                 .await?
             }
             Fault::DlqFlood { messages, mix } => {
-                flood(target.admin_db(), target.clock().now(), *messages, mix).await?;
+                flood(target, *messages, mix).await?;
                 Healer::Flood(target.admin_db().clone())
             }
         };
@@ -494,11 +497,12 @@ fn kind_for(index: usize, mix: &[(ErrorKind, u32)]) -> ErrorKind {
 
 /// Inserts `messages` failed tracks and their DLQ messages in two set-based statements.
 async fn flood(
-    db: &PgPool,
-    now: DateTime<Utc>,
+    target: &dyn FaultTarget,
     messages: usize,
     mix: &[(ErrorKind, u32)],
 ) -> Result<(), sqlx::Error> {
+    let db = target.admin_db();
+    let now: DateTime<Utc> = target.clock().now();
     let mut artists = Vec::with_capacity(messages);
     let mut titles = Vec::with_capacity(messages);
     let mut kinds = Vec::with_capacity(messages);
@@ -513,10 +517,7 @@ async fn flood(
                 (format!("Unknown Artist {}", i % 89), String::new())
             }
         } else {
-            (
-                format!("Flooded Artist {}", i % 389),
-                format!("Flooded Track {}", i % 1009),
-            )
+            target.track_name(i)
         };
         artists.push(artist);
         titles.push(title);

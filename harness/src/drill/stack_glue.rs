@@ -44,6 +44,14 @@ impl FaultTarget for Stack {
     fn admin_db(&self) -> &PgPool {
         self.admin_pool()
     }
+
+    fn track_name(&self, index: usize) -> (String, String) {
+        let catalogue = self.catalogue();
+        let track = catalogue
+            .get(index % catalogue.len().max(1))
+            .expect("the catalogue is not empty");
+        (track.artist.clone(), track.title.clone())
+    }
 }
 
 #[async_trait]
