@@ -102,7 +102,9 @@ impl fmt::Display for Check {
             Check::Above(x) => write!(f, "> {x}"),
             Check::Below(x) => write!(f, "< {x}"),
             Check::AtMost(x) => write!(f, "≤ {x}"),
-            Check::Decreasing { samples } => write!(f, "decreasing over {samples} samples (or 0)"),
+            Check::Decreasing { samples } => {
+                write!(f, "decreasing over {samples} samples (or 0)")
+            }
             Check::NotIncreasing { samples } => write!(f, "not increasing over {samples} samples"),
             Check::RecoveringTowards { threshold, samples } => {
                 write!(f, "rising over {samples} samples, or > {threshold}")
@@ -155,8 +157,17 @@ impl Criterion {
 
     /// Reads the probe until the check holds or `within` has passed.
     pub async fn evaluate(&self, ops: &Ops) -> CriterionOutcome {
+        self.evaluate_since(ops, None).await
+    }
+
+    /// Like [`Criterion::evaluate`], with the reading taken when the response
+    /// began: "decreasing" then means lower than it was then, and still falling
+    /// (or flat) over the last samples — a drained queue that holds its last few
+    /// unfixable messages is decreasing; one that was never touched is not.
+    pub async fn evaluate_since(&self, ops: &Ops, before: Option<Reading>) -> CriterionOutcome {
         let started = ops.clock.now();
         let window = self.check.samples();
+        let before = before.filter(|_| matches!(self.check, Check::Decreasing { .. }));
         let mut series: Vec<Reading> = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         loop {
@@ -167,7 +178,12 @@ impl Criterion {
                     if series.len() > window {
                         series.remove(0);
                     }
-                    if series.len() >= window && self.check.holds(&series) {
+                    let judged: Vec<Reading> = before
+                        .iter()
+                        .cloned()
+                        .chain(series.iter().cloned())
+                        .collect();
+                    if series.len() >= window && self.check.holds(&judged) {
                         return self.outcome(ops, true, &seen);
                     }
                 }
@@ -223,11 +239,28 @@ impl fmt::Display for CriterionOutcome {
     }
 }
 
-/// Evaluates criteria one after another and collects their outcomes.
-pub async fn verify_all(ops: &Ops, criteria: &[Criterion]) -> Vec<CriterionOutcome> {
-    let mut outcomes = Vec::with_capacity(criteria.len());
+/// Reads every criterion's probe once, before the response begins, for
+/// [`verify_all`]'s "decreasing since then" checks.
+pub async fn readings_before(ops: &Ops, criteria: &[Criterion]) -> Vec<Option<Reading>> {
+    let mut readings = Vec::with_capacity(criteria.len());
     for criterion in criteria {
-        let outcome = criterion.evaluate(ops).await;
+        readings.push(criterion.probe.read(ops).await.ok());
+    }
+    readings
+}
+
+/// Evaluates criteria one after another and collects their outcomes; `before`
+/// holds the readings of [`readings_before`] (or nothing).
+pub async fn verify_all(
+    ops: &Ops,
+    criteria: &[Criterion],
+    before: &[Option<Reading>],
+) -> Vec<CriterionOutcome> {
+    let mut outcomes = Vec::with_capacity(criteria.len());
+    for (i, criterion) in criteria.iter().enumerate() {
+        let outcome = criterion
+            .evaluate_since(ops, before.get(i).cloned().flatten())
+            .await;
         ops.timeline.record(
             crate::ops::Phase::Verify,
             criterion.name,
@@ -281,6 +314,10 @@ mod tests {
             "a drained queue counts"
         );
         assert!(!check.holds(&numbers(&[2500.0, 2400.0])), "too few samples");
+        assert!(
+            check.holds(&numbers(&[1524.0, 75.0, 75.0, 75.0])),
+            "lower than when the response began, and holding"
+        );
     }
 
     #[test]

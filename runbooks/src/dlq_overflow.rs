@@ -22,7 +22,7 @@ use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepContext, StepError};
 use crate::probe::{Api, Probe};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, ScenarioMeta, Severity};
-use crate::steps::{self, ExternalState, RowsNaming};
+use crate::steps::{self, ExternalState, ReplayWatch, RowsNaming};
 
 pub static META: RunbookMeta = RunbookMeta {
     id: "dlq-overflow",
@@ -199,7 +199,8 @@ impl Runbook for DlqOverflow {
 
 impl DlqOverflow {
     /// Scenario A: wait for the breakers, fall back to disabling a dead provider,
-    /// reset, then replay.
+    /// reset, replay, and watch the replay; if the replayed messages come back,
+    /// start over (at most three rounds, then escalate).
     async fn breaker_errors(&self, ops: &Ops) -> Result<(), StepError> {
         let phase = Phase::Resolve;
         if self.flaw == Some(Flaw::ReplayBeforeRecovery) {
@@ -208,6 +209,28 @@ impl DlqOverflow {
             steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
             return Ok(());
         }
+        for round in 1..=3 {
+            self.recover_breakers(ops).await?;
+            let replayed = steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
+            match steps::monitor_replay(ops, phase, replayed, Duration::from_secs(2 * 60)).await? {
+                ReplayWatch::Holding => return Ok(()),
+                ReplayWatch::Refilling => ops.timeline.note(
+                    phase,
+                    format!("Replay round {round} is failing again"),
+                    "back to checking the breakers",
+                ),
+            }
+        }
+        Err(StepError::Escalate {
+            step: "Monitor replay".into(),
+            reason: "replayed messages kept coming back after three rounds".into(),
+        })
+    }
+
+    /// Steps 1–6: wait for auto-recovery, check the provider, disable it if it is
+    /// down, reset the breakers.
+    async fn recover_breakers(&self, ops: &Ops) -> Result<(), StepError> {
+        let phase = Phase::Resolve;
         steps::check_breakers(ops, phase, "Check which circuit breakers are open").await?;
         let recovered = steps::wait_for_breakers(
             ops,
@@ -216,36 +239,29 @@ impl DlqOverflow {
             Duration::from_secs(60),
         )
         .await;
-        if recovered.is_err() {
-            // "If still open after 5 minutes, check external API status."
-            let still_open = steps::wait_for_breakers(
-                ops,
-                phase,
-                "Verify recovery (up to 5 minutes)",
-                Duration::from_secs(4 * 60),
-            )
-            .await;
-            if still_open.is_err() {
-                let health =
-                    steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
-                for provider in steps::open_breakers(&health) {
-                    if let ExternalState::Down(_) =
-                        steps::check_external(ops, phase, provider).await
-                    {
-                        steps::set_provider_enabled(
-                            ops,
-                            phase,
-                            provider,
-                            RowsNaming::FirstPriority,
-                            false,
-                        )
-                        .await?;
-                        steps::reload_config(ops, phase).await?;
-                    }
-                }
-                steps::reset_breakers(ops, phase).await?;
+        if recovered.is_ok() {
+            return Ok(());
+        }
+        // "If still open after 5 minutes, check external API status."
+        let still_open = steps::wait_for_breakers(
+            ops,
+            phase,
+            "Verify recovery (up to 5 minutes)",
+            Duration::from_secs(4 * 60),
+        )
+        .await;
+        if still_open.is_ok() {
+            return Ok(());
+        }
+        let health = steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
+        for provider in steps::unhealthy_breakers(&health) {
+            if let ExternalState::Down(_) = steps::check_external(ops, phase, provider).await {
+                steps::set_provider_enabled(ops, phase, provider, RowsNaming::FirstPriority, false)
+                    .await?;
+                steps::reload_config(ops, phase).await?;
             }
         }
+        steps::reset_breakers(ops, phase).await?;
         let health = steps::check_breakers(ops, phase, "Confirm breakers before replay").await?;
         if health
             .api_clients
@@ -254,7 +270,6 @@ impl DlqOverflow {
         {
             steps::reset_breakers(ops, phase).await?;
         }
-        steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
         Ok(())
     }
 }

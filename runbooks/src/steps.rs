@@ -401,6 +401,67 @@ pub async fn replay_dlq(
     Ok(total)
 }
 
+/// What watching the DLQ after a replay showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayWatch {
+    /// The depth stayed down: the replayed messages are being enriched.
+    Holding,
+    /// The depth climbed back: the replayed messages are failing again.
+    Refilling,
+}
+
+/// `watch -n 30 'curl -s …/dlq/stats | jq .total_messages'` for `watch_for`
+/// (modeled) after replaying `replayed` messages.
+///
+/// The runbook's "monitor replay" is where a person notices that the replayed
+/// messages come straight back; the automation looks for the same thing: the depth
+/// rising by a tenth of what was replayed (at least 20) above where it stood.
+pub async fn monitor_replay(
+    ops: &Ops,
+    phase: Phase,
+    replayed: i64,
+    watch_for: Duration,
+) -> Result<ReplayWatch, StepError> {
+    let title = "Monitor replay";
+    let start = ops.dlq.stats().await.step(title)?.total_messages;
+    let threshold = start + (replayed / 10).max(20);
+    let began = ops.clock.now();
+    let mut samples = vec![start];
+    let verdict = loop {
+        ops.clock.sleep(Duration::from_secs(30)).await;
+        let depth = ops.dlq.stats().await.step(title)?.total_messages;
+        samples.push(depth);
+        if depth >= threshold {
+            break ReplayWatch::Refilling;
+        }
+        if (ops.clock.now() - began).to_std().unwrap_or_default() >= watch_for {
+            break ReplayWatch::Holding;
+        }
+    };
+    ops.timeline.record(
+        phase,
+        title,
+        Some(format!(
+            "watch -n 30 'curl -s {} | jq .total_messages'",
+            ops.dlq
+                .0
+                .url("/dlq/stats")
+                .map(|u| u.to_string())
+                .unwrap_or_default()
+        )),
+        format!(
+            "{verdict:?}: depth {}",
+            samples
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(" → ")
+        ),
+        crate::ops::Outcome::Ok,
+    );
+    Ok(verdict)
+}
+
 /// `docker compose stop|start …`.
 pub async fn stop_services(
     ops: &Ops,

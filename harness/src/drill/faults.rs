@@ -156,8 +156,8 @@ impl Fault {
             } => Fault::provider(*provider).rate_limit(Duration::from_secs(*retry_after_seconds)),
             FaultSpec::BadPayload { provider, .. } => Fault::provider(*provider).bad_payload(),
             FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
-            FaultSpec::StuckBreaker { provider } => Fault::stuck_breaker(*provider),
-            FaultSpec::DlqFlood { messages, mix } => {
+            FaultSpec::StuckBreaker { provider, .. } => Fault::stuck_breaker(*provider),
+            FaultSpec::DlqFlood { messages, mix, .. } => {
                 Fault::dlq_flood(*messages).with_mix(mix.iter().map(|(k, w)| (*k, *w)))
             }
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use runbooks::DynRunbook;
-use runbooks::criteria::verify_all;
+use runbooks::criteria::{readings_before, verify_all};
 use runbooks::ops::{Approver, Endpoints, Host, Ops, Orchestrator, Outcome, Phase, Timeline};
 use tokio::sync::Mutex;
 use wire::Clock;
@@ -98,7 +98,14 @@ pub async fn run_drill(
     let injected_at = clock.now();
     let mut guards = Vec::new();
     let mut scheduled = Vec::new();
-    for spec in &scenario.faults {
+    let mut specs: Vec<_> = scenario.faults.iter().collect();
+    specs.sort_by_key(|spec| spec.inject_at());
+    for spec in specs {
+        let due = spec.inject_at();
+        let elapsed = modeled_between(injected_at, clock.now());
+        if due > elapsed {
+            clock.sleep(due - elapsed).await;
+        }
         let fault = Fault::from_spec(spec);
         let guard = match fault.inject(stack).await {
             Ok(guard) => guard,
@@ -248,13 +255,15 @@ async fn drive(
     }
     report.diagnosis = Some(diagnosis_report);
 
+    let criteria = runbook.criteria();
+    let before = readings_before(ops, &criteria).await;
     report.resolve_started = Some(ops.clock.now());
     runbook
         .resolve(ops, diagnosis.as_ref())
         .await
         .map_err(|e| format!("resolution failed: {e}"))?;
 
-    let outcomes = verify_all(ops, &runbook.criteria()).await;
+    let outcomes = verify_all(ops, &criteria, &before).await;
     for outcome in outcomes.iter().filter(|o| !o.passed) {
         report.fail(format!("verification {outcome}"));
     }

@@ -69,35 +69,44 @@ pub enum FaultSpec {
         #[serde(default = "default_outage_status")]
         status: u16,
         heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
     },
     /// A provider answers after `delay_seconds` (modeled).
     ProviderLatency {
         provider: Provider,
         delay_seconds: f64,
         heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
     },
     /// A provider answers 429 with Retry-After.
     RateLimit {
         provider: Provider,
         retry_after_seconds: u64,
         heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
     },
     /// A provider answers 200 with a payload that fails validation.
     BadPayload {
         provider: Provider,
         heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
     },
     /// The gateway cannot reach a provider; everyone else can.
     NetworkPartition {
         provider: Provider,
         heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
     },
     /// A breaker that does not leave OPEN by itself.
-    StuckBreaker { provider: Provider },
+    StuckBreaker {
+        provider: Provider,
+        at_minutes: Option<f64>,
+    },
     /// `messages` failed tracks with DLQ messages, mixed by weight.
     DlqFlood {
         messages: usize,
         mix: std::collections::BTreeMap<ErrorKind, u32>,
+        at_minutes: Option<f64>,
     },
 }
 
@@ -106,6 +115,22 @@ fn default_outage_status() -> u16 {
 }
 
 impl FaultSpec {
+    /// When (modeled, after the drill begins) the fault is injected: faults of one
+    /// incident arrive over time, e.g. an outage that has opened a breaker before
+    /// its failures fill the DLQ. Every kind takes `at_minutes` (default 0).
+    pub fn inject_at(&self) -> Duration {
+        let minutes = match self {
+            FaultSpec::ProviderOutage { at_minutes, .. }
+            | FaultSpec::ProviderLatency { at_minutes, .. }
+            | FaultSpec::RateLimit { at_minutes, .. }
+            | FaultSpec::BadPayload { at_minutes, .. }
+            | FaultSpec::NetworkPartition { at_minutes, .. }
+            | FaultSpec::StuckBreaker { at_minutes, .. }
+            | FaultSpec::DlqFlood { at_minutes, .. } => at_minutes.unwrap_or(0.0),
+        };
+        Duration::from_secs_f64(minutes.max(0.0) * 60.0)
+    }
+
     /// When (modeled, after injection) the fault heals by itself, if it does.
     pub fn heal_after(&self) -> Option<Duration> {
         let minutes = match self {
@@ -199,7 +224,7 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
         return Err(semantic("expect.budget_minutes must be positive".into()));
     }
     for fault in &file.faults {
-        if let FaultSpec::DlqFlood { messages, mix } = fault
+        if let FaultSpec::DlqFlood { messages, mix, .. } = fault
             && (*messages == 0 || mix.values().all(|w| *w == 0))
         {
             return Err(semantic(
@@ -341,7 +366,8 @@ budget_minutes = 15
             FaultSpec::ProviderOutage {
                 provider: Provider::Spotify,
                 status: 503,
-                heal_after_minutes: Some(3.0)
+                heal_after_minutes: Some(3.0),
+                at_minutes: None,
             }
         );
         assert_eq!(

@@ -1,0 +1,45 @@
+//! What the benchmarks share: the runtime, the stack they measure, and criterion
+//! settings that keep a full `cargo bench` within a few minutes on two cores.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::Criterion;
+use harness::{Stack, StackOptions};
+
+/// The seed of every benchmarked stack, as in the tests.
+pub const SEED: u64 = 42;
+
+/// Two worker threads: the machine the targets are stated for has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A test stack's options (free ports, scale 60), labelled for the run directory.
+pub fn options(label: &str) -> StackOptions {
+    let mut options = StackOptions::for_tests(PathBuf::from(env!("CARGO_BIN_EXE_drill")));
+    options.seed = SEED;
+    options.label = label.to_owned();
+    options
+}
+
+pub async fn stack(label: &str) -> Stack {
+    Stack::start(options(label))
+        .await
+        .expect("the benchmark stack starts")
+}
+
+/// Ten samples, one second of warm-up: every routine here takes from tens of
+/// milliseconds to a second per iteration, so criterion's defaults (100 samples,
+/// 5 s) would run for many minutes and say nothing more.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+}

@@ -1,0 +1,440 @@
+//! The fault conformance suite (STYLE.md, point 10): one check that every kind of
+//! [`Fault`] passes, run over a table of cases rather than written out per kind.
+//!
+//! For each fault, a probe specific to it (a call through the gateway to the faulted
+//! provider, the provider's breaker on metadata-enrichment's `/health`, the DLQ
+//! depth on dlq-manager's `/dlq/stats`) must show:
+//! (a) the baseline before injection: a fault that is not injected changes nothing;
+//! (b) the change the fault describes, once injected;
+//! (c) the baseline again once its guard heals it;
+//! (d) that healing twice is a no-op: with the same fault injected twice, healing
+//!     the first guard and then the second (which, for a switch or rows, heals what is
+//!     already healed) both succeed and leave the baseline.
+//!
+//! Every observation is a bounded, condition-based wait: a probe that never shows
+//! what it should fails with what was awaited, for how long, and the last thing seen.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use harness::Stack;
+use harness::catalogue::CatalogueTrack;
+use harness::drill::Fault;
+use serde_json::Value;
+use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider};
+
+/// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
+/// not compile until it is named, and the coverage test fails until it has a case.
+const KINDS: [&str; 7] = [
+    "provider status",
+    "provider latency",
+    "rate limit",
+    "bad payload",
+    "network partition",
+    "stuck breaker",
+    "dlq flood",
+];
+
+fn kind(fault: &Fault) -> &'static str {
+    match fault {
+        Fault::ProviderStatus { .. } => "provider status",
+        Fault::ProviderLatency { .. } => "provider latency",
+        Fault::RateLimit { .. } => "rate limit",
+        Fault::BadPayload { .. } => "bad payload",
+        Fault::NetworkPartition { .. } => "network partition",
+        Fault::StuckBreaker { .. } => "stuck breaker",
+        Fault::DlqFlood { .. } => "dlq flood",
+    }
+}
+
+/// The cases: every kind at least once, spread over the three providers.
+fn cases() -> Vec<Fault> {
+    vec![
+        Fault::provider(Provider::Spotify).status(503),
+        Fault::provider(Provider::Lastfm).status(500),
+        // 45 modeled seconds are 750 ms at scale 60: far above a loopback answer, and
+        // within the probe's own 5 s budget, so the late answer still arrives.
+        Fault::provider(Provider::Musicbrainz).latency(Duration::from_secs(45)),
+        Fault::provider(Provider::Lastfm).rate_limit(Duration::from_secs(30)),
+        Fault::provider(Provider::Spotify).bad_payload(),
+        Fault::network_partition(Provider::Musicbrainz),
+        Fault::stuck_breaker(Provider::Spotify),
+        Fault::dlq_flood(5_000).with_mix([
+            (ErrorKind::CircuitBreakerOpen, 80),
+            (ErrorKind::Timeout, 15),
+            (ErrorKind::InvalidData, 5),
+        ]),
+    ]
+}
+
+#[test]
+fn the_case_table_covers_every_fault_kind() {
+    let covered: BTreeSet<&str> = cases().iter().map(kind).collect();
+    let missing: Vec<&str> = KINDS.into_iter().filter(|k| !covered.contains(k)).collect();
+    assert!(missing.is_empty(), "no conformance case for: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_kind_is_passthrough_when_inactive_and_heals_idempotently() {
+    let stack = common::stack("fault-conformance", 60.0).await;
+    let probes = Probes::new(&stack);
+    let mut failures = Vec::new();
+    for fault in cases() {
+        // Each case starts from the seeded state, whatever the last one left.
+        stack.reset().await.expect("the stack resets");
+        if let Err(failure) = conforms(&stack, &probes, &fault).await {
+            failures.push(format!("{fault}: {failure}"));
+        }
+    }
+    stack.shutdown().await.expect("the stack stops");
+    assert!(
+        failures.is_empty(),
+        "faults that do not conform:\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// The shared check: (a) to (d) of the module docs, for one fault.
+async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(), String> {
+    let probe = Probe::of(fault);
+    let scale = stack.clock().scale();
+    // Waits in modeled terms would be real seconds at scale 1; at the test scale the
+    // slowest thing awaited (a breaker's 60 modeled s recovery, then a trial call) is
+    // a second or two, and everything else a few milliseconds.
+    let within = Duration::from_secs(20);
+
+    let baseline = eventually("(a) the baseline before injection", within, async || {
+        let seen = probes.observe(probe).await?;
+        is_baseline(probe, None, &seen).map(|()| seen)
+    })
+    .await?;
+
+    let guard = fault
+        .inject(stack)
+        .await
+        .map_err(|e| format!("injecting: {e}"))?;
+    eventually("(b) the fault's effect once injected", within, async || {
+        shows_fault(fault, scale, &baseline, &probes.observe(probe).await?)
+    })
+    .await?;
+
+    guard.heal().await.map_err(|e| format!("healing: {e}"))?;
+    eventually("(c) the baseline after healing", within, async || {
+        is_baseline(probe, Some(&baseline), &probes.observe(probe).await?)
+    })
+    .await?;
+
+    let first = fault
+        .inject(stack)
+        .await
+        .map_err(|e| format!("injecting again: {e}"))?;
+    let second = fault
+        .inject(stack)
+        .await
+        .map_err(|e| format!("injecting a second time: {e}"))?;
+    eventually(
+        "(d) the fault's effect, injected twice",
+        within,
+        async || shows_fault(fault, scale, &baseline, &probes.observe(probe).await?),
+    )
+    .await?;
+    first
+        .heal()
+        .await
+        .map_err(|e| format!("healing the first of two guards: {e}"))?;
+    second
+        .heal()
+        .await
+        .map_err(|e| format!("healing the second of two guards: {e}"))?;
+    eventually("(d) the baseline after healing twice", within, async || {
+        is_baseline(probe, Some(&baseline), &probes.observe(probe).await?)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Polls `check` until it holds or `within` has passed; the error says what was
+/// awaited, for how long, and why the last check did not hold.
+async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let started = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(value) => return Ok(value),
+            Err(reason) => reason,
+        };
+        if started.elapsed() >= within {
+            return Err(format!(
+                "{what}: still not true after {:.1?}; last seen: {last}",
+                started.elapsed()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where a fault shows.
+#[derive(Clone, Copy, Debug)]
+enum Probe {
+    /// A lookup of a known track through api-gateway-internal to the provider.
+    Gateway(Provider),
+    /// The provider's breaker on metadata-enrichment's `/health`.
+    Breaker(Provider),
+    /// `total_messages` of dlq-manager's `/dlq/stats`.
+    DlqDepth,
+}
+
+impl Probe {
+    fn of(fault: &Fault) -> Probe {
+        match fault {
+            Fault::ProviderStatus { provider, .. }
+            | Fault::ProviderLatency { provider, .. }
+            | Fault::RateLimit { provider, .. }
+            | Fault::BadPayload { provider }
+            | Fault::NetworkPartition { provider } => Probe::Gateway(*provider),
+            Fault::StuckBreaker { provider } => Probe::Breaker(*provider),
+            Fault::DlqFlood { .. } => Probe::DlqDepth,
+        }
+    }
+}
+
+/// What a probe saw.
+#[derive(Clone, Debug)]
+enum Seen {
+    Answer {
+        status: u16,
+        retry_after: Option<String>,
+        /// The provider's format, describing the track asked for.
+        valid_payload: bool,
+        /// The gateway's own `{"error": ...}`, when it made the answer.
+        error: Option<String>,
+        elapsed: Duration,
+    },
+    Breaker(BreakerState),
+    DlqDepth(i64),
+}
+
+/// Slower than this, a loopback answer is not the provider's normal one.
+const PROMPT: Duration = Duration::from_millis(300);
+
+/// Whether `seen` is the probe's normal state (and, after injection, the same as the
+/// `baseline` seen before it).
+fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(), String> {
+    match (probe, seen) {
+        (
+            Probe::Gateway(_),
+            Seen::Answer {
+                status: 200,
+                valid_payload: true,
+                elapsed,
+                ..
+            },
+        ) if *elapsed < PROMPT => Ok(()),
+        (Probe::Breaker(_), Seen::Breaker(BreakerState::Closed)) => Ok(()),
+        (Probe::DlqDepth, Seen::DlqDepth(depth)) => match baseline {
+            Some(Seen::DlqDepth(before)) if depth != before => {
+                Err(format!("DLQ depth {depth}, baseline {before}"))
+            }
+            _ => Ok(()),
+        },
+        _ => Err(format!("not the baseline: {seen:?}")),
+    }
+}
+
+/// Whether `seen` shows what `fault` says it does.
+fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Result<(), String> {
+    let holds = match (fault, seen) {
+        (Fault::ProviderStatus { status, .. }, Seen::Answer { status: got, .. }) => got == status,
+        (
+            Fault::ProviderLatency { delay, .. },
+            Seen::Answer {
+                status: 200,
+                valid_payload: true,
+                elapsed,
+                ..
+            },
+        ) => *elapsed >= delay.div_f64(scale),
+        (
+            Fault::RateLimit { retry_after, .. },
+            Seen::Answer {
+                status: 429,
+                retry_after: Some(header),
+                ..
+            },
+        ) => *header == retry_after.as_secs().to_string(),
+        (
+            Fault::BadPayload { .. },
+            Seen::Answer {
+                status: 200,
+                valid_payload,
+                ..
+            },
+        ) => !valid_payload,
+        (
+            Fault::NetworkPartition { .. },
+            Seen::Answer {
+                status: 502,
+                error: Some(error),
+                ..
+            },
+        ) => error.contains("upstream connection error"),
+        (Fault::StuckBreaker { .. }, Seen::Breaker(state)) => *state == BreakerState::Open,
+        (Fault::DlqFlood { messages, .. }, Seen::DlqDepth(depth)) => match baseline {
+            Seen::DlqDepth(before) => *depth >= before + *messages as i64,
+            _ => false,
+        },
+        _ => false,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("not showing '{fault}': {seen:?}"))
+    }
+}
+
+/// The probes of one stack, with one HTTP client and one track every provider knows.
+struct Probes<'a> {
+    stack: &'a Stack,
+    http: reqwest::Client,
+    track: CatalogueTrack,
+}
+
+/// The gateway's default budget is 30 modeled seconds (0.5 s here); a probe names
+/// its own, so that a late answer is seen late rather than as a 504.
+const PROBE_BUDGET_MS: &str = "5000";
+
+impl<'a> Probes<'a> {
+    fn new(stack: &'a Stack) -> Self {
+        let track = stack
+            .catalogue()
+            .tracks()
+            .iter()
+            .find(|t| t.on_spotify && t.on_musicbrainz && t.on_lastfm)
+            .expect("the catalogue has a track every provider knows")
+            .clone();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client");
+        Self { stack, http, track }
+    }
+
+    async fn observe(&self, probe: Probe) -> Result<Seen, String> {
+        match probe {
+            Probe::Gateway(provider) => self.lookup(provider).await,
+            Probe::Breaker(provider) => {
+                let url = self.url(&self.stack.endpoints().enrichment, "health");
+                let health: EnrichmentHealth = serde_json::from_value(self.get_json(url).await?)
+                    .map_err(|e| format!("/health is not the expected JSON: {e}"))?;
+                let client = health
+                    .api_clients
+                    .get(&provider)
+                    .ok_or_else(|| format!("/health names no breaker for {provider}"))?;
+                Ok(Seen::Breaker(client.state))
+            }
+            Probe::DlqDepth => {
+                let url = self.url(&self.stack.endpoints().dlq, "dlq/stats");
+                let stats: DlqStats = serde_json::from_value(self.get_json(url).await?)
+                    .map_err(|e| format!("/dlq/stats is not the expected JSON: {e}"))?;
+                Ok(Seen::DlqDepth(stats.total_messages))
+            }
+        }
+    }
+
+    /// Looks the track up through the gateway, as metadata-enrichment would.
+    async fn lookup(&self, provider: Provider) -> Result<Seen, String> {
+        let t = &self.track;
+        let (path, query): (&str, Vec<(&str, String)>) = match provider {
+            Provider::Spotify => (
+                "spotify/v1/search",
+                vec![
+                    ("q", format!("artist:{} track:{}", t.artist, t.title)),
+                    ("type", "track".into()),
+                    ("limit", "1".into()),
+                ],
+            ),
+            Provider::Musicbrainz => (
+                "musicbrainz/ws/2/recording",
+                vec![
+                    (
+                        "query",
+                        format!("artist:\"{}\" AND recording:\"{}\"", t.artist, t.title),
+                    ),
+                    ("fmt", "json".into()),
+                    ("limit", "1".into()),
+                ],
+            ),
+            Provider::Lastfm => (
+                "lastfm/2.0/",
+                vec![
+                    ("method", "track.getInfo".into()),
+                    ("artist", t.artist.clone()),
+                    ("track", t.title.clone()),
+                    ("api_key", "drill".into()),
+                    ("format", "json".into()),
+                ],
+            ),
+        };
+        let url = self.url(&self.stack.endpoints().gateway, path);
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(url.clone())
+            .query(&query)
+            .header("X-Timeout-Ms", PROBE_BUDGET_MS)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("GET {url} answered {status} without JSON: {e}"))?;
+        let elapsed = started.elapsed();
+        let title = Value::from(t.title.as_str());
+        let valid_payload = match provider {
+            Provider::Spotify => body["tracks"]["items"][0]["name"] == title,
+            Provider::Musicbrainz => body["recordings"][0]["title"] == title,
+            Provider::Lastfm => body["track"]["name"] == title,
+        };
+        Ok(Seen::Answer {
+            status,
+            retry_after,
+            valid_payload,
+            error: body["error"].as_str().map(str::to_owned),
+            elapsed,
+        })
+    }
+
+    fn url(&self, base: &reqwest::Url, path: &str) -> reqwest::Url {
+        base.join(path).expect("a relative path joins")
+    }
+
+    async fn get_json(&self, url: reqwest::Url) -> Result<Value, String> {
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {url} answered {status}"));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| format!("GET {url}: not JSON: {e}"))
+    }
+}
