@@ -209,69 +209,77 @@ impl DlqOverflow {
             steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
             return Ok(());
         }
-        for round in 1..=3 {
-            self.recover_breakers(ops).await?;
-            let replayed = steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
-            match steps::monitor_replay(ops, phase, replayed, Duration::from_secs(2 * 60)).await? {
-                ReplayWatch::Holding => return Ok(()),
-                ReplayWatch::Refilling => ops.timeline.note(
-                    phase,
-                    format!("Replay round {round} is failing again"),
-                    "back to checking the breakers",
-                ),
-            }
-        }
-        Err(StepError::Escalate {
-            step: "Monitor replay".into(),
-            reason: "replayed messages kept coming back after three rounds".into(),
-        })
+        recover_and_replay(ops, 100).await
     }
+}
 
-    /// Steps 1–6: wait for auto-recovery, check the provider, disable it if it is
-    /// down, reset the breakers.
-    async fn recover_breakers(&self, ops: &Ops) -> Result<(), StepError> {
-        let phase = Phase::Resolve;
-        steps::check_breakers(ops, phase, "Check which circuit breakers are open").await?;
-        let recovered = steps::wait_for_breakers(
-            ops,
-            phase,
-            "Wait for circuit breaker auto-recovery (60 seconds)",
-            Duration::from_secs(60),
-        )
-        .await;
-        if recovered.is_ok() {
-            return Ok(());
+/// "Once recovered, replay DLQ … monitor replay": recover the breakers, replay in
+/// batches of `batch_size`, and watch the depth; if the replayed messages come
+/// back, start over (at most three rounds, then escalate).
+async fn recover_and_replay(ops: &Ops, batch_size: i64) -> Result<(), StepError> {
+    let phase = Phase::Resolve;
+    for round in 1..=3 {
+        recover_breakers(ops).await?;
+        let replayed = steps::replay_dlq(ops, phase, batch_size, REPLAY_BATCHES * 2).await?;
+        match steps::monitor_replay(ops, phase, replayed, Duration::from_secs(2 * 60)).await? {
+            ReplayWatch::Holding => return Ok(()),
+            ReplayWatch::Refilling => ops.timeline.note(
+                phase,
+                format!("Replay round {round} is failing again"),
+                "back to checking the breakers",
+            ),
         }
-        // "If still open after 5 minutes, check external API status."
-        let still_open = steps::wait_for_breakers(
-            ops,
-            phase,
-            "Verify recovery (up to 5 minutes)",
-            Duration::from_secs(4 * 60),
-        )
-        .await;
-        if still_open.is_ok() {
-            return Ok(());
-        }
-        let health = steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
-        for provider in steps::unhealthy_breakers(&health) {
-            if let ExternalState::Down(_) = steps::check_external(ops, phase, provider).await {
-                steps::set_provider_enabled(ops, phase, provider, RowsNaming::FirstPriority, false)
-                    .await?;
-                steps::reload_config(ops, phase).await?;
-            }
-        }
-        steps::reset_breakers(ops, phase).await?;
-        let health = steps::check_breakers(ops, phase, "Confirm breakers before replay").await?;
-        if health
-            .api_clients
-            .values()
-            .any(|c| c.enabled && c.state == BreakerState::Open)
-        {
-            steps::reset_breakers(ops, phase).await?;
-        }
-        Ok(())
     }
+    Err(StepError::Escalate {
+        step: "Monitor replay".into(),
+        reason: "replayed messages kept coming back after three rounds".into(),
+    })
+}
+
+/// Steps 1–6: wait for auto-recovery, check the provider, disable it if it is
+/// down, reset the breakers.
+async fn recover_breakers(ops: &Ops) -> Result<(), StepError> {
+    let phase = Phase::Resolve;
+    steps::check_breakers(ops, phase, "Check which circuit breakers are open").await?;
+    let recovered = steps::wait_for_breakers(
+        ops,
+        phase,
+        "Wait for circuit breaker auto-recovery (60 seconds)",
+        Duration::from_secs(60),
+    )
+    .await;
+    if recovered.is_ok() {
+        return Ok(());
+    }
+    // "If still open after 5 minutes, check external API status."
+    let still_open = steps::wait_for_breakers(
+        ops,
+        phase,
+        "Verify recovery (up to 5 minutes)",
+        Duration::from_secs(4 * 60),
+    )
+    .await;
+    if still_open.is_ok() {
+        return Ok(());
+    }
+    let health = steps::check_breakers(ops, phase, "Check circuit breaker states").await?;
+    for provider in steps::unhealthy_breakers(&health) {
+        if let ExternalState::Down(_) = steps::check_external(ops, phase, provider).await {
+            steps::set_provider_enabled(ops, phase, provider, RowsNaming::FirstPriority, false)
+                .await?;
+            steps::reload_config(ops, phase).await?;
+        }
+    }
+    steps::reset_breakers(ops, phase).await?;
+    let health = steps::check_breakers(ops, phase, "Confirm breakers before replay").await?;
+    if health
+        .api_clients
+        .values()
+        .any(|c| c.enabled && c.state == BreakerState::Open)
+    {
+        steps::reset_breakers(ops, phase).await?;
+    }
+    Ok(())
 }
 
 /// Scenario B: raise timeouts to 60 s, reload, wait for timeouts to stop, replay in 50s.
@@ -317,8 +325,7 @@ async fn timeout_errors(ops: &Ops) -> Result<(), StepError> {
             reason: format!("timeouts kept growing after raising timeout_seconds to 60: {error}"),
         });
     }
-    steps::replay_dlq(ops, phase, 50, REPLAY_BATCHES * 2).await?;
-    Ok(())
+    recover_and_replay(ops, 50).await
 }
 
 /// Scenario C: pause scrapers, wait for the rate limit to lift, restart gradually, replay.
@@ -364,15 +371,7 @@ async fn rate_limited(ops: &Ops) -> Result<(), StepError> {
     .await?;
     // Not in the runbook text (a gap the drill found): without a replay the DLQ
     // cannot shrink, and the verification asks for exactly that.
-    steps::wait_for_breakers(
-        ops,
-        phase,
-        "Wait for breakers to close before replay",
-        Duration::from_secs(5 * 60),
-    )
-    .await?;
-    steps::replay_dlq(ops, phase, 100, REPLAY_BATCHES).await?;
-    Ok(())
+    recover_and_replay(ops, 100).await
 }
 
 /// Scenario D: find the pattern, escalate the fix, purge what cannot be replayed.

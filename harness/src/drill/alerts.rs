@@ -161,6 +161,16 @@ pub enum AlertState {
     Firing { since: DateTime<Utc> },
 }
 
+/// An alert that fired: when, and since when its condition had held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired {
+    pub alert: &'static str,
+    pub at: DateTime<Utc>,
+    /// When the condition began to hold (the start of pending, if any). An alert
+    /// whose condition held before the remediation began was not raised by it.
+    pub active_since: DateTime<Utc>,
+}
+
 /// A change of state, for the timeline and the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Transition {
@@ -175,8 +185,8 @@ pub struct Transition {
 pub struct AlertEvaluator {
     rules: Vec<AlertRule>,
     states: BTreeMap<&'static str, AlertState>,
-    /// Every alert that has fired since the evaluator began, with when.
-    fired: Vec<(&'static str, DateTime<Utc>)>,
+    /// Every alert that has fired since the evaluator began.
+    fired: Vec<Fired>,
 }
 
 impl AlertEvaluator {
@@ -204,7 +214,7 @@ impl AlertEvaluator {
     }
 
     /// Alerts that have fired at least once, in order.
-    pub fn fired(&self) -> &[(&'static str, DateTime<Utc>)] {
+    pub fn fired(&self) -> &[Fired] {
         &self.fired
     }
 
@@ -226,7 +236,15 @@ impl AlertEvaluator {
             let to = advance(from, active, now, rule.for_duration);
             if to != from {
                 if matches!(to, AlertState::Firing { .. }) {
-                    self.fired.push((rule.name, now));
+                    let active_since = match from {
+                        AlertState::Pending { since } => since,
+                        _ => now,
+                    };
+                    self.fired.push(Fired {
+                        alert: rule.name,
+                        at: now,
+                        active_since,
+                    });
                 }
                 let transition = Transition {
                     alert: rule.name,

@@ -184,12 +184,16 @@ pub async fn run_drill(
     {
         let evaluator = evaluator.lock().await;
         let resolve_started = report.resolve_started;
-        for (alert, at) in evaluator.fired() {
+        for fired in evaluator.fired() {
+            let alert = fired.alert;
             report.alerts_fired.push(alert.to_string());
-            let expected = *alert == scenario.expect.alert;
+            let expected = alert == scenario.expect.alert;
             let tolerated = scenario.expect.tolerated_alerts.iter().any(|a| a == alert);
             let before = firing_before.iter().any(|a| a == alert);
-            let after_resolution_began = resolve_started.is_some_and(|start| *at >= start);
+            // Raised by the remediation: its condition began to hold only after the
+            // resolution started (an alert pending since the fault is the fault's).
+            let after_resolution_began =
+                resolve_started.is_some_and(|start| fired.active_since >= start);
             if !expected && !tolerated && !before && after_resolution_began {
                 report.fail(format!("remediation raised a new alert: {alert}"));
             }
