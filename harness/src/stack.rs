@@ -204,6 +204,18 @@ impl Stack {
                 .await
                 .map_err(StackError::redis("FLUSHALL"))
         };
+        // Each drill starts with empty logs, so that `logs --tail | grep` sees this
+        // incident and not the last one. The files are opened for appending, so a
+        // running service simply continues at the new end.
+        for service in Service::ALL {
+            let path = crate::local::logs::path(&self.data_dir, service);
+            if path.exists() {
+                std::fs::File::create(&path).map_err(|source| StackError::Io {
+                    action: format!("truncating {}", path.display()),
+                    source,
+                })?;
+            }
+        }
         let (database, cache, ()) = tokio::join!(database, cache, self.providers.reset());
         database?;
         cache?;

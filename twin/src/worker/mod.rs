@@ -29,8 +29,9 @@ use self::client::EnrichmentClient;
 use self::queue::{Claim, Claimed};
 use self::record::{CallFacts, Written};
 
-/// Tracks of a batch enriched at once.
-const CONCURRENCY: usize = 4;
+/// Tracks of a batch enriched at once. Provider calls are mostly waiting; ten in
+/// flight keeps a slow provider (the timeout drills) from starving the queue.
+const CONCURRENCY: usize = 10;
 /// Modeled wait between polls of an empty queue.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// No wait is shorter than this in real time, however fast the clock.
