@@ -5,7 +5,6 @@ mod common;
 use common::{assert_drill_passed, drill};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet tuned: resolves, but TTR 10:18 exceeds the 7:30 budget (issue 3)"]
 async fn scenario_a_external_outage_disables_then_re_enables_the_provider() {
     assert_drill_passed(&drill("circuit-breaker-storm/a-external-outage").await);
 }
@@ -16,7 +15,6 @@ async fn scenario_b_network_issue_is_cured_by_restarting_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet tuned: CircuitBreakerOpen does not hold OPEN/HALF_OPEN for 5 minutes under 429s (issue 3)"]
 async fn scenario_c_rate_limiting_pauses_the_workers() {
     assert_drill_passed(&drill("circuit-breaker-storm/c-rate-limiting").await);
 }

@@ -5,19 +5,16 @@ mod common;
 use common::{assert_drill_passed, drill};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet tuned: verification does not pass within the budget (issue 3)"]
 async fn scenario_a_breaker_errors_waits_for_recovery_then_replays() {
     assert_drill_passed(&drill("dlq-overflow/a-breaker-errors").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet tuned: replayed tracks keep failing, DLQ not decreasing (issue 3)"]
 async fn scenario_b_timeouts_raises_the_timeout_then_replays() {
     assert_drill_passed(&drill("dlq-overflow/b-timeouts").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet tuned: verification does not pass within the budget (issue 3)"]
 async fn scenario_c_rate_limit_pauses_scrapers_until_the_limit_lifts() {
     assert_drill_passed(&drill("dlq-overflow/c-rate-limit").await);
 }

@@ -9,7 +9,6 @@ use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm};
 use runbooks::dlq_overflow::{self, DlqOverflow};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "depends on dlq-overflow/a-breaker-errors passing first (issue 3)"]
 async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     let runbook = DlqOverflow::with_flaw(dlq_overflow::Flaw::ReplayBeforeRecovery);
     let report = drill_with(&runbook, "dlq-overflow/a-breaker-errors").await;
