@@ -4,20 +4,37 @@
 
 mod common;
 
-use common::{drill_with, scenario};
+use common::{drill_scenario, drill_with, scenario};
+use harness::drill::scenario::FaultSpec;
 use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm};
 use runbooks::dlq_overflow::{self, DlqOverflow};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     let runbook = DlqOverflow::with_flaw(dlq_overflow::Flaw::ReplayBeforeRecovery);
-    let report = drill_with(&runbook, "dlq-overflow/a-breaker-errors").await;
+    // The outage outlasts the drill's verification, so that whatever is replayed
+    // early fails for certain (with the scenario's 7 minutes, part of a slow replay
+    // could land after the provider is back).
+    let mut scenario = scenario("dlq-overflow/a-breaker-errors");
+    for fault in &mut scenario.faults {
+        if let FaultSpec::ProviderOutage {
+            heal_after_minutes, ..
+        } = fault
+        {
+            *heal_after_minutes = Some(40.0);
+        }
+    }
+    let report = drill_scenario(&runbook, &scenario).await;
     let text = report.render();
     assert!(
         !report.passed(),
         "a premature replay must not pass:\n{text}"
     );
     assert!(text.contains("FAILED"), "{text}");
+    assert!(
+        text.contains("✗ verification ✗ DLQ depth decreasing: expected decreasing over 3 samples (or 0), observed"),
+        "the failed criterion says what was expected and what was seen:\n{text}"
+    );
     assert!(text.contains("fault timeline:"), "{text}");
     assert!(
         text.contains("spotify answers 503"),

@@ -55,6 +55,24 @@ impl Check {
     }
 
     /// Whether `series` (oldest first, at least [`Check::samples`] long) passes.
+    /// Like [`Check::holds`], knowing the reading from when the response began.
+    ///
+    /// For [`Check::Decreasing`] a queue that has been drained to at most half of
+    /// what it held then, and is not rising, is decreasing even if it now holds
+    /// steady (a few unfixable messages remain); one that was drained and refilled
+    /// to near where it was is not.
+    pub fn holds_since(&self, before: Option<&Reading>, series: &[Reading]) -> bool {
+        if let (Check::Decreasing { .. }, Some(before)) = (self, before.and_then(Reading::number)) {
+            let numbers: Vec<f64> = series.iter().filter_map(Reading::number).collect();
+            let never_rises = numbers.windows(2).all(|w| w[1] <= w[0]);
+            let halved = numbers.last().is_some_and(|last| *last <= before / 2.0);
+            if numbers.len() >= self.samples() && never_rises && halved {
+                return true;
+            }
+        }
+        self.holds(series)
+    }
+
     pub fn holds(&self, series: &[Reading]) -> bool {
         let numbers: Vec<f64> = series.iter().filter_map(Reading::number).collect();
         let last = numbers.last().copied();
@@ -178,12 +196,7 @@ impl Criterion {
                     if series.len() > window {
                         series.remove(0);
                     }
-                    let judged: Vec<Reading> = before
-                        .iter()
-                        .cloned()
-                        .chain(series.iter().cloned())
-                        .collect();
-                    if series.len() >= window && self.check.holds(&judged) {
+                    if series.len() >= window && self.check.holds_since(before.as_ref(), &series) {
                         return self.outcome(ops, true, &seen);
                     }
                 }
@@ -314,9 +327,14 @@ mod tests {
             "a drained queue counts"
         );
         assert!(!check.holds(&numbers(&[2500.0, 2400.0])), "too few samples");
+        let before = Reading::Number(1524.0);
         assert!(
-            check.holds(&numbers(&[1524.0, 75.0, 75.0, 75.0])),
-            "lower than when the response began, and holding"
+            check.holds_since(Some(&before), &numbers(&[75.0, 75.0, 75.0])),
+            "drained to a residue since the response began, and holding"
+        );
+        assert!(
+            !check.holds_since(Some(&before), &numbers(&[1273.0, 1273.0, 1273.0])),
+            "drained and refilled is not decreasing"
         );
     }
 

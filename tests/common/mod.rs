@@ -37,13 +37,19 @@ pub fn scenario(id: &str) -> Scenario {
 
 /// Drills `scenario_id` with `runbook` on a fresh stack at the scenario's scale.
 pub async fn drill_with(runbook: &dyn DynRunbook, scenario_id: &str) -> DrillReport {
-    let scenario = scenario(scenario_id);
-    let stack = stack(scenario_id, scenario.scale).await;
+    drill_scenario(runbook, &scenario(scenario_id)).await
+}
+
+/// Drills a scenario (perhaps changed by the test) with `runbook` on a fresh stack.
+pub async fn drill_scenario(runbook: &dyn DynRunbook, scenario: &Scenario) -> DrillReport {
+    let stack = stack(&scenario.id, scenario.scale).await;
     let options = DrillOptions::new(Arc::new(AutoApprove), SEED);
-    let report = run_drill(&stack, runbook, &scenario, &options)
+    let report = run_drill(&stack, runbook, scenario, &options)
         .await
         .expect("the drill runs");
     stack.shutdown().await.expect("the stack stops");
+    // Shown by the test runner when the test fails, or with --no-capture.
+    println!("{}", report.render());
     report
 }
 
