@@ -6,6 +6,7 @@
 //! - `drill twin <service>` runs one twin service; the backends start these.
 #![forbid(unsafe_code)]
 
+mod approve;
 mod run;
 mod up;
 

@@ -12,6 +12,8 @@ use harness::drill::{DrillOptions, DrillReport, run_drill};
 use harness::{PortMode, Stack, StackOptions};
 use runbooks::ops::AutoApprove;
 
+use crate::approve::{AskOperator, operator_present};
+
 /// Runs the drills of a runbook, or one scenario of it.
 ///
 /// Each drill resets the stack, injects the scenario's faults, waits for the alert,
@@ -40,6 +42,17 @@ pub struct RunArgs {
     /// How many tracks of history to load.
     #[arg(long, default_value_t = 2000)]
     tracks: usize,
+    /// Who approves destructive steps (disable a provider, purge, terminate): `ask`
+    /// the operator at the terminal, or `auto`. Defaults to `ask` when standard
+    /// input is a terminal, `auto` otherwise (CI).
+    #[arg(long, value_enum)]
+    approve: Option<Approval>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Approval {
+    Ask,
+    Auto,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
@@ -51,7 +64,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         scenario::select(all, &args.selector)?
     };
     let twin_binary = std::env::current_exe().context("finding the drill binary")?;
-    let options = DrillOptions::new(Arc::new(AutoApprove), args.seed);
+    let approver: Arc<dyn runbooks::ops::Approver> = match args.approve {
+        Some(Approval::Ask) => Arc::new(AskOperator),
+        Some(Approval::Auto) => Arc::new(AutoApprove),
+        None if operator_present() => Arc::new(AskOperator),
+        None => Arc::new(AutoApprove),
+    };
+    let options = DrillOptions::new(approver, args.seed);
     let mut reports: Vec<DrillReport> = Vec::new();
     let mut stack: Option<(f64, Stack)> = None;
     for scenario in &chosen {

@@ -94,3 +94,26 @@ async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condi
         "the last observation is shown:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_purge_stops_the_drill_at_the_approval_gate() {
+    let report = common::drill_approved_by(
+        &DlqOverflow::default(),
+        &scenario("dlq-overflow/d-invalid-data"),
+        std::sync::Arc::new(runbooks::ops::RefuseAll),
+    )
+    .await;
+    let text = report.render();
+    assert!(!report.passed(), "{text}");
+    assert!(
+        text.contains(
+            "Purge bad messages that can't be fixed: refused at the approval gate by refuse-all"
+        ),
+        "the refused step is named:\n{text}"
+    );
+    let ledger = report.ledger.as_ref().expect("a ledger");
+    assert_eq!(
+        ledger.archived, 0,
+        "nothing is purged without approval: {ledger:?}"
+    );
+}

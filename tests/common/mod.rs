@@ -9,7 +9,7 @@ use harness::drill::scenario::{self, Scenario};
 use harness::drill::{DrillOptions, DrillReport, run_drill};
 use harness::{Stack, StackOptions};
 use runbooks::DynRunbook;
-use runbooks::ops::AutoApprove;
+use runbooks::ops::{Approver, AutoApprove};
 
 pub const SEED: u64 = 42;
 
@@ -42,8 +42,17 @@ pub async fn drill_with(runbook: &dyn DynRunbook, scenario_id: &str) -> DrillRep
 
 /// Drills a scenario (perhaps changed by the test) with `runbook` on a fresh stack.
 pub async fn drill_scenario(runbook: &dyn DynRunbook, scenario: &Scenario) -> DrillReport {
+    drill_approved_by(runbook, scenario, Arc::new(AutoApprove)).await
+}
+
+/// Drills a scenario with destructive steps approved (or not) by `approver`.
+pub async fn drill_approved_by(
+    runbook: &dyn DynRunbook,
+    scenario: &Scenario,
+    approver: Arc<dyn Approver>,
+) -> DrillReport {
     let stack = stack(&scenario.id, scenario.scale).await;
-    let options = DrillOptions::new(Arc::new(AutoApprove), SEED);
+    let options = DrillOptions::new(approver, SEED);
     let report = run_drill(&stack, runbook, scenario, &options)
         .await
         .expect("the drill runs");
