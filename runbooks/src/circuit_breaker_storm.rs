@@ -22,7 +22,7 @@ use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepError};
 use crate::probe::{Api, Probe};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, ScenarioMeta, Severity};
-use crate::steps::{self, ExternalState, RowsNaming};
+use crate::steps::{self, Compose, ExternalState, RowsNaming};
 
 pub static META: RunbookMeta = RunbookMeta {
     id: "circuit-breaker-storm",
@@ -318,10 +318,11 @@ async fn network_issue(ops: &Ops) -> Result<(), StepError> {
             crate::ops::Outcome::Ok,
         );
     }
-    steps::restart_services(
+    steps::compose(
         ops,
         phase,
         "Restart networking",
+        Compose::Restart,
         &[Service::ApiGatewayInternal],
     )
     .await?;
@@ -343,25 +344,19 @@ async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
         Service::MetadataEnrichmentWorker1,
         Service::MetadataEnrichmentWorker2,
     ];
-    steps::stop_services(ops, phase, "Temporarily pause enrichment", &workers).await?;
-    ops.wait_until(
+    steps::compose(
+        ops,
+        phase,
+        "Temporarily pause enrichment",
+        Compose::Stop,
+        &workers,
+    )
+    .await?;
+    steps::wait_for_rate_limits_to_lift(
+        ops,
         phase,
         "Wait for the rate limit to lift (up to 15 minutes)",
         Duration::from_secs(15 * 60),
-        Duration::from_secs(30),
-        || async {
-            let mut limited = Vec::new();
-            for provider in Provider::ALL {
-                if ops.external_status(provider).await == Some(429) {
-                    limited.push(provider.name());
-                }
-            }
-            Ok(if limited.is_empty() {
-                Ok("no provider answers 429".to_owned())
-            } else {
-                Err(format!("still 429: {}", limited.join(", ")))
-            })
-        },
     )
     .await?;
     for worker in workers {
@@ -377,7 +372,14 @@ async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
         )
         .await?;
     }
-    steps::start_services(ops, phase, "Restart with reduced concurrency", &workers).await?;
+    steps::compose(
+        ops,
+        phase,
+        "Restart with reduced concurrency",
+        Compose::Start,
+        &workers,
+    )
+    .await?;
     steps::wait_for_breakers(
         ops,
         phase,

@@ -22,7 +22,7 @@ use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepContext, StepError};
 use crate::probe::{Api, Probe};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, ScenarioMeta, Severity};
-use crate::steps::{self, ExternalState, ReplayWatch, RowsNaming};
+use crate::steps::{self, Compose, ExternalState, ReplayWatch, RowsNaming};
 
 pub static META: RunbookMeta = RunbookMeta {
     id: "dlq-overflow",
@@ -332,40 +332,36 @@ async fn timeout_errors(ops: &Ops) -> Result<(), StepError> {
 async fn rate_limited(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     let scrapers = [Service::ScraperMixesdb, Service::Scraper1001Tracklists];
-    steps::stop_services(ops, phase, "Pause scrapers to reduce load", &scrapers).await?;
-    ops.wait_until(
+    steps::compose(
+        ops,
+        phase,
+        "Pause scrapers to reduce load",
+        Compose::Stop,
+        &scrapers,
+    )
+    .await?;
+    steps::wait_for_rate_limits_to_lift(
+        ops,
         phase,
         "Wait for rate limits to reset (up to 15 minutes)",
         Duration::from_secs(15 * 60),
-        Duration::from_secs(30),
-        || async {
-            let mut limited = Vec::new();
-            for provider in Provider::ALL {
-                if ops.external_status(provider).await == Some(429) {
-                    limited.push(provider.name());
-                }
-            }
-            Ok(if limited.is_empty() {
-                Ok("no provider answers 429".to_owned())
-            } else {
-                Err(format!("still 429: {}", limited.join(", ")))
-            })
-        },
     )
     .await?;
-    steps::start_services(
+    steps::compose(
         ops,
         phase,
         "Restart with reduced concurrency",
+        Compose::Start,
         &[Service::ScraperMixesdb],
     )
     .await?;
     ops.clock.sleep(Duration::from_secs(60)).await;
     steps::grep_logs(ops, phase, Service::ScraperMixesdb, 50, &[""]).await?;
-    steps::start_services(
+    steps::compose(
         ops,
         phase,
         "Gradually add more scrapers",
+        Compose::Start,
         &[Service::Scraper1001Tracklists],
     )
     .await?;

@@ -462,52 +462,65 @@ pub async fn monitor_replay(
     Ok(verdict)
 }
 
-/// `docker compose stop|start …`.
-pub async fn stop_services(
+/// A `docker compose` verb the runbooks use on services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compose {
+    Stop,
+    Start,
+    Restart,
+}
+
+/// `docker compose stop|start|restart <services>`.
+pub async fn compose(
     ops: &Ops,
     phase: Phase,
     title: &str,
+    verb: Compose,
     services: &[Service],
 ) -> Result<(), StepError> {
+    let (word, done) = match verb {
+        Compose::Stop => ("stop", "stopped"),
+        Compose::Start => ("start", "started"),
+        Compose::Restart => ("restart", "restarted"),
+    };
+    let action = async {
+        match verb {
+            Compose::Stop => ops.orchestrator.stop(services).await,
+            Compose::Start => ops.orchestrator.start(services).await,
+            Compose::Restart => ops.orchestrator.restart(services).await,
+        }
+    };
     ops.act(
         phase,
         title,
-        format!("docker compose stop {}", names(services)),
-        ops.orchestrator.stop(services),
-        |_| "stopped".to_owned(),
+        format!("docker compose {word} {}", names(services)),
+        action,
+        |_| done.to_owned(),
     )
     .await
 }
 
-pub async fn start_services(
+/// Waits (bounded) until no provider answers 429 any more: "wait 15 minutes for
+/// rate limits to reset", as a poll.
+pub async fn wait_for_rate_limits_to_lift(
     ops: &Ops,
     phase: Phase,
     title: &str,
-    services: &[Service],
-) -> Result<(), StepError> {
-    ops.act(
-        phase,
-        title,
-        format!("docker compose start {}", names(services)),
-        ops.orchestrator.start(services),
-        |_| "started".to_owned(),
-    )
-    .await
-}
-
-pub async fn restart_services(
-    ops: &Ops,
-    phase: Phase,
-    title: &str,
-    services: &[Service],
-) -> Result<(), StepError> {
-    ops.act(
-        phase,
-        title,
-        format!("docker compose restart {}", names(services)),
-        ops.orchestrator.restart(services),
-        |_| "restarted".to_owned(),
-    )
+    bound: Duration,
+) -> Result<String, StepError> {
+    ops.wait_until(phase, title, bound, Duration::from_secs(30), || async {
+        let mut limited = Vec::new();
+        for provider in Provider::ALL {
+            if ops.external_status(provider).await == Some(429) {
+                limited.push(provider.name());
+            }
+        }
+        Ok(if limited.is_empty() {
+            Ok("no provider answers 429".to_owned())
+        } else {
+            Err(format!("still 429: {}", limited.join(", ")))
+        })
+    })
     .await
 }
 
