@@ -14,6 +14,7 @@
 
 pub mod catalogue;
 pub mod dirs;
+pub mod docker;
 pub mod drill;
 mod error;
 pub mod local;

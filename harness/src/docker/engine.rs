@@ -1,0 +1,372 @@
+//! The docker engine as the backend sees it: a negotiated client, the images, the
+//! labels every resource carries, and reaping what a killed run left behind.
+//!
+//! Every container, network and volume of a stack carries [`LABEL_RUN`] (the stack's
+//! run id) and [`LABEL_OWNER`] (`<pid>:<start time>` of the process that made it). A
+//! stack removes its resources when dropped; resources whose owner is gone (a run
+//! killed with SIGKILL, where no `Drop` runs) are removed by the next stack's start.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
+    RemoveVolumeOptions,
+};
+
+use crate::StackError;
+use crate::local::procfs;
+
+/// The run id of the stack a resource belongs to.
+pub const LABEL_RUN: &str = "runbook-drill.run-id";
+/// `<pid>:<start time>` of the process that created the resource.
+pub const LABEL_OWNER: &str = "runbook-drill.owner";
+/// The stack's label ([`crate::StackOptions::label`]): the scenario or test.
+pub const LABEL_SCENARIO: &str = "runbook-drill.label";
+/// Compose's own labels, so `docker compose ls`-style tooling and humans recognise them.
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+
+/// Why the docker backend could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("{action}: {source}")]
+    Engine {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(
+        "image {image} is not present and cannot be pulled here; build it with `scripts/images`"
+    )]
+    MissingImage { image: String },
+    #[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
+    Timeout {
+        what: String,
+        waited: Duration,
+        last: String,
+    },
+    #[error("{service} exited during boot ({state}); last lines of its log:\n{tail}")]
+    ExitedDuringBoot {
+        service: String,
+        state: String,
+        tail: String,
+    },
+    #[error(transparent)]
+    Stack(#[from] StackError),
+}
+
+impl DockerError {
+    pub(crate) fn engine(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
+        let action = action.into();
+        move |source| DockerError::Engine { action, source }
+    }
+}
+
+/// Connects to the local engine and negotiates the API version: the engine here
+/// speaks 1.41 at most, below what bollard declares.
+pub async fn connect() -> Result<Docker, DockerError> {
+    Docker::connect_with_local_defaults()
+        .map_err(DockerError::engine("connecting to the docker engine"))?
+        .negotiate_version()
+        .await
+        .map_err(DockerError::engine("negotiating the docker API version"))
+}
+
+/// The images a stack runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Images {
+    /// PostgreSQL 15, Redis and tini: `DRILL_IMAGE_BASE`, default `runbook-drill/base`.
+    pub base: String,
+    /// Base plus the `drill` binary: `DRILL_IMAGE_TWIN`. When unset, twin services run
+    /// from the base image with the stack's twin binary mounted read-only, so that the
+    /// containers always run the binary the tests were built with.
+    pub twin: Option<String>,
+}
+
+impl Images {
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            base: with_tag(&var("DRILL_IMAGE_BASE").unwrap_or_else(|| "runbook-drill/base".into())),
+            twin: var("DRILL_IMAGE_TWIN").map(|name| with_tag(&name)),
+        }
+    }
+
+    /// Fails with the command that builds them when an image is missing.
+    pub async fn check(&self, docker: &Docker) -> Result<(), DockerError> {
+        for image in std::iter::once(&self.base).chain(&self.twin) {
+            match docker.inspect_image(image).await {
+                Ok(_) => {}
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    return Err(DockerError::MissingImage {
+                        image: image.clone(),
+                    });
+                }
+                Err(source) => {
+                    return Err(DockerError::Engine {
+                        action: format!("inspecting image {image}"),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `name` → `name:latest`; a name with a tag or digest is kept.
+fn with_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// This process, as recorded in [`LABEL_OWNER`].
+pub(crate) fn owner() -> String {
+    let pid = std::process::id() as i32;
+    format!("{pid}:{}", procfs::start_time(pid).unwrap_or(0))
+}
+
+/// Whether the process an owner label names still runs.
+fn owner_alive(owner: &str) -> bool {
+    let Some((pid, start)) = owner.split_once(':') else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    procfs::is_alive(pid) && procfs::start_time(pid) == Some(start)
+}
+
+pub(crate) fn label_filter(key: &str, value: Option<&str>) -> HashMap<String, Vec<String>> {
+    let label = match value {
+        Some(value) => format!("{key}={value}"),
+        None => key.to_owned(),
+    };
+    HashMap::from([("label".to_owned(), vec![label])])
+}
+
+/// What [`reap`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub runs: BTreeSet<String>,
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+}
+
+/// Removes the containers, networks and volumes of runs whose owner process is gone.
+pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(LABEL_OWNER, None)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(DockerError::engine("listing containers"))?;
+    let mut reaped = Reaped::default();
+    let mut stale_runs = BTreeSet::new();
+    for container in containers {
+        let labels = container.labels.unwrap_or_default();
+        let (Some(owner), Some(run)) = (labels.get(LABEL_OWNER), labels.get(LABEL_RUN)) else {
+            continue;
+        };
+        if owner_alive(owner) {
+            continue;
+        }
+        stale_runs.insert(run.clone());
+        if let Some(id) = container.id {
+            remove_container(docker, &id).await?;
+            reaped.containers += 1;
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(label_filter(LABEL_OWNER, None)),
+        }))
+        .await
+        .map_err(DockerError::engine("listing networks"))?;
+    for network in networks {
+        let labels = network.labels.unwrap_or_default();
+        match labels.get(LABEL_OWNER) {
+            Some(owner) if !owner_alive(owner) => {}
+            _ => continue,
+        }
+        if let Some(run) = labels.get(LABEL_RUN) {
+            stale_runs.insert(run.clone());
+        }
+        if let Some(id) = network.id {
+            remove_network(docker, &id).await?;
+            reaped.networks += 1;
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(label_filter(LABEL_OWNER, None)),
+        }))
+        .await
+        .map_err(DockerError::engine("listing volumes"))?;
+    for volume in volumes.volumes.unwrap_or_default() {
+        match volume.labels.get(LABEL_OWNER) {
+            Some(owner) if !owner_alive(owner) => {}
+            _ => continue,
+        }
+        remove_volume(docker, &volume.name).await?;
+        reaped.volumes += 1;
+    }
+    reaped.runs = stale_runs;
+    Ok(reaped)
+}
+
+/// Removes every container, network and volume of run `run_id`.
+pub async fn remove_run(docker: &Docker, run_id: &str) -> Result<(), DockerError> {
+    let filter = label_filter(LABEL_RUN, Some(run_id));
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's containers"))?;
+    let removals = containers
+        .into_iter()
+        .filter_map(|c| c.id)
+        .map(|id| async move { remove_container(docker, &id).await });
+    for result in futures::future::join_all(removals).await {
+        result?;
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter.clone()),
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's networks"))?;
+    for id in networks.into_iter().filter_map(|n| n.id) {
+        remove_network(docker, &id).await?;
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's volumes"))?;
+    for volume in volumes.volumes.unwrap_or_default() {
+        remove_volume(docker, &volume.name).await?;
+    }
+    Ok(())
+}
+
+/// How many containers, networks and volumes carry run `run_id`'s label.
+pub async fn count_run(docker: &Docker, run_id: &str) -> Result<usize, DockerError> {
+    let filter = label_filter(LABEL_RUN, Some(run_id));
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's containers"))?;
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter.clone()),
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's networks"))?;
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(DockerError::engine("listing the run's volumes"))?;
+    Ok(containers.len() + networks.len() + volumes.volumes.map_or(0, |v| v.len()))
+}
+
+fn gone(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Force-removes a container and its anonymous volumes; a missing one is fine.
+pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(options)).await {
+        // 409: removal already in progress (a concurrent reaper or teardown).
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(e) if !gone(&e) => Err(DockerError::Engine {
+            action: format!("removing container {id}"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn remove_network(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    match docker.remove_network(id).await {
+        Err(e) if !gone(&e) => Err(DockerError::Engine {
+            action: format!("removing network {id}"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn remove_volume(docker: &Docker, name: &str) -> Result<(), DockerError> {
+    match docker
+        .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
+        .await
+    {
+        Err(e) if !gone(&e) => Err(DockerError::Engine {
+            action: format!("removing volume {name}"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_get_latest_unless_tagged() {
+        assert_eq!(with_tag("runbook-drill/base"), "runbook-drill/base:latest");
+        assert_eq!(with_tag("postgres:15"), "postgres:15");
+        assert_eq!(
+            with_tag("localhost:5000/base"),
+            "localhost:5000/base:latest"
+        );
+        assert_eq!(with_tag("base@sha256:ab"), "base@sha256:ab");
+    }
+
+    #[test]
+    fn a_dead_or_malformed_owner_is_not_alive() {
+        assert!(owner_alive(&owner()));
+        assert!(!owner_alive("garbage"));
+        let me = std::process::id();
+        assert!(
+            !owner_alive(&format!("{me}:1")),
+            "another start time is another process"
+        );
+    }
+}

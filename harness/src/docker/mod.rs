@@ -1,0 +1,29 @@
+//! The docker backend: the same twin as the local backend, as containers.
+//!
+//! PostgreSQL, Redis and every twin service run as containers on a docker network of
+//! their own, from images built offline by `scripts/images` (no image can be pulled
+//! on our machines). The harness reaches them through ports published on 127.0.0.1;
+//! the containers reach the provider stand-ins (wiremock, on the host's loopback)
+//! through small forwarders listening on the network's gateway address, which is the
+//! host's side of the stack's own bridge. So no traffic leaves loopback and the
+//! stack's network.
+//!
+//! Memory limits, OOM kills, pauses, container logs and stop/start/restart are the
+//! real thing here, which is what the runbooks' `docker compose …` commands assume.
+//!
+//! - [`engine`]: connecting to the engine, labels, images, reaping what killed runs left;
+//! - `spec`: how each container is configured (the twin's environment is the local
+//!   backend's, with container addresses);
+//! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
+//! - [`stack`]: [`DockerStack`], booting, resetting and tearing down (on `Drop` too);
+//! - `forward`: the gateway-side forwarders to the provider stand-ins.
+
+pub mod engine;
+mod forward;
+pub mod orchestrator;
+mod spec;
+pub mod stack;
+
+pub use engine::{DockerError, Images};
+pub use orchestrator::DockerOrchestrator;
+pub use stack::{DockerBootReport, DockerStack};

@@ -1,0 +1,591 @@
+//! The runbooks' `docker compose …` verbs, with bollard, on a stack's containers.
+//!
+//! Containers are created from their [`ServiceSpec`]; an environment edited with
+//! `set_env` takes effect at the next start or restart by recreating the container,
+//! as `docker compose up` does. Host ports are fixed when the stack is built, so a
+//! recreated container answers where the old one did.
+//!
+//! `start` returns once the service is ready, judged by a probe (PostgreSQL accepts
+//! a connection, Redis answers PING, a twin service's chaos surface and `/health`
+//! answer), never by a sleep.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::ContainerStateStatusEnum;
+use bollard::query_parameters::{
+    KillContainerOptions, ListContainersOptions, LogsOptions, StartContainerOptions, StatsOptions,
+    StopContainerOptions,
+};
+use futures::StreamExt;
+use runbooks::ops::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
+use sqlx::Connection;
+use sqlx::postgres::PgConnectOptions;
+use url::Url;
+use wire::Service;
+
+use super::engine::{self, DockerError, LABEL_RUN};
+use super::spec::ServiceSpec;
+
+/// How a service is known to be ready.
+#[derive(Clone, Debug)]
+pub(crate) enum Probe {
+    Postgres(Box<PgConnectOptions>),
+    Redis(String),
+    Twin { chaos: Url, health: Option<Url> },
+}
+
+struct Managed {
+    spec: ServiceSpec,
+    probe: Probe,
+    ready_timeout: Duration,
+}
+
+/// `docker compose …` over one stack's containers.
+pub struct DockerOrchestrator {
+    docker: Docker,
+    run_id: String,
+    services: BTreeMap<Service, Managed>,
+    /// Environment edits not yet applied (`set_env`), by service.
+    pending: Mutex<BTreeMap<Service, BTreeMap<String, String>>>,
+    /// Environment edits the current container was created with.
+    applied: Mutex<BTreeMap<Service, BTreeMap<String, String>>>,
+    /// Services stopped with `stop`, which `status` reports as stopped, not exited.
+    stopped: Mutex<BTreeSet<Service>>,
+    /// Unix seconds: logs before this are not shown (a reset starts a new incident).
+    logs_since: AtomicI64,
+    http: reqwest::Client,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn failed(service: Service, action: &'static str) -> impl FnOnce(DockerError) -> OrchestratorError {
+    move |e| OrchestratorError::Action {
+        service,
+        action,
+        reason: e.to_string(),
+    }
+}
+
+/// 304 Not Modified: already started, stopped, …
+fn not_modified(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}
+
+impl DockerOrchestrator {
+    pub(crate) fn new(docker: Docker, run_id: String, http: reqwest::Client) -> Self {
+        Self {
+            docker,
+            run_id,
+            services: BTreeMap::new(),
+            pending: Mutex::default(),
+            applied: Mutex::default(),
+            stopped: Mutex::default(),
+            logs_since: AtomicI64::new(0),
+            http,
+        }
+    }
+
+    pub(crate) fn add(&mut self, service: Service, spec: ServiceSpec, probe: Probe) {
+        let ready_timeout = match probe {
+            // Debug twin binaries start together on two cores.
+            Probe::Twin { .. } => Duration::from_secs(30),
+            _ => Duration::from_secs(20),
+        };
+        self.services.insert(
+            service,
+            Managed {
+                spec,
+                probe,
+                ready_timeout,
+            },
+        );
+    }
+
+    /// The container of `service`, e.g. `drill-1a2b3c4d-rest-api-1`.
+    pub fn container(&self, service: Service) -> Option<&str> {
+        self.services
+            .get(&service)
+            .map(|m| m.spec.container.as_str())
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn managed(&self, service: Service) -> Result<&Managed, OrchestratorError> {
+        self.services
+            .get(&service)
+            .ok_or(OrchestratorError::NotInStack { service })
+    }
+
+    /// Creates the container of `service` (not started).
+    pub(crate) async fn create(&self, service: Service) -> Result<(), DockerError> {
+        let managed = &self.services[&service];
+        let overrides = lock(&self.pending).remove(&service).unwrap_or_default();
+        let options = bollard::query_parameters::CreateContainerOptions {
+            name: Some(managed.spec.container.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), managed.spec.create_body(&overrides))
+            .await
+            .map_err(DockerError::engine(format!(
+                "creating container {}",
+                managed.spec.container
+            )))?;
+        lock(&self.applied).insert(service, overrides);
+        Ok(())
+    }
+
+    /// Starts `service` (recreating it first if its environment was edited) and waits
+    /// until it is ready.
+    pub(crate) async fn start_one(&self, service: Service) -> Result<(), DockerError> {
+        let managed = &self.services[&service];
+        let name = &managed.spec.container;
+        // `set_env` and `clear_env` leave the complete desired edit pending.
+        if lock(&self.pending).contains_key(&service) {
+            engine::remove_container(&self.docker, name).await?;
+            self.create(service).await?;
+        }
+        match self
+            .docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+        {
+            Err(e) if !not_modified(&e) => {
+                return Err(DockerError::Engine {
+                    action: format!("starting {name}"),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        lock(&self.stopped).remove(&service);
+        self.wait_ready(service, managed).await
+    }
+
+    async fn wait_ready(&self, service: Service, managed: &Managed) -> Result<(), DockerError> {
+        let started = Instant::now();
+        let mut last = String::from("no probe yet");
+        let mut pause = Duration::from_millis(10);
+        while started.elapsed() < managed.ready_timeout {
+            match self.probe(&managed.probe).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => last = reason,
+            }
+            let state = self.inspect_state(&managed.spec.container).await?;
+            if !matches!(state.0, Some(ContainerStateStatusEnum::RUNNING)) {
+                return Err(DockerError::ExitedDuringBoot {
+                    service: service.name().to_owned(),
+                    state: format!("{:?}, exit code {:?}", state.0, state.1),
+                    tail: self.tail(&managed.spec.container, 20).await.join("\n"),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        Err(DockerError::Timeout {
+            what: format!("{} to become ready", service.name()),
+            waited: managed.ready_timeout,
+            last,
+        })
+    }
+
+    async fn probe(&self, probe: &Probe) -> Result<(), String> {
+        match probe {
+            Probe::Postgres(options) => {
+                let connect = sqlx::PgConnection::connect_with(options);
+                match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                    Ok(Ok(conn)) => {
+                        let _ = conn.close().await;
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("connect timed out".into()),
+                }
+            }
+            Probe::Redis(url) => {
+                let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+                let ping = async {
+                    let mut conn = client.get_multiplexed_async_connection().await?;
+                    ::redis::cmd("PING").query_async::<String>(&mut conn).await
+                };
+                match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("PING timed out".into()),
+                }
+            }
+            Probe::Twin { chaos, health } => {
+                for url in std::iter::once(chaos).chain(health) {
+                    match self.http.get(url.clone()).send().await {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => return Err(format!("{url}: {}", r.status())),
+                        Err(e) => return Err(format!("{url}: {e}")),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn inspect_state(
+        &self,
+        container: &str,
+    ) -> Result<(Option<ContainerStateStatusEnum>, Option<i64>, bool), DockerError> {
+        let inspected = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(DockerError::engine(format!("inspecting {container}")))?;
+        let state = inspected.state.unwrap_or_default();
+        Ok((
+            state.status,
+            state.exit_code,
+            state.oom_killed.unwrap_or(false),
+        ))
+    }
+
+    async fn tail(&self, container: &str, lines: usize) -> Vec<String> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            since: self.logs_since.load(Ordering::Relaxed) as i32,
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(container, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// From now on, `logs` shows only what services write after this moment.
+    pub(crate) fn start_new_log_window(&self) {
+        let now = chrono::Utc::now().timestamp();
+        self.logs_since.store(now, Ordering::Relaxed);
+    }
+
+    /// Drops environment edits (applied or not); true if the running container has
+    /// some, so it must be recreated to get back to the original environment.
+    pub(crate) fn clear_env(&self, service: Service) -> bool {
+        lock(&self.pending).remove(&service);
+        let applied = lock(&self.applied)
+            .get(&service)
+            .is_some_and(|env| !env.is_empty());
+        if applied {
+            // An empty pending edit recreates the container with no overrides.
+            lock(&self.pending).insert(service, BTreeMap::new());
+            lock(&self.applied).insert(service, BTreeMap::new());
+        }
+        applied
+    }
+
+    async fn stop_one(&self, service: Service) -> Result<(), DockerError> {
+        let name = &self.services[&service].spec.container;
+        let options = StopContainerOptions {
+            t: Some(10),
+            ..Default::default()
+        };
+        match self.docker.stop_container(name, Some(options)).await {
+            Err(e) if !not_modified(&e) => Err(DockerError::Engine {
+                action: format!("stopping {name}"),
+                source: e,
+            }),
+            _ => {
+                lock(&self.stopped).insert(service);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts what is stopped or exited, unpauses what is paused, and recreates what
+    /// runs with an edited environment: back to every service running as built.
+    pub(crate) async fn ensure_running(&self, services: &[Service]) -> Result<(), DockerError> {
+        let each = services.iter().map(|&service| async move {
+            let env_changed = self.clear_env(service);
+            let name = &self.services[&service].spec.container;
+            let (status, _, _) = self.inspect_state(name).await?;
+            match status {
+                Some(ContainerStateStatusEnum::RUNNING) if !env_changed => Ok(()),
+                Some(ContainerStateStatusEnum::PAUSED) if !env_changed => self
+                    .docker
+                    .unpause_container(name)
+                    .await
+                    .map_err(DockerError::engine(format!("unpausing {name}"))),
+                _ => self.start_one(service).await,
+            }
+        });
+        futures::future::join_all(each).await.into_iter().collect()
+    }
+}
+
+#[async_trait]
+impl Orchestrator for DockerOrchestrator {
+    fn backend(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn stop(&self, services: &[Service]) -> Result<(), OrchestratorError> {
+        for &service in services {
+            self.managed(service)?;
+        }
+        let stops = services.iter().map(|&service| async move {
+            self.stop_one(service)
+                .await
+                .map_err(failed(service, "stop"))
+        });
+        futures::future::join_all(stops).await.into_iter().collect()
+    }
+
+    async fn start(&self, services: &[Service]) -> Result<(), OrchestratorError> {
+        for &service in services {
+            self.managed(service)?;
+        }
+        let starts = services.iter().map(|&service| async move {
+            self.start_one(service)
+                .await
+                .map_err(failed(service, "start"))
+        });
+        futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn restart(&self, services: &[Service]) -> Result<(), OrchestratorError> {
+        for &service in services {
+            self.managed(service)?;
+        }
+        let restarts = services.iter().map(|&service| async move {
+            // Paused containers cannot be stopped; `docker compose restart` unpauses.
+            let name = &self.services[&service].spec.container;
+            if let Ok((Some(ContainerStateStatusEnum::PAUSED), _, _)) =
+                self.inspect_state(name).await
+            {
+                let _ = self.docker.unpause_container(name).await;
+            }
+            self.stop_one(service)
+                .await
+                .map_err(failed(service, "restart"))?;
+            self.start_one(service)
+                .await
+                .map_err(failed(service, "restart"))
+        });
+        futures::future::join_all(restarts)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn kill(&self, service: Service) -> Result<(), OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        self.docker
+            .kill_container(name, Some(options))
+            .await
+            .map_err(DockerError::engine(format!("killing {name}")))
+            .map_err(failed(service, "kill"))?;
+        lock(&self.stopped).remove(&service);
+        Ok(())
+    }
+
+    async fn pause(&self, service: Service) -> Result<(), OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        self.docker
+            .pause_container(name)
+            .await
+            .map_err(DockerError::engine(format!("pausing {name}")))
+            .map_err(failed(service, "pause"))
+    }
+
+    async fn unpause(&self, service: Service) -> Result<(), OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        self.docker
+            .unpause_container(name)
+            .await
+            .map_err(DockerError::engine(format!("unpausing {name}")))
+            .map_err(failed(service, "unpause"))
+    }
+
+    async fn status(&self, service: Service) -> Result<ServiceStatus, OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        let (status, code, oom_killed) = self
+            .inspect_state(name)
+            .await
+            .map_err(failed(service, "status"))?;
+        let on_purpose = lock(&self.stopped).contains(&service);
+        Ok(match status {
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING) => {
+                ServiceStatus::Running
+            }
+            Some(ContainerStateStatusEnum::PAUSED) => ServiceStatus::Paused,
+            Some(ContainerStateStatusEnum::CREATED) => ServiceStatus::Stopped,
+            _ if on_purpose => ServiceStatus::Stopped,
+            _ => ServiceStatus::Exited {
+                code: code.map(|c| c as i32),
+                oom_killed,
+            },
+        })
+    }
+
+    async fn logs(&self, service: Service, tail: usize) -> Result<Vec<String>, OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        Ok(self.tail(name, tail).await)
+    }
+
+    async fn stats(&self) -> Result<Vec<ServiceStats>, OrchestratorError> {
+        let each = self.services.iter().map(|(&service, managed)| async move {
+            let name = &managed.spec.container;
+            match self.inspect_state(name).await {
+                Ok((Some(ContainerStateStatusEnum::RUNNING), _, _)) => {}
+                _ => return None,
+            }
+            // Not one-shot: the engine samples twice, which the CPU figure needs.
+            let options = StatsOptions {
+                stream: false,
+                one_shot: false,
+            };
+            let stats = self.docker.stats(name, Some(options)).next().await?.ok()?;
+            Some(service_stats(service, &stats))
+        });
+        Ok(futures::future::join_all(each)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn set_env(
+        &self,
+        service: Service,
+        vars: BTreeMap<String, String>,
+    ) -> Result<(), OrchestratorError> {
+        self.managed(service)?;
+        let mut pending = lock(&self.pending);
+        let edit = pending.entry(service).or_insert_with(|| {
+            lock(&self.applied)
+                .get(&service)
+                .cloned()
+                .unwrap_or_default()
+        });
+        edit.extend(vars);
+        Ok(())
+    }
+
+    /// Removes the stack's stopped containers that are not one of its services
+    /// (what a fault left behind); the services themselves are never pruned, as
+    /// compose would recreate them anyway.
+    async fn prune(&self) -> Result<PruneReport, OrchestratorError> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                size: true,
+                filters: Some(engine::label_filter(LABEL_RUN, Some(&self.run_id))),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| OrchestratorError::Other(format!("listing containers: {e}")))?;
+        let ours: BTreeSet<String> = self
+            .services
+            .values()
+            .map(|m| format!("/{}", m.spec.container))
+            .collect();
+        let mut report = PruneReport::default();
+        for container in containers {
+            let names = container.names.unwrap_or_default();
+            let running = container.state.is_some_and(|s| {
+                s == bollard::models::ContainerSummaryStateEnum::RUNNING
+                    || s == bollard::models::ContainerSummaryStateEnum::PAUSED
+            });
+            if running || names.iter().any(|n| ours.contains(n)) {
+                continue;
+            }
+            let Some(id) = container.id else { continue };
+            engine::remove_container(&self.docker, &id)
+                .await
+                .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            report.reclaimed_bytes += container.size_rw.unwrap_or(0).max(0) as u64;
+            report.removed.push(names.join(","));
+        }
+        Ok(report)
+    }
+}
+
+/// A row of `docker stats`: memory without the page cache, as the CLI shows it;
+/// CPU over the engine's two samples, in percent of one core.
+fn service_stats(
+    service: Service,
+    stats: &bollard::models::ContainerStatsResponse,
+) -> ServiceStats {
+    let memory = stats.memory_stats.as_ref();
+    let usage = memory.and_then(|m| m.usage).unwrap_or(0);
+    let cache = memory
+        .and_then(|m| m.stats.as_ref())
+        .and_then(|s| {
+            s.get("total_inactive_file")
+                .or_else(|| s.get("inactive_file"))
+        })
+        .copied()
+        .unwrap_or(0);
+    // An unlimited container reports the host's memory (or more) as its limit.
+    let limit = memory.and_then(|m| m.limit).filter(|&l| l < host_memory());
+    let cpu = |s: Option<&bollard::models::ContainerCpuStats>| {
+        let s = s.cloned().unwrap_or_default();
+        (
+            s.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            s.system_cpu_usage.unwrap_or(0),
+            s.online_cpus.unwrap_or(1).max(1),
+        )
+    };
+    let (total, system, cpus) = cpu(stats.cpu_stats.as_ref());
+    let (pre_total, pre_system, _) = cpu(stats.precpu_stats.as_ref());
+    let (delta, system_delta) = (
+        total.saturating_sub(pre_total),
+        system.saturating_sub(pre_system),
+    );
+    let cpu_percent = if system_delta > 0 {
+        delta as f64 / system_delta as f64 * f64::from(cpus) * 100.0
+    } else {
+        0.0
+    };
+    ServiceStats {
+        service,
+        memory_bytes: usage.saturating_sub(cache),
+        memory_limit_bytes: limit,
+        cpu_percent,
+    }
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(u64::MAX)
+}

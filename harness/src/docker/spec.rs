@@ -1,0 +1,207 @@
+//! How each container of a stack is configured.
+//!
+//! A container's configuration is kept as a [`ServiceSpec`] so that the orchestrator
+//! can recreate it with a changed environment, as `docker compose up` recreates a
+//! service whose environment was edited.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+};
+
+/// Where PostgreSQL keeps its data inside the container; survives stop/start, not
+/// removal (a recreated PostgreSQL starts from the template again).
+const PGDATA: &str = "/var/lib/postgresql/data";
+
+/// Settings as the local backend's PostgreSQL (see `local::postgres`): speed over
+/// durability, the runbooks' connection ceiling, timestamps in the log.
+const PG_SETTINGS: &[&str] = &[
+    "listen_addresses=*",
+    "unix_socket_directories=",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "max_connections=200",
+    "wal_recycle=off",
+    "min_wal_size=2MB",
+    "log_line_prefix=%m [%p] %q%a ",
+];
+
+/// One container of a stack.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceSpec {
+    /// Compose style: `<project>-<service>-1`.
+    pub container: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub binds: Vec<String>,
+    /// (container port, host port on 127.0.0.1).
+    pub ports: Vec<(u16, u16)>,
+    pub stop_signal: Option<String>,
+    pub memory_limit: Option<u64>,
+    pub labels: HashMap<String, String>,
+    pub network: String,
+    /// The service name, which is also its host name on the stack's network.
+    pub alias: String,
+}
+
+impl ServiceSpec {
+    /// The body of `docker create`, with `overrides` on top of the environment.
+    pub fn create_body(&self, overrides: &BTreeMap<String, String>) -> ContainerCreateBody {
+        let mut env = self.env.clone();
+        env.extend(overrides.clone());
+        let port_bindings = self
+            .ports
+            .iter()
+            .map(|&(inside, host)| {
+                (
+                    format!("{inside}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some(Ipv4Addr::LOCALHOST.to_string()),
+                        host_port: Some(host.to_string()),
+                    }]),
+                )
+            })
+            .collect();
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            hostname: Some(self.alias.clone()),
+            // tini reaps and forwards signals: bash or the service as PID 1 would
+            // ignore SIGTERM and every stop would take the full grace period.
+            entrypoint: Some(vec!["/usr/bin/tini".into(), "--".into()]),
+            cmd: Some(self.cmd.clone()),
+            env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(self.labels.clone()),
+            stop_signal: self.stop_signal.clone(),
+            exposed_ports: Some(self.ports.iter().map(|(p, _)| format!("{p}/tcp")).collect()),
+            host_config: Some(HostConfig {
+                binds: (!self.binds.is_empty()).then(|| self.binds.clone()),
+                port_bindings: Some(port_bindings),
+                network_mode: Some(self.network.clone()),
+                // Swap equal to memory: no swap, so exceeding the limit is an OOM kill.
+                memory: self.memory_limit.map(|m| m as i64),
+                memory_swap: self.memory_limit.map(|m| m as i64),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![self.alias.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// PostgreSQL from the template data directory mounted read-only at `/template`.
+///
+/// The copy happens once per container (a restarted container keeps its data); the
+/// template's access rules only trust loopback, so the stack's network is trusted too.
+/// `setpriv` execs PostgreSQL as `postgres` without the extra process `runuser` keeps.
+pub(crate) fn postgres_cmd() -> Vec<String> {
+    let settings: Vec<String> = PG_SETTINGS.iter().map(|s| format!("-c '{s}'")).collect();
+    let script = format!(
+        "set -e\n\
+         if [ ! -s {PGDATA}/PG_VERSION ]; then\n\
+           mkdir -p {PGDATA}\n\
+           cp -a /template/. {PGDATA}/\n\
+           rm -f {PGDATA}/postmaster.pid\n\
+           echo 'host all all all trust' >> {PGDATA}/pg_hba.conf\n\
+           chown -R postgres:postgres {PGDATA}\n\
+           chmod 700 {PGDATA}\n\
+         fi\n\
+         exec setpriv --reuid=postgres --regid=postgres --init-groups \
+         postgres -D {PGDATA} -p 5432 {}\n",
+        settings.join(" ")
+    );
+    vec!["bash".into(), "-c".into(), script]
+}
+
+/// Redis without persistence, as on the local backend: a restart starts empty.
+pub(crate) fn redis_cmd() -> Vec<String> {
+    [
+        "redis-server",
+        "--bind",
+        "0.0.0.0",
+        "--port",
+        "6379",
+        "--protected-mode",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The port the chaos relay listens on inside a twin container, published to the host.
+pub(crate) const CHAOS_RELAY_PORT: u16 = 9001;
+
+/// A twin service behind a relay for its chaos surface.
+///
+/// The twin refuses to serve its chaos surface anywhere but loopback, and a
+/// container's loopback cannot be published. Until the twin accepts a container
+/// address, a relay (perl, which the base image has for PostgreSQL's scripts) forwards
+/// `0.0.0.0:CHAOS_RELAY_PORT` to the surface on `127.0.0.1:chaos_port`, and the
+/// service is exec'd so that it receives tini's signals itself.
+pub(crate) fn twin_cmd(service: &str, chaos_port: u16) -> Vec<String> {
+    let relay = format!(
+        r#"use IO::Socket::INET; use IO::Select; $SIG{{CHLD}}='IGNORE';
+my $l=IO::Socket::INET->new(LocalAddr=>'0.0.0.0',LocalPort=>{CHAOS_RELAY_PORT},Listen=>64,ReuseAddr=>1) or die "relay: $!";
+while(1){{ my $c=$l->accept or next; if(fork==0){{
+ my $u=IO::Socket::INET->new(PeerAddr=>'127.0.0.1',PeerPort=>{chaos_port}) or exit;
+ my $s=IO::Select->new($c,$u);
+ while(my @r=$s->can_read){{ for my $h (@r){{ my $n=sysread($h,my $b,65536); exit unless $n; syswrite($h==$c?$u:$c,$b); }} }}
+ exit }} close $c }}"#
+    );
+    let script = format!("perl -e \"$1\" &\nexec /usr/local/bin/drill twin {service}\n");
+    vec![
+        "bash".into(),
+        "-c".into(),
+        script,
+        // $0 and $1 of the script: the relay's source.
+        "twin".into(),
+        relay,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_ports_bind_loopback_only() {
+        let spec = ServiceSpec {
+            container: "drill-x-rest-api-1".into(),
+            image: "base:latest".into(),
+            cmd: vec!["drill".into()],
+            env: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]),
+            binds: vec![],
+            ports: vec![(8080, 41000)],
+            stop_signal: None,
+            memory_limit: Some(64 << 20),
+            labels: HashMap::new(),
+            network: "drill-x".into(),
+            alias: "rest-api".into(),
+        };
+        let body = spec.create_body(&BTreeMap::from([("B".into(), "3".into())]));
+        assert_eq!(body.env.unwrap(), vec!["A=1", "B=3"]);
+        let host = body.host_config.unwrap();
+        let binding = &host.port_bindings.unwrap()["8080/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port.as_deref(), Some("41000"));
+        assert_eq!(
+            host.memory, host.memory_swap,
+            "no swap: over the limit is an OOM kill"
+        );
+    }
+}

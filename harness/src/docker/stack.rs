@@ -1,0 +1,674 @@
+//! [`DockerStack`]: a running twin whose services are containers.
+//!
+//! Boot, in order: connect and check the images; reap what killed runs left; create
+//! the stack's network; then in parallel the PostgreSQL template (the local backend's
+//! cached, seeded data directory, mounted read-only and copied inside the container),
+//! Redis, and the provider stand-ins with their gateway forwarders; the seed restored
+//! at modeled now; finally every twin service at once. Any error drops what was
+//! started. Dropping the stack removes its containers, network and volumes, also
+//! after a panic (the removal runs on a thread of its own, so it works inside or
+//! outside a runtime).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::NetworkCreateRequest;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use url::Url;
+use wire::{Clock, Service};
+use wiremock::{MockServer, Respond};
+
+use super::engine::{
+    self, DockerError, Images, LABEL_OWNER, LABEL_PROJECT, LABEL_RUN, LABEL_SCENARIO, LABEL_SERVICE,
+};
+use super::forward::Forwarder;
+use super::orchestrator::{DockerOrchestrator, Probe};
+use super::spec::{self, ServiceSpec};
+use crate::catalogue::Catalogue;
+use crate::drill::faults::FaultTarget;
+use crate::drill::runner::DrillStack;
+use crate::local::Binaries;
+use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
+use crate::local::twin::{self, Wiring};
+use crate::providers::{self, Provider, Providers};
+use crate::stack::{Endpoints, PortMode, StackOptions};
+use crate::{StackError, dirs, seed};
+
+/// The chaos surface's port on a twin container's loopback (see `spec::twin_cmd`).
+const CHAOS_PORT: u16 = 9000;
+
+/// What the docker backend needs beyond [`StackOptions`].
+#[derive(Clone, Debug, Default)]
+pub struct DockerOptions {
+    /// `None`: [`Images::from_env`].
+    pub images: Option<Images>,
+    /// Container memory limits (swap included, so exceeding one is an OOM kill).
+    pub memory_limits: BTreeMap<Service, u64>,
+}
+
+/// How long each phase of a docker boot took.
+#[derive(Clone, Copy, Debug)]
+pub struct DockerBootReport {
+    /// Engine, images, reaping, network.
+    pub prepare: Duration,
+    /// From the start of the boot until PostgreSQL accepted connections.
+    pub postgres_ready: Duration,
+    pub seed_restore: Duration,
+    /// Creating and starting every twin container until all were ready.
+    pub twin_ready: Duration,
+    pub total: Duration,
+    pub template: crate::local::TemplateOutcome,
+}
+
+/// A running twin on docker. Dropping it removes every container, network and volume
+/// it created.
+pub struct DockerStack {
+    endpoints: Endpoints,
+    clock: Clock,
+    providers: Providers,
+    orchestrator: Arc<DockerOrchestrator>,
+    admin: PgPool,
+    redis: ::redis::Client,
+    http: reqwest::Client,
+    chaos: BTreeMap<Service, Url>,
+    network: String,
+    boot: DockerBootReport,
+    _forwarders: Vec<Forwarder>,
+    teardown: Teardown,
+}
+
+/// Removes a run's resources when dropped.
+struct Teardown {
+    run_id: String,
+    done: bool,
+}
+
+impl Teardown {
+    fn run_blocking(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let run_id = self.run_id.clone();
+        // A runtime of its own on a thread of its own: Drop may run inside a runtime
+        // (where blocking on another is refused) or after a panic outside any.
+        let outcome = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let docker = engine::connect().await.map_err(std::io::Error::other)?;
+                engine::remove_run(&docker, &run_id)
+                    .await
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!(
+                "docker stack {}: teardown failed ({e}); the next start reaps it",
+                self.run_id
+            ),
+            Err(_) => eprintln!("docker stack {}: teardown panicked", self.run_id),
+        }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.run_blocking();
+    }
+}
+
+impl DockerStack {
+    /// Boots a stack with the images from the environment and no memory limits.
+    pub async fn start(options: StackOptions) -> Result<DockerStack, DockerError> {
+        Self::start_with(options, DockerOptions::default()).await
+    }
+
+    pub async fn start_with(
+        options: StackOptions,
+        docker_options: DockerOptions,
+    ) -> Result<DockerStack, DockerError> {
+        let started = Instant::now();
+        let clock = Clock::starting_now(options.scale)
+            .map_err(|e| StackError::InvalidOptions(e.to_string()))?;
+        let bins = Binaries::locate(&options.twin_binary)?;
+        let docker = engine::connect().await?;
+        let images = docker_options
+            .images
+            .clone()
+            .unwrap_or_else(Images::from_env);
+        images.check(&docker).await?;
+        let reaped = engine::reap(&docker).await?;
+        if !reaped.runs.is_empty() {
+            tracing::info!(?reaped, "reaped stale docker runs");
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| StackError::InvalidOptions(format!("building an HTTP client: {e}")))?;
+
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let project = format!("drill-{run_id}");
+        // From here on, dropping `teardown` removes whatever was created.
+        let teardown = Teardown {
+            run_id: run_id.clone(),
+            done: false,
+        };
+        let labels = HashMap::from([
+            (LABEL_RUN.to_owned(), run_id.clone()),
+            (LABEL_OWNER.to_owned(), engine::owner()),
+            (LABEL_SCENARIO.to_owned(), options.label.clone()),
+            (LABEL_PROJECT.to_owned(), project.clone()),
+        ]);
+        let gateway = create_network(&docker, &project, &labels).await?;
+        let prepare = started.elapsed();
+
+        // Provider stand-ins on loopback, reachable from the containers through
+        // forwarders on the gateway address.
+        let listening = providers::Listening::start().await;
+        let mut forwarders = Vec::new();
+        let mut provider_urls = BTreeMap::new();
+        for provider in Provider::ALL {
+            let url = listening.url(provider);
+            let target = socket_addr(&url)?;
+            let forwarder = Forwarder::start(gateway, target).await?;
+            provider_urls.insert(provider, crate::local::boot::base_url(forwarder.addr));
+            forwarders.push(forwarder);
+        }
+
+        let port_for = |service: Service| match (options.ports, service.drill_port()) {
+            (PortMode::Documented, Some(port)) => Ok(port),
+            _ => free_port(),
+        };
+        let pg_port = port_for(Service::Postgres)?;
+        let redis_port = port_for(Service::Redis)?;
+        let mut listen = BTreeMap::new();
+        let mut chaos_ports = BTreeMap::new();
+        for service in Service::TWIN {
+            if service.drill_port().is_some() {
+                listen.insert(service, port_for(service)?);
+            }
+            chaos_ports.insert(service, free_port()?);
+        }
+        let api = |service: Service| local_url(listen[&service]);
+        let endpoints = Endpoints {
+            enrichment: api(Service::MetadataEnrichment),
+            gateway: api(Service::ApiGatewayInternal),
+            dlq: api(Service::DlqManager),
+            rest_api: api(Service::RestApi),
+            graph_api: api(Service::GraphApi),
+            database_url: format!("postgres://{APP_USER}@127.0.0.1:{pg_port}/{DATABASE}"),
+            admin_database_url: format!("postgres://{SUPERUSER}@127.0.0.1:{pg_port}/{DATABASE}"),
+            redis_url: format!("redis://127.0.0.1:{redis_port}"),
+            postgres_port: pg_port,
+            redis_port,
+        };
+
+        // The template first: its path is part of PostgreSQL's container.
+        let runtime_root = dirs::runtime_root()?;
+        let cache_dir = dirs::cache_dir();
+        let (seed_value, tracks) = (options.seed, options.tracks);
+        let template_and_catalogue = async {
+            let template = crate::local::template::ensure(
+                &bins,
+                &cache_dir,
+                &runtime_root,
+                seed_value,
+                tracks,
+            );
+            let catalogue = tokio::task::spawn_blocking(move || {
+                Catalogue::shared(seed_value, Catalogue::len_for(tracks))
+            });
+            let (template, catalogue) = tokio::join!(template, catalogue);
+            let catalogue = catalogue.map_err(|e| StackError::Io {
+                action: "generating the catalogue".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Ok::<_, StackError>((template?, catalogue))
+        };
+
+        let labelled = |service: Service| {
+            let mut labels = labels.clone();
+            labels.insert(LABEL_SERVICE.to_owned(), service.name().to_owned());
+            labels
+        };
+        let spec_for = |service: Service, image: &str, cmd: Vec<String>| ServiceSpec {
+            container: format!("{project}-{}-1", service.name()),
+            image: image.to_owned(),
+            cmd,
+            env: BTreeMap::new(),
+            binds: Vec::new(),
+            ports: Vec::new(),
+            stop_signal: None,
+            memory_limit: docker_options.memory_limits.get(&service).copied(),
+            labels: labelled(service),
+            network: project.clone(),
+            alias: service.name().to_owned(),
+        };
+
+        let mut orchestrator =
+            DockerOrchestrator::new(docker.clone(), run_id.clone(), http.clone());
+        let redis_spec = ServiceSpec {
+            ports: vec![(6379, redis_port)],
+            ..spec_for(Service::Redis, &images.base, spec::redis_cmd())
+        };
+        orchestrator.add(
+            Service::Redis,
+            redis_spec,
+            Probe::Redis(endpoints.redis_url.clone()),
+        );
+
+        let wiring = Wiring {
+            clock,
+            database_url: format!("postgres://{APP_USER}@postgres:5432/{DATABASE}"),
+            redis_url: "redis://redis:6379".to_owned(),
+            enrichment_url: service_url(Service::MetadataEnrichment),
+            gateway_url: service_url(Service::ApiGatewayInternal),
+            spotify_url: provider_urls[&Provider::Spotify].clone(),
+            musicbrainz_url: provider_urls[&Provider::MusicBrainz].clone(),
+            lastfm_url: provider_urls[&Provider::LastFm].clone(),
+            mixesdb_url: provider_urls[&Provider::MixesDb].clone(),
+            tracklists1001_url: provider_urls[&Provider::Tracklists1001].clone(),
+            run_id: run_id.clone(),
+        };
+        let twin_binary = std::fs::canonicalize(&bins.twin)
+            .map_err(StackError::io(format!("resolving {}", bins.twin.display())))?;
+        let (twin_image, twin_binds) = match &images.twin {
+            Some(image) => (image.clone(), vec![]),
+            None => (
+                images.base.clone(),
+                vec![format!("{}:/usr/local/bin/drill:ro", twin_binary.display())],
+            ),
+        };
+        let mut chaos = BTreeMap::new();
+        for service in Service::TWIN {
+            let inside = service.drill_port();
+            let slot = twin::slot(
+                &bins,
+                service,
+                inside.map(|p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, p))),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, CHAOS_PORT)),
+                &wiring,
+                Path::new("/dev/null"),
+                Path::new("/"),
+            );
+            let mut env = slot.spec.env;
+            // Another PID namespace: the harness's PID means nothing inside. Containers
+            // are reaped by their owner label instead.
+            env.remove(wire::env::PARENT_PID);
+            let mut ports = vec![(spec::CHAOS_RELAY_PORT, chaos_ports[&service])];
+            if let Some(inside) = inside {
+                ports.push((inside, listen[&service]));
+            }
+            let cmd = spec::twin_cmd(service.name(), CHAOS_PORT);
+            let spec = ServiceSpec {
+                env,
+                binds: twin_binds.clone(),
+                ports,
+                ..spec_for(service, &twin_image, cmd)
+            };
+            let chaos_url = local_url(chaos_ports[&service]);
+            chaos.insert(service, chaos_url.clone());
+            orchestrator.add(
+                service,
+                spec,
+                Probe::Twin {
+                    chaos: chaos_url.join("chaos").expect("a relative path joins"),
+                    health: inside
+                        .map(|_| api(service).join("health").expect("a relative path joins")),
+                },
+            );
+        }
+
+        // PostgreSQL needs the template's path, Redis nothing: Redis starts while the
+        // template is found (or built) and the catalogue generated.
+        let admin_options = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(pg_port)
+            .username(SUPERUSER)
+            .database(DATABASE)
+            .application_name("runbook-drill-harness");
+        let redis_started =
+            async { orchestrator_create_start(&orchestrator, Service::Redis).await };
+        let (prepared, redis_result) = tokio::join!(template_and_catalogue, redis_started);
+        redis_result?;
+        let (template, catalogue) = prepared?;
+        let pg_spec = ServiceSpec {
+            binds: vec![format!("{}:/template:ro", template.pgdata.display())],
+            ports: vec![(5432, pg_port)],
+            // Fast shutdown, as the official image's STOPSIGNAL.
+            stop_signal: Some("SIGINT".into()),
+            ..spec_for(Service::Postgres, &images.base, spec::postgres_cmd())
+        };
+        orchestrator.add(
+            Service::Postgres,
+            pg_spec,
+            Probe::Postgres(Box::new(admin_options.clone())),
+        );
+        let orchestrator = Arc::new(orchestrator);
+        let (pg, providers) = tokio::join!(
+            orchestrator_create_start(&orchestrator, Service::Postgres),
+            listening.mount(catalogue),
+        );
+        pg?;
+        let postgres_ready = started.elapsed();
+        let admin = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(60))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(admin_options)
+            .await
+            .map_err(StackError::db("connecting to musicdb as postgres"))?;
+        let restore_started = Instant::now();
+        seed::snapshot::restore(&admin, clock.now()).await?;
+        let seed_restore = restore_started.elapsed();
+
+        let twin_started = Instant::now();
+        let twins = futures::future::join_all(
+            Service::TWIN.map(|service| orchestrator_create_start(&orchestrator, service)),
+        )
+        .await;
+        first_error(twins)?;
+        let twin_ready = twin_started.elapsed();
+        orchestrator.start_new_log_window();
+
+        let redis = ::redis::Client::open(endpoints.redis_url.as_str())
+            .map_err(StackError::redis("opening a Redis client"))?;
+        Ok(DockerStack {
+            endpoints,
+            clock,
+            providers,
+            orchestrator,
+            admin,
+            redis,
+            http,
+            chaos,
+            network: project,
+            boot: DockerBootReport {
+                prepare,
+                postgres_ready,
+                seed_restore,
+                twin_ready,
+                total: started.elapsed(),
+                template: template.outcome,
+            },
+            _forwarders: forwarders,
+            teardown,
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub fn orchestrator(&self) -> Arc<dyn runbooks::ops::Orchestrator> {
+        self.orchestrator.clone()
+    }
+
+    /// The orchestrator with its docker-only extras (container names, run id).
+    pub fn docker_orchestrator(&self) -> &Arc<DockerOrchestrator> {
+        &self.orchestrator
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        self.providers.catalogue()
+    }
+
+    pub fn chaos_url(&self, service: Service) -> Option<Url> {
+        self.chaos.get(&service).cloned()
+    }
+
+    pub fn admin_pool(&self) -> &PgPool {
+        &self.admin
+    }
+
+    /// The run id every container, network and volume of this stack is labelled with.
+    pub fn run_id(&self) -> &str {
+        &self.teardown.run_id
+    }
+
+    /// The stack's docker network (`drill-<run id>`), also its compose project name.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    pub fn boot_report(&self) -> &DockerBootReport {
+        &self.boot
+    }
+
+    /// The engine client the stack uses.
+    pub fn docker(&self) -> &Docker {
+        self.orchestrator.docker()
+    }
+
+    /// Back to the seeded state, as [`crate::Stack::reset`]: every service running with
+    /// its original environment, seeded rows at modeled now, Redis empty, provider
+    /// baselines only, chaos switches reset; `logs` starts a new window.
+    pub async fn reset(&self) -> Result<(), DockerError> {
+        self.orchestrator
+            .ensure_running(&[Service::Postgres, Service::Redis])
+            .await?;
+        let database = seed::snapshot::restore(&self.admin, self.clock.now());
+        let cache = async {
+            let mut conn = self
+                .redis
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(StackError::redis("connecting to Redis"))?;
+            ::redis::cmd("FLUSHALL")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(StackError::redis("FLUSHALL"))
+        };
+        self.orchestrator.start_new_log_window();
+        let (database, cache, ()) = tokio::join!(database, cache, self.providers.reset());
+        database?;
+        cache?;
+        self.orchestrator.ensure_running(&Service::TWIN).await?;
+        let resets = self.chaos.iter().map(|(&service, base)| async move {
+            let url = base.join("chaos/reset").expect("a relative path joins");
+            let result = self.http.post(url.clone()).send().await;
+            match result {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(response.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+            .map_err(|reason| StackError::Chaos {
+                service,
+                action: "POST /chaos/reset",
+                url: url.to_string(),
+                reason,
+            })
+        });
+        futures::future::join_all(resets)
+            .await
+            .into_iter()
+            .collect::<Result<(), _>>()?;
+        Ok(())
+    }
+
+    /// Removes every container, network and volume of the stack. `Drop` does the same.
+    pub async fn shutdown(mut self) -> Result<(), DockerError> {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.admin.close()).await;
+        let run_id = self.teardown.run_id.clone();
+        self.teardown.done = true;
+        engine::remove_run(self.orchestrator.docker(), &run_id).await
+    }
+}
+
+/// Creates and starts `service`, ready when its probe answers.
+async fn orchestrator_create_start(
+    orchestrator: &DockerOrchestrator,
+    service: Service,
+) -> Result<(), DockerError> {
+    orchestrator.create(service).await?;
+    orchestrator.start_one(service).await
+}
+
+/// The most telling error of several: a service that exited beats a timeout, which
+/// is often its consequence.
+fn first_error(results: Vec<Result<(), DockerError>>) -> Result<(), DockerError> {
+    let mut errors: Vec<DockerError> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let exited = errors
+        .iter()
+        .position(|e| matches!(e, DockerError::ExitedDuringBoot { .. }))
+        .unwrap_or(0);
+    Err(errors.swap_remove(exited))
+}
+
+/// A bridge network labelled like the stack; returns its gateway (the host's address
+/// on it). Ports published without an address would bind loopback only.
+async fn create_network(
+    docker: &Docker,
+    name: &str,
+    labels: &HashMap<String, String>,
+) -> Result<IpAddr, DockerError> {
+    docker
+        .create_network(NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone()),
+            options: Some(HashMap::from([(
+                "com.docker.network.bridge.host_binding_ipv4".to_owned(),
+                "127.0.0.1".to_owned(),
+            )])),
+            ..Default::default()
+        })
+        .await
+        .map_err(DockerError::engine(format!("creating network {name}")))?;
+    let network = docker
+        .inspect_network(name, None)
+        .await
+        .map_err(DockerError::engine(format!("inspecting network {name}")))?;
+    network
+        .ipam
+        .and_then(|ipam| ipam.config)
+        .into_iter()
+        .flatten()
+        .find_map(|config| config.gateway?.parse::<IpAddr>().ok())
+        .ok_or_else(|| {
+            StackError::InvalidOptions(format!("network {name} has no IPv4 gateway")).into()
+        })
+}
+
+/// A free loopback port, for a container's published port in test mode.
+fn free_port() -> Result<u16, StackError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(StackError::io("finding a free loopback port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(StackError::io("finding a free loopback port"))?
+        .port())
+}
+
+fn local_url(port: u16) -> Url {
+    crate::local::boot::base_url(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// How the twin's services reach each other: by service name on the stack's network.
+fn service_url(service: Service) -> Url {
+    let port = service.drill_port().expect("an API service has a port");
+    Url::parse(&format!("http://{}:{port}/", service.name())).expect("a service name makes a URL")
+}
+
+fn socket_addr(url: &Url) -> Result<SocketAddr, StackError> {
+    url.socket_addrs(|| None)
+        .ok()
+        .and_then(|addrs| addrs.into_iter().next())
+        .ok_or_else(|| StackError::InvalidOptions(format!("{url} has no socket address")))
+}
+
+fn mocked(provider: wire::api::Provider) -> Provider {
+    match provider {
+        wire::api::Provider::Spotify => Provider::Spotify,
+        wire::api::Provider::Musicbrainz => Provider::MusicBrainz,
+        wire::api::Provider::Lastfm => Provider::LastFm,
+    }
+}
+
+impl FaultTarget for DockerStack {
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn provider_server(&self, provider: wire::api::Provider) -> &MockServer {
+        self.providers.server(mocked(provider))
+    }
+
+    fn provider_baseline(&self, provider: wire::api::Provider) -> Box<dyn Respond> {
+        self.providers.baseline_responder(mocked(provider))
+    }
+
+    fn chaos_url(&self, service: Service) -> Option<Url> {
+        DockerStack::chaos_url(self, service)
+    }
+
+    fn admin_db(&self) -> &PgPool {
+        &self.admin
+    }
+
+    fn track_name(&self, index: usize) -> (String, String) {
+        let catalogue = self.catalogue();
+        let track = catalogue
+            .get(index % catalogue.len().max(1))
+            .expect("the catalogue is not empty");
+        (track.artist.clone(), track.title.clone())
+    }
+}
+
+#[async_trait]
+impl DrillStack for DockerStack {
+    fn ops_endpoints(&self) -> runbooks::ops::Endpoints {
+        let ep = &self.endpoints;
+        let providers = wire::api::Provider::ALL
+            .into_iter()
+            .map(|p| (p, self.providers.url(mocked(p))))
+            .collect();
+        runbooks::ops::Endpoints {
+            enrichment: ep.enrichment.clone(),
+            gateway: ep.gateway.clone(),
+            dlq: ep.dlq.clone(),
+            rest_api: ep.rest_api.clone(),
+            graph_api: ep.graph_api.clone(),
+            database_url: ep.database_url.clone(),
+            postgres_host: "localhost".to_owned(),
+            postgres_port: ep.postgres_port,
+            redis_url: ep.redis_url.clone(),
+            providers,
+        }
+    }
+
+    fn ops_orchestrator(&self) -> Arc<dyn runbooks::ops::Orchestrator> {
+        self.orchestrator.clone()
+    }
+
+    fn ops_host(&self) -> Option<Arc<dyn runbooks::ops::Host>> {
+        None
+    }
+
+    async fn reset_for_drill(&self) -> anyhow::Result<()> {
+        Ok(self.reset().await?)
+    }
+}

@@ -1,0 +1,220 @@
+//! The docker backend end to end with the real twin: boot, every endpoint, the
+//! orchestrator's verbs on containers, a real OOM kill, and nothing left after drop.
+//!
+//! Skips (prints why and passes) when no docker engine answers or the images of
+//! `scripts/images` are missing, so the suite runs on machines without docker.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use harness::StackOptions;
+use harness::docker::stack::DockerOptions;
+use harness::docker::{DockerStack, Images, engine};
+use runbooks::ops::ServiceStatus;
+use support::{drill_binary, http};
+use wire::Service;
+
+/// Why docker tests cannot run here, if they cannot.
+async fn skip_reason() -> Option<String> {
+    let docker = match engine::connect().await {
+        Ok(docker) => docker,
+        Err(e) => return Some(format!("no docker engine: {e}")),
+    };
+    if let Err(e) = docker.ping().await {
+        return Some(format!("the docker engine does not answer: {e}"));
+    }
+    Images::from_env()
+        .check(&docker)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+macro_rules! skip_without_docker {
+    () => {
+        if let Some(reason) = skip_reason().await {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+async fn ok(url: url::Url) {
+    let response = http().get(url.clone()).send().await;
+    match response {
+        Ok(r) if r.status().is_success() => {}
+        other => panic!("{url} did not answer 200: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() {
+    skip_without_docker!();
+    let started = Instant::now();
+    let stack = DockerStack::start(StackOptions::for_tests(drill_binary()))
+        .await
+        .expect("the docker stack boots");
+    eprintln!(
+        "docker boot: {:?} (wall {:?})",
+        stack.boot_report(),
+        started.elapsed()
+    );
+    let (run_id, docker) = (stack.run_id().to_owned(), stack.docker().clone());
+
+    let ep = stack.endpoints().clone();
+    for base in [
+        &ep.enrichment,
+        &ep.gateway,
+        &ep.dlq,
+        &ep.rest_api,
+        &ep.graph_api,
+    ] {
+        ok(base.join("health").unwrap()).await;
+    }
+    for service in Service::TWIN {
+        ok(stack.chaos_url(service).unwrap().join("chaos").unwrap()).await;
+    }
+    let tracks: i64 = sqlx::query_scalar("SELECT count(*) FROM tracks")
+        .fetch_one(stack.admin_pool())
+        .await
+        .unwrap();
+    assert!(tracks > 0, "the seed is restored");
+
+    let orchestrator = stack.orchestrator();
+    assert_eq!(orchestrator.backend(), "docker");
+    for service in Service::ALL {
+        assert_eq!(
+            orchestrator.status(service).await.unwrap(),
+            ServiceStatus::Running
+        );
+    }
+    orchestrator.stop(&[Service::RestApi]).await.unwrap();
+    assert_eq!(
+        orchestrator.status(Service::RestApi).await.unwrap(),
+        ServiceStatus::Stopped
+    );
+    assert!(
+        http()
+            .get(ep.rest_api.join("health").unwrap())
+            .send()
+            .await
+            .is_err()
+    );
+    orchestrator.start(&[Service::RestApi]).await.unwrap();
+    ok(ep.rest_api.join("health").unwrap()).await;
+    orchestrator
+        .restart(&[Service::MetadataEnrichment])
+        .await
+        .unwrap();
+    ok(ep.enrichment.join("health").unwrap()).await;
+
+    // An edited environment takes effect at the next restart, by recreating the container.
+    orchestrator
+        .set_env(
+            Service::MetadataEnrichment,
+            BTreeMap::from([("POSTGRES_POOL_SIZE".to_owned(), "30".to_owned())]),
+        )
+        .await
+        .unwrap();
+    orchestrator
+        .restart(&[Service::MetadataEnrichment])
+        .await
+        .unwrap();
+    ok(ep.enrichment.join("health").unwrap()).await;
+
+    orchestrator.pause(Service::GraphApi).await.unwrap();
+    assert_eq!(
+        orchestrator.status(Service::GraphApi).await.unwrap(),
+        ServiceStatus::Paused
+    );
+    orchestrator.unpause(Service::GraphApi).await.unwrap();
+    orchestrator.kill(Service::DlqManager).await.unwrap();
+    assert!(matches!(
+        orchestrator.status(Service::DlqManager).await.unwrap(),
+        ServiceStatus::Exited {
+            code: Some(137),
+            oom_killed: false
+        }
+    ));
+    let logs = orchestrator.logs(Service::Postgres, 5).await.unwrap();
+    assert!(logs.len() <= 5);
+    let stats = orchestrator.stats().await.unwrap();
+    assert!(
+        stats
+            .iter()
+            .any(|s| s.service == Service::Postgres && s.memory_bytes > 0)
+    );
+
+    let reset = Instant::now();
+    stack
+        .reset()
+        .await
+        .expect("reset brings every service back");
+    eprintln!("docker reset: {:?}", reset.elapsed());
+    for service in Service::ALL {
+        assert_eq!(
+            orchestrator.status(service).await.unwrap(),
+            ServiceStatus::Running
+        );
+    }
+
+    drop(orchestrator);
+    drop(stack);
+    assert_eq!(
+        engine::count_run(&docker, &run_id).await.unwrap(),
+        0,
+        "no container, network or volume of run {run_id} is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_leak_under_a_container_limit_ends_in_an_oom_kill() {
+    skip_without_docker!();
+    const LIMIT: u64 = 96 << 20;
+    let stack = DockerStack::start_with(
+        StackOptions::for_tests(drill_binary()),
+        DockerOptions {
+            memory_limits: BTreeMap::from([(Service::GraphApi, LIMIT)]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the docker stack boots");
+    let (run_id, docker) = (stack.run_id().to_owned(), stack.docker().clone());
+    let switch = stack
+        .chaos_url(Service::GraphApi)
+        .unwrap()
+        .join("chaos/memory_leak")
+        .unwrap();
+    // Modeled minutes: at the tests' scale 60 this is 256 MiB per real second, bounded
+    // far above the limit so that only the limit can stop it.
+    let response = http()
+        .put(switch)
+        .json(&serde_json::json!({"mib_per_minute": 256, "max_mib": 1024}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    let orchestrator = stack.orchestrator();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = orchestrator.status(Service::GraphApi).await.unwrap();
+        if status != ServiceStatus::Running || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        status,
+        ServiceStatus::Exited {
+            code: Some(137),
+            oom_killed: true
+        },
+        "the kernel's OOM killer ended graph-api at its {} MiB limit",
+        LIMIT >> 20
+    );
+    stack.shutdown().await.unwrap();
+    assert_eq!(engine::count_run(&docker, &run_id).await.unwrap(), 0);
+}
