@@ -338,6 +338,8 @@ async fn an_open_breaker_half_opens_after_sixty_modeled_seconds_and_closes_on_th
     twin.relax_timeouts().await;
     // Only the tracks added here reach Spotify: no trial call can sneak in.
     twin.quiesce().await;
+    // Spotify's breaker cannot open before the outage begins.
+    let injected_at = twin.now();
     let outage = Fault::provider(Provider::Spotify)
         .status(503)
         .inject(&twin.stack)
@@ -382,12 +384,20 @@ async fn an_open_breaker_half_opens_after_sixty_modeled_seconds_and_closes_on_th
     // Healing the provider does not close the breaker: only a successful call does.
     outage.heal().await.expect("healing the outage");
 
-    // The breaker half-opens at (opened + 60 s): not before `seen_at + countdown`, and by
-    // `answered_at + countdown`. Every reading is checked against that window.
+    // The breaker half-opens at (opened + 60 s). It opened after the outage began and
+    // before it was seen OPEN, so it half-opens neither before `injected_at + 60 s` nor
+    // after `answered_at + 60 s`; its countdown narrows that window. Every reading is
+    // checked against it.
     let slack = Duration::from_millis(100);
+    let recovery = Duration::from_secs_f64(RECOVERY_SECONDS);
     let countdown = Duration::from_secs_f64(countdown);
-    let earliest = seen_at + countdown - slack;
-    let latest = answered_at + countdown + slack;
+    assert!(
+        seen_at + countdown + slack >= injected_at + recovery,
+        "the countdown ({countdown:?} at {seen_at}) is that of a {RECOVERY_SECONDS} s recovery \
+         timeout for a breaker that opened after {injected_at}"
+    );
+    let earliest = (seen_at + countdown).max(injected_at + recovery) - slack;
+    let latest = (answered_at + countdown).min(answered_at + recovery) + slack;
     let mut readings = Vec::new();
     let started = Instant::now();
     loop {
@@ -668,9 +678,12 @@ async fn replay_drains_the_dlq_without_losing_or_duplicating_a_message() {
         "one dlq_replay_log row per replayed message"
     );
     let logged: BTreeSet<(i64, i64, String)> = logged.into_iter().collect();
-    assert_eq!(
-        logged, queued,
-        "dlq_replay_log records exactly the messages that were queued (message, track, error)"
+    let unlogged: Vec<_> = queued.difference(&logged).take(10).collect();
+    let unknown: Vec<_> = logged.difference(&queued).take(10).collect();
+    assert!(
+        unlogged.is_empty() && unknown.is_empty(),
+        "dlq_replay_log records exactly the messages that were queued (message, track, \
+         error); queued but not logged: {unlogged:?}; logged but never queued: {unknown:?}"
     );
     let tracks: Vec<i64> = queued.iter().map(|(_, track, _)| *track).collect();
     let statuses = twin.statuses(&tracks).await;
@@ -815,9 +828,15 @@ async fn purging_before_a_date_moves_those_messages_to_the_archive() {
     .fetch_all(&twin.db)
     .await
     .expect("reading the archive");
-    assert_eq!(
-        archived, old,
-        "the archive holds each purged message as it was"
+    let changed: Vec<(&Row, Option<&Row>)> = old
+        .iter()
+        .filter(|row| !archived.contains(row))
+        .map(|row| (row, archived.iter().find(|a| a.0 == row.0)))
+        .collect();
+    assert!(
+        changed.is_empty() && archived.len() == old.len(),
+        "the archive holds each purged message as it was; (queued, archived) that differ: \
+         {changed:?}"
     );
     let (reasons, earliest): (Vec<String>, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT array_agg(DISTINCT archive_reason), MIN(archived_at) FROM dlq_archive
