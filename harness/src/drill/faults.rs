@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 use wire::api::{ErrorKind, Provider};
 use wire::{Clock, Service};
-use wiremock::matchers::any;
 
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -369,20 +368,17 @@ impl Drop for FaultGuard {
 }
 
 /// Mounts `response` above the provider's baseline for every request, behind a
-/// switch: once the switch is off, the mock passes every request to the baseline.
-/// (A switch rather than an unmount: healing must work from any task, at once.)
+/// switch: once the switch is off, the mock stops matching and requests fall through
+/// to whatever is below it (the baseline, or a fault injected later). A switch rather
+/// than an unmount: healing must work from any task, at once, even from `Drop`.
 async fn mount(
     target: &dyn FaultTarget,
     provider: Provider,
     response: impl Respond + 'static,
 ) -> Arc<AtomicBool> {
     let active = Arc::new(AtomicBool::new(true));
-    Mock::given(any())
-        .respond_with(Switchable {
-            active: active.clone(),
-            fault: Box::new(response),
-            baseline: target.provider_baseline(provider),
-        })
+    Mock::given(WhileActive(active.clone()))
+        .respond_with(response)
         // The baseline mocks sit at a lower priority (a higher number).
         .with_priority(1)
         .mount(target.provider_server(provider))
@@ -390,20 +386,12 @@ async fn mount(
     active
 }
 
-/// The fault's answer while active, the provider's normal answer after healing.
-struct Switchable {
-    active: Arc<AtomicBool>,
-    fault: Box<dyn Respond>,
-    baseline: Box<dyn Respond>,
-}
+/// Matches every request while its fault is active, none once it is healed.
+struct WhileActive(Arc<AtomicBool>);
 
-impl Respond for Switchable {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        if self.active.load(Ordering::SeqCst) {
-            self.fault.respond(request)
-        } else {
-            self.baseline.respond(request)
-        }
+impl wiremock::Match for WhileActive {
+    fn matches(&self, _request: &wiremock::Request) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -495,7 +483,12 @@ fn kind_for(index: usize, mix: &[(ErrorKind, u32)]) -> ErrorKind {
     mix[0].0
 }
 
-/// Inserts `messages` failed tracks and their DLQ messages in two set-based statements.
+/// Inserts `messages` failed tracks and their DLQ messages in one set-based statement.
+///
+/// Foreign-key triggers are off for this transaction (`session_replication_role =
+/// replica`, which the superuser pool may set): every message references a track the
+/// same statement inserts, so the row-by-row checks (each locking its track row again)
+/// would prove nothing, and they cost about a fifth of a 100k flood.
 async fn flood(
     target: &dyn FaultTarget,
     messages: usize,
@@ -528,6 +521,9 @@ async fn flood(
         );
     }
     let mut tx = db.begin().await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -563,16 +559,40 @@ async fn flood(
     tx.commit().await
 }
 
-/// Removes what is left of a flood: its live messages and the tracks still failed.
+/// Removes what is left of a flood: its tracks, and every row that references one
+/// (live, archived and replayed messages, and whatever enrichment wrote after a replay).
+///
+/// Deleting the tracks the ordinary way fires a foreign-key trigger per track and per
+/// referencing table, and `enrichment_audit` and `dlq_archive` have no index on
+/// `track_id`: each firing scans the whole table, which took minutes for 100k tracks on
+/// a stack that had run a while. So the triggers are off for this transaction
+/// (`session_replication_role = replica`) and the references go set-based instead.
+/// The tracks go first: from then on a twin transaction that references one waits for
+/// this one and then fails its own foreign-key check. Then each referencing table (read
+/// from the catalogue, so a new one cannot be missed) loses the rows whose track is
+/// gone, in statements that see whatever was committed before the tracks went.
 async fn remove_flood(db: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    for sql in [
-        "DELETE FROM dlq_messages WHERE track_id IN (SELECT track_id FROM tracks WHERE source = 'dlq-flood')",
-        "DELETE FROM dlq_archive WHERE track_id IN (SELECT track_id FROM tracks WHERE source = 'dlq-flood')",
-        "DELETE FROM dlq_replay_log WHERE track_id IN (SELECT track_id FROM tracks WHERE source = 'dlq-flood')",
-        "DELETE FROM tracks WHERE source = 'dlq-flood'",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM tracks WHERE source = 'dlq-flood'")
+        .execute(&mut *tx)
+        .await?;
+    let orphan_deletes: Vec<String> = sqlx::query_scalar(
+        "SELECT format('DELETE FROM %s r WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.%I)',
+                       c.conrelid::regclass, a.attname)
+         FROM pg_constraint c
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.contype = 'f' AND c.confrelid = 'tracks'::regclass
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for sql in orphan_deletes {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await
 }
