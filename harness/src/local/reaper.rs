@@ -145,10 +145,23 @@ mod tests {
         pid
     }
 
+    /// A `sleep` child that has finished its exec. Right after `spawn` returns, the
+    /// kernel may not have set up the new program's arguments yet, and its command line
+    /// reads empty; a stack records its processes long after that point.
+    fn sleeper() -> std::process::Child {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let execed = wait::until_blocking(Duration::from_secs(5), Duration::from_millis(1), || {
+            procfs::cmdline(pid).is_some_and(|c| c.contains("sleep"))
+        });
+        assert!(execed, "sleep did not start within 5 s");
+        child
+    }
+
     #[test]
     fn a_run_whose_owner_died_is_reaped_and_its_live_process_killed() {
         let root = tempfile::tempdir().unwrap();
-        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut sleeper = sleeper();
         let owner = Owner {
             pid: dead_pid(),
             start_time: Some(1),
@@ -193,7 +206,7 @@ mod tests {
     fn a_recycled_pid_is_not_killed() {
         // The recorded start time does not match the live process that now has the PID.
         let root = tempfile::tempdir().unwrap();
-        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut sleeper = sleeper();
         let owner = Owner {
             pid: dead_pid(),
             start_time: None,
