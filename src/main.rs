@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod approve;
+mod backend_arg;
 mod run;
 mod up;
 

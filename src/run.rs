@@ -13,6 +13,7 @@ use harness::{PortMode, Stack, StackOptions};
 use runbooks::ops::AutoApprove;
 
 use crate::approve::{AskOperator, operator_present};
+use crate::backend_arg::BackendArg;
 
 /// Runs the drills of a runbook, or one scenario of it.
 ///
@@ -47,6 +48,8 @@ pub struct RunArgs {
     /// input is a terminal, `auto` otherwise (CI).
     #[arg(long, value_enum)]
     approve: Option<Approval>,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -71,6 +74,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         None => Arc::new(AutoApprove),
     };
     let options = DrillOptions::new(approver, args.seed);
+    let backend = args.backend.select().await?.backend;
     let mut reports: Vec<DrillReport> = Vec::new();
     let mut stack: Option<(f64, Stack)> = None;
     for scenario in &chosen {
@@ -80,18 +84,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 old.shutdown().await?;
             }
             eprintln!(
-                "starting a stack (scale {scale}, seed {}, {} tracks)…",
+                "starting a {backend} stack (scale {scale}, seed {}, {} tracks)…",
                 args.seed, args.tracks
             );
             let started = Instant::now();
-            let new = Stack::start(StackOptions {
-                ports: PortMode::Free,
-                scale,
-                seed: args.seed,
-                tracks: args.tracks,
-                twin_binary: twin_binary.clone(),
-                label: format!("drill-run {}", args.selector),
-            })
+            let new = Stack::start(
+                StackOptions {
+                    ports: PortMode::Free,
+                    scale,
+                    seed: args.seed,
+                    tracks: args.tracks,
+                    twin_binary: twin_binary.clone(),
+                    label: format!("drill-run {}", args.selector),
+                },
+                backend,
+            )
             .await
             .context("starting the stack")?;
             eprintln!("stack up in {:.2} s", started.elapsed().as_secs_f64());

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use harness::{PortMode, Stack, StackOptions};
 
+use crate::backend_arg::BackendArg;
+
 /// Runs the SongNodes twin at the ports the runbooks name, until Ctrl-C.
 ///
 /// PostgreSQL listens on localhost:5433 (database `musicdb`, user `musicdb_user`, no
@@ -29,6 +31,8 @@ pub struct UpArgs {
     /// Bind free ports instead of the documented ones (to run beside another stack).
     #[arg(long)]
     free_ports: bool,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -45,18 +49,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         twin_binary,
         label: "drill-up".to_owned(),
     };
+    let selected = args.backend.select().await?;
     eprintln!(
-        "starting the SongNodes twin (local backend, scale {}, seed {}, {} tracks)…",
-        args.scale, args.seed, args.tracks
+        "starting the SongNodes twin ({} backend, scale {}, seed {}, {} tracks)…",
+        selected.backend, args.scale, args.seed, args.tracks
     );
     let started = Instant::now();
-    let stack = Stack::start(options).await.context("starting the stack")?;
+    let stack = Stack::start(options, selected.backend)
+        .await
+        .context("starting the stack")?;
     let ep = stack.endpoints();
-    println!(
-        "stack up in {:.2} s; data and logs in {}",
-        started.elapsed().as_secs_f64(),
-        stack.data_dir().display()
-    );
+    println!("stack up in {:.2} s", started.elapsed().as_secs_f64());
+    match &stack {
+        Stack::Local(local) => {
+            println!("  data and logs         {}", local.data_dir().display());
+        }
+        Stack::Docker(docker) => println!(
+            "  containers            docker ps --filter label=runbook-drill.run-id={} (network {})",
+            docker.run_id(),
+            docker.network()
+        ),
+    }
     println!("  metadata-enrichment   {}", ep.enrichment);
     println!("  api-gateway-internal  {}", ep.gateway);
     println!("  dlq-manager           {}", ep.dlq);

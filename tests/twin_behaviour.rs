@@ -1007,10 +1007,17 @@ async fn cache_hits_raise_the_cache_hit_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_stack_leaves_no_process_behind() {
     let twin = Twin::start("drop-leaves-nothing").await;
+    match &twin.stack {
+        Stack::Local(_) => drop_leaves_no_process(twin).await,
+        Stack::Docker(_) => drop_leaves_no_container(twin).await,
+    }
+}
+
+async fn drop_leaves_no_process(twin: Twin) {
+    let local = twin.stack.as_local().expect("a local stack");
     let mut processes = Vec::new();
     for service in Service::ALL {
-        let leader = twin
-            .stack
+        let leader = local
             .pid(service)
             .unwrap_or_else(|| panic!("{service:?} runs"));
         for pid in harness::local::procfs::family(leader as i32) {
@@ -1038,5 +1045,30 @@ async fn dropping_a_stack_leaves_no_process_behind() {
     assert!(
         survivors.is_empty(),
         "processes survived dropping the stack: {survivors:?}"
+    );
+}
+
+async fn drop_leaves_no_container(twin: Twin) {
+    let docker_stack = twin.stack.as_docker().expect("a docker stack");
+    let (run_id, docker) = (
+        docker_stack.run_id().to_owned(),
+        docker_stack.docker().clone(),
+    );
+    let before = harness::docker::engine::count_run(&docker, &run_id)
+        .await
+        .expect("counting the run's resources");
+    assert!(
+        before > Service::ALL.len(),
+        "every service is a container, beside the network: {before}"
+    );
+    let Twin { stack, db, .. } = twin;
+    db.close().await;
+    drop(stack);
+    assert_eq!(
+        harness::docker::engine::count_run(&docker, &run_id)
+            .await
+            .expect("counting the run's resources"),
+        0,
+        "no container, network or volume of run {run_id} survived dropping the stack"
     );
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::Criterion;
-use harness::{Stack, StackOptions};
+use harness::{Backend, BackendChoice, Stack, StackOptions};
 
 /// The seed of every benchmarked stack, as in the tests.
 pub const SEED: u64 = 42;
@@ -28,10 +28,22 @@ pub fn options(label: &str) -> StackOptions {
     options
 }
 
+/// A local stack: the figures of the targets that do not name a backend.
 pub async fn stack(label: &str) -> Stack {
-    Stack::start(options(label))
+    Stack::start(options(label), Backend::Local)
         .await
         .expect("the benchmark stack starts")
+}
+
+/// Whether a docker stack can start here (engine and images); says why not.
+pub async fn docker_available() -> bool {
+    match BackendChoice::Docker.select().await {
+        Ok(_) => true,
+        Err(why) => {
+            eprintln!("docker backend not benchmarked: {why}");
+            false
+        }
+    }
 }
 
 /// Ten samples, one second of warm-up: every routine here takes from tens of

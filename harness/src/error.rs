@@ -102,6 +102,20 @@ pub enum StackError {
 
     #[error("the stack has been shut down")]
     ShutDown,
+
+    /// The docker backend failed (engine, images, containers).
+    #[error(transparent)]
+    Docker(Box<crate::docker::DockerError>),
+}
+
+/// A docker error that wraps a backend-neutral one unwraps back to it.
+impl From<crate::docker::DockerError> for StackError {
+    fn from(error: crate::docker::DockerError) -> Self {
+        match error {
+            crate::docker::DockerError::Stack(inner) => inner,
+            other => StackError::Docker(Box::new(other)),
+        }
+    }
 }
 
 impl StackError {

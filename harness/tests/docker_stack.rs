@@ -2,16 +2,17 @@
 //! orchestrator's verbs on containers, a real OOM kill, and nothing left after drop.
 //!
 //! Skips (prints why and passes) when no docker engine answers or the images of
-//! `scripts/images` are missing, so the suite runs on machines without docker.
+//! `scripts/images` are missing, so the suite runs on machines without docker; in CI
+//! (`CI=true`) and under `DRILL_BACKEND=docker` a missing engine or image fails instead.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::StackOptions;
 use harness::docker::stack::DockerOptions;
 use harness::docker::{DockerStack, Images, engine};
+use harness::{Stack, StackOptions};
 use runbooks::ops::ServiceStatus;
 use support::{drill_binary, http};
 use wire::Service;
@@ -32,9 +33,16 @@ async fn skip_reason() -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Whether this run promised docker: then a test must not skip.
+fn docker_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("DRILL_BACKEND").is_ok_and(|v| v == "docker")
+}
+
 macro_rules! skip_without_docker {
     () => {
         if let Some(reason) = skip_reason().await {
+            assert!(!docker_required(), "docker is required here: {reason}");
             eprintln!("SKIPPED: {reason}");
             return;
         }
@@ -53,15 +61,19 @@ async fn ok(url: url::Url) {
 async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() {
     skip_without_docker!();
     let started = Instant::now();
-    let stack = DockerStack::start(StackOptions::for_tests(drill_binary()))
+    let docker_stack = DockerStack::start(StackOptions::for_tests(drill_binary()))
         .await
         .expect("the docker stack boots");
     eprintln!(
         "docker boot: {:?} (wall {:?})",
-        stack.boot_report(),
+        docker_stack.boot_report(),
         started.elapsed()
     );
-    let (run_id, docker) = (stack.run_id().to_owned(), stack.docker().clone());
+    let (run_id, docker) = (
+        docker_stack.run_id().to_owned(),
+        docker_stack.docker().clone(),
+    );
+    let stack = Stack::from(docker_stack);
 
     let ep = stack.endpoints().clone();
     for base in [
@@ -173,7 +185,7 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
 async fn a_memory_leak_under_a_container_limit_ends_in_an_oom_kill() {
     skip_without_docker!();
     const LIMIT: u64 = 96 << 20;
-    let stack = DockerStack::start_with(
+    let docker_stack = DockerStack::start_with(
         StackOptions::for_tests(drill_binary()),
         DockerOptions {
             memory_limits: BTreeMap::from([(Service::GraphApi, LIMIT)]),
@@ -182,7 +194,11 @@ async fn a_memory_leak_under_a_container_limit_ends_in_an_oom_kill() {
     )
     .await
     .expect("the docker stack boots");
-    let (run_id, docker) = (stack.run_id().to_owned(), stack.docker().clone());
+    let (run_id, docker) = (
+        docker_stack.run_id().to_owned(),
+        docker_stack.docker().clone(),
+    );
+    let stack = Stack::from(docker_stack);
     let switch = stack
         .chaos_url(Service::GraphApi)
         .unwrap()

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use harness::{Stack, StackOptions};
+use harness::StackOptions;
 use support::{alive, drill_binary, http};
 use wire::Service;
 
@@ -26,13 +26,13 @@ async fn get_json(url: url::Url) -> serde_json::Value {
 #[tokio::test]
 async fn the_real_twin_boots_answers_resets_and_stops() {
     let started = Instant::now();
-    let stack = Stack::start(StackOptions::for_tests(drill_binary()))
+    let stack = support::start_local(StackOptions::for_tests(drill_binary()))
         .await
         .unwrap_or_else(|e| panic!("the stack with the real twin did not boot:\n{e}"));
     eprintln!(
         "boot with the real twin: {:?} ({:?})",
         started.elapsed(),
-        stack.boot_report()
+        support::local(&stack).boot_report()
     );
     let ep = stack.endpoints().clone();
 
@@ -60,7 +60,10 @@ async fn the_real_twin_boots_answers_resets_and_stops() {
     let stats = get_json(ep.dlq.join("dlq/stats").unwrap()).await;
     assert_eq!(stats["total_messages"], 15, "{stats}");
 
-    let pids: Vec<u32> = Service::ALL.iter().filter_map(|&s| stack.pid(s)).collect();
+    let pids: Vec<u32> = Service::ALL
+        .iter()
+        .filter_map(|&s| support::local(&stack).pid(s))
+        .collect();
     assert_eq!(
         pids.len(),
         Service::ALL.len(),
@@ -84,14 +87,14 @@ async fn real_twin_boot_and_reset_times() {
     let mut boots = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
-        let stack = Stack::start(StackOptions::for_tests(drill_binary()))
+        let stack = support::start_local(StackOptions::for_tests(drill_binary()))
             .await
             .unwrap();
         boots.push(started.elapsed());
-        eprintln!("{:?}", stack.boot_report());
+        eprintln!("{:?}", support::local(&stack).boot_report());
         stack.shutdown().await.unwrap();
     }
-    let stack = Stack::start(StackOptions::for_tests(drill_binary()))
+    let stack = support::start_local(StackOptions::for_tests(drill_binary()))
         .await
         .unwrap();
     let mut resets = Vec::new();

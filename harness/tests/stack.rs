@@ -57,8 +57,12 @@ async fn stub_info(stack: &Stack, service: Service) -> serde_json::Value {
 #[tokio::test]
 async fn a_stack_boots_and_every_endpoint_answers() {
     let started = Instant::now();
-    let stack = Stack::start(stub_options()).await.unwrap();
-    eprintln!("boot: {:?} ({:?})", started.elapsed(), stack.boot_report());
+    let stack = support::start_local(stub_options()).await.unwrap();
+    eprintln!(
+        "boot: {:?} ({:?})",
+        started.elapsed(),
+        support::local(&stack).boot_report()
+    );
     let ep = stack.endpoints().clone();
 
     for base in [
@@ -177,13 +181,18 @@ async fn a_stack_boots_and_every_endpoint_answers() {
         "a scraper serves no API"
     );
 
-    assert!(stack.data_dir().join("logs/postgres.log").is_file());
+    assert!(
+        support::local(&stack)
+            .data_dir()
+            .join("logs/postgres.log")
+            .is_file()
+    );
     stack.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn reset_restores_the_seeded_state() {
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     let orchestrator = stack.orchestrator();
     let mut db = app_db(&stack).await;
     let baseline = row_counts(&mut db).await;
@@ -307,18 +316,18 @@ async fn reset_restores_the_seeded_state() {
 
 #[tokio::test]
 async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     let o = stack.orchestrator();
     assert_eq!(o.backend(), "local");
     let scraper = Service::ScraperMixesdb;
 
-    let first = stack.pid(scraper).unwrap();
+    let first = support::local(&stack).pid(scraper).unwrap();
     o.stop(&[scraper]).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Stopped);
     assert!(!alive(first));
     o.start(&[scraper]).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Running);
-    let second = stack.pid(scraper).unwrap();
+    let second = support::local(&stack).pid(scraper).unwrap();
     assert_ne!(first, second);
 
     o.kill(scraper).await.unwrap();
@@ -337,7 +346,7 @@ async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
 
     o.pause(scraper).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Paused);
-    let pid = stack.pid(scraper).unwrap() as i32;
+    let pid = support::local(&stack).pid(scraper).unwrap() as i32;
     assert_eq!(harness::local::procfs::stat(pid).unwrap().state, 'T');
     o.unpause(scraper).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Running);
@@ -380,7 +389,9 @@ async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
         "crash recovery keeps committed rows"
     );
 
-    let junk = stack.data_dir().join(harness::local::JUNK_DIR);
+    let junk = support::local(&stack)
+        .data_dir()
+        .join(harness::local::JUNK_DIR);
     std::fs::create_dir_all(&junk).unwrap();
     std::fs::write(junk.join("dangling-image.tar"), vec![0u8; 4096]).unwrap();
     let pruned = o.prune().await.unwrap();
@@ -430,17 +441,22 @@ async fn the_template_is_built_once_and_then_reused() {
     assert_eq!(leftovers, 0);
 
     // And a stack's second start finds the template its first start used.
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     drop(stack);
-    let stack = Stack::start(stub_options()).await.unwrap();
-    assert_eq!(stack.boot_report().template, TemplateOutcome::Cached);
+    let stack = support::start_local(stub_options()).await.unwrap();
+    assert_eq!(
+        support::local(&stack).boot_report().template,
+        TemplateOutcome::Cached
+    );
 }
 
 /// The PIDs of every process of the stack, PostgreSQL's backends included.
 fn every_pid(stack: &Stack) -> Vec<u32> {
     let mut pids = Vec::new();
     for service in Service::ALL {
-        let leader = stack.pid(service).expect("every service runs");
+        let leader = support::local(&stack)
+            .pid(service)
+            .expect("every service runs");
         pids.extend(
             harness::local::procfs::family(leader as i32)
                 .into_iter()
@@ -452,15 +468,15 @@ fn every_pid(stack: &Stack) -> Vec<u32> {
 
 #[tokio::test]
 async fn dropping_a_stack_stops_every_process_and_removes_its_files() {
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     let pids = every_pid(&stack);
     assert!(
         pids.len() > Service::ALL.len(),
         "PostgreSQL runs backends beside its postmaster"
     );
-    let recorded: Vec<u32> = run_dir_records(stack.data_dir());
+    let recorded: Vec<u32> = run_dir_records(support::local(&stack).data_dir());
     assert_eq!(recorded.len(), Service::ALL.len());
-    let dir = stack.data_dir().to_owned();
+    let dir = support::local(&stack).data_dir().to_owned();
     let ports = [
         stack.endpoints().postgres_port,
         stack.endpoints().redis_port,
@@ -488,9 +504,9 @@ fn run_dir_records(dir: &std::path::Path) -> Vec<u32> {
 
 #[tokio::test]
 async fn shutdown_stops_every_process_too() {
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     let pids = every_pid(&stack);
-    let dir = stack.data_dir().to_owned();
+    let dir = support::local(&stack).data_dir().to_owned();
     let started = Instant::now();
     stack.shutdown().await.unwrap();
     eprintln!("shutdown: {:?}", started.elapsed());
@@ -504,9 +520,12 @@ fn a_test_that_panics_still_cleans_up() {
     let outcome = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let stack = Stack::start(stub_options()).await.unwrap();
-            tx.send((every_pid(&stack), stack.data_dir().to_owned()))
-                .unwrap();
+            let stack = support::start_local(stub_options()).await.unwrap();
+            tx.send((
+                every_pid(&stack),
+                support::local(&stack).data_dir().to_owned(),
+            ))
+            .unwrap();
             panic!("a deliberate failure while the stack is up");
         })
     })
@@ -527,7 +546,7 @@ fn stacks_can_be_shared_across_tasks() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>(_: &T) {}
     send_sync::<Stack>();
-    send(&Stack::start(stub_options()));
+    send(&support::start_local(stub_options()));
     // Compiled, not run: the futures of a running stack can move between threads too.
     #[allow(dead_code)]
     fn futures_are_send(stack: Stack) {
@@ -551,7 +570,7 @@ async fn a_drill_mode_stack_binds_the_documented_ports() {
     }
     let mut options = stub_options();
     options.ports = PortMode::Documented;
-    let stack = Stack::start(options).await.unwrap();
+    let stack = support::start_local(options).await.unwrap();
     let ep = stack.endpoints();
     assert_eq!(ep.postgres_port, 5433);
     assert_eq!(ep.redis_port, 6379);
@@ -604,7 +623,7 @@ async fn a_documented_port_in_use_is_reported_before_anything_starts() {
     let mut options = stub_options();
     options.ports = PortMode::Documented;
     options.label = "documented-port-test".into();
-    let error = match Stack::start(options).await {
+    let error = match support::start_local(options).await {
         Err(e) => e,
         Ok(_) => panic!("a stack started although port 8020 is held"),
     };
@@ -635,7 +654,7 @@ async fn a_documented_port_in_use_is_reported_before_anything_starts() {
 
 #[tokio::test]
 async fn a_missing_twin_binary_is_reported() {
-    let error = Stack::start(StackOptions::for_tests("/nonexistent/drill"))
+    let error = support::start_local(StackOptions::for_tests("/nonexistent/drill"))
         .await
         .err()
         .expect("no stack without a twin binary");
@@ -665,7 +684,7 @@ async fn a_service_that_exits_during_boot_is_reported_with_its_log() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let error = Stack::start(StackOptions::for_tests(&script))
+    let error = support::start_local(StackOptions::for_tests(&script))
         .await
         .err()
         .expect("the twin fails");
@@ -726,7 +745,7 @@ async fn a_stale_run_is_reaped_when_the_next_stack_starts() {
     let path = stale.path().to_owned();
     std::mem::forget(stale); // its owner "died": no cleanup ran
 
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
 
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
@@ -751,12 +770,12 @@ async fn boot_and_reset_times() {
     let mut boots = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
-        let stack = Stack::start(stub_options()).await.unwrap();
+        let stack = support::start_local(stub_options()).await.unwrap();
         boots.push(started.elapsed());
-        eprintln!("{:?}", stack.boot_report());
+        eprintln!("{:?}", support::local(&stack).boot_report());
         stack.shutdown().await.unwrap();
     }
-    let stack = Stack::start(stub_options()).await.unwrap();
+    let stack = support::start_local(stub_options()).await.unwrap();
     let mut resets = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use harness::drill::scenario::{self, Scenario};
 use harness::drill::{DrillOptions, DrillReport, run_drill};
-use harness::{Stack, StackOptions};
+use harness::{Backend, BackendChoice, Stack, StackOptions};
 use runbooks::DynRunbook;
 use runbooks::ops::{Approver, AutoApprove};
 
@@ -17,13 +17,27 @@ pub fn twin_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_drill"))
 }
 
+/// The backend `DRILL_BACKEND` names (`auto` when unset: docker when the engine
+/// and images are there). CI runs the suite once with each.
+pub async fn backend() -> Backend {
+    let selected = BackendChoice::from_env()
+        .expect("DRILL_BACKEND is local, docker or auto")
+        .select()
+        .await
+        .expect("the chosen backend can run here");
+    eprintln!("{selected}");
+    selected.backend
+}
+
 /// A test stack at `scale`, on free ports, labelled with the test's name.
 pub async fn stack(label: &str, scale: f64) -> Stack {
     let mut options = StackOptions::for_tests(twin_binary());
     options.scale = scale;
     options.seed = SEED;
     options.label = label.to_owned();
-    Stack::start(options).await.expect("the stack starts")
+    Stack::start(options, backend().await)
+        .await
+        .expect("the stack starts")
 }
 
 pub fn scenario(id: &str) -> Scenario {

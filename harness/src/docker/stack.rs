@@ -15,14 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::NetworkCreateRequest;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use url::Url;
 use wire::{Clock, Service};
-use wiremock::{MockServer, Respond};
 
 use super::engine::{
     self, DockerError, Images, LABEL_OWNER, LABEL_PROJECT, LABEL_RUN, LABEL_SCENARIO, LABEL_SERVICE,
@@ -31,12 +28,11 @@ use super::forward::Forwarder;
 use super::orchestrator::{DockerOrchestrator, Probe};
 use super::spec::{self, ServiceSpec};
 use crate::catalogue::Catalogue;
-use crate::drill::faults::FaultTarget;
-use crate::drill::runner::DrillStack;
+use crate::handles::StackHandles;
 use crate::local::Binaries;
 use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
 use crate::local::twin::{self, Wiring};
-use crate::providers::{self, Provider, Providers};
+use crate::providers::{self, Provider};
 use crate::stack::{Endpoints, PortMode, StackOptions};
 use crate::{StackError, dirs, seed};
 
@@ -69,14 +65,8 @@ pub struct DockerBootReport {
 /// A running twin on docker. Dropping it removes every container, network and volume
 /// it created.
 pub struct DockerStack {
-    endpoints: Endpoints,
-    clock: Clock,
-    providers: Providers,
+    handles: StackHandles,
     orchestrator: Arc<DockerOrchestrator>,
-    admin: PgPool,
-    redis: ::redis::Client,
-    http: reqwest::Client,
-    chaos: BTreeMap<Service, Url>,
     network: String,
     boot: DockerBootReport,
     _forwarders: Vec<Forwarder>,
@@ -386,14 +376,16 @@ impl DockerStack {
         let redis = ::redis::Client::open(endpoints.redis_url.as_str())
             .map_err(StackError::redis("opening a Redis client"))?;
         Ok(DockerStack {
-            endpoints,
-            clock,
-            providers,
+            handles: StackHandles {
+                endpoints,
+                clock,
+                providers,
+                admin,
+                redis,
+                http,
+                chaos,
+            },
             orchestrator,
-            admin,
-            redis,
-            http,
-            chaos,
             network: project,
             boot: DockerBootReport {
                 prepare,
@@ -408,37 +400,13 @@ impl DockerStack {
         })
     }
 
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.endpoints
-    }
-
-    pub fn clock(&self) -> Clock {
-        self.clock
-    }
-
-    pub fn orchestrator(&self) -> Arc<dyn runbooks::ops::Orchestrator> {
-        self.orchestrator.clone()
+    pub(crate) fn handles(&self) -> &StackHandles {
+        &self.handles
     }
 
     /// The orchestrator with its docker-only extras (container names, run id).
-    pub fn docker_orchestrator(&self) -> &Arc<DockerOrchestrator> {
+    pub fn orchestrator(&self) -> &Arc<DockerOrchestrator> {
         &self.orchestrator
-    }
-
-    pub fn providers(&self) -> &Providers {
-        &self.providers
-    }
-
-    pub fn catalogue(&self) -> &Arc<Catalogue> {
-        self.providers.catalogue()
-    }
-
-    pub fn chaos_url(&self, service: Service) -> Option<Url> {
-        self.chaos.get(&service).cloned()
-    }
-
-    pub fn admin_pool(&self) -> &PgPool {
-        &self.admin
     }
 
     /// The run id every container, network and volume of this stack is labelled with.
@@ -467,48 +435,16 @@ impl DockerStack {
         self.orchestrator
             .ensure_running(&[Service::Postgres, Service::Redis])
             .await?;
-        let database = seed::snapshot::restore(&self.admin, self.clock.now());
-        let cache = async {
-            let mut conn = self
-                .redis
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(StackError::redis("connecting to Redis"))?;
-            ::redis::cmd("FLUSHALL")
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(StackError::redis("FLUSHALL"))
-        };
         self.orchestrator.start_new_log_window();
-        let (database, cache, ()) = tokio::join!(database, cache, self.providers.reset());
-        database?;
-        cache?;
+        self.handles.restore_data().await?;
         self.orchestrator.ensure_running(&Service::TWIN).await?;
-        let resets = self.chaos.iter().map(|(&service, base)| async move {
-            let url = base.join("chaos/reset").expect("a relative path joins");
-            let result = self.http.post(url.clone()).send().await;
-            match result {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(response.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-            .map_err(|reason| StackError::Chaos {
-                service,
-                action: "POST /chaos/reset",
-                url: url.to_string(),
-                reason,
-            })
-        });
-        futures::future::join_all(resets)
-            .await
-            .into_iter()
-            .collect::<Result<(), _>>()?;
+        self.handles.reset_chaos().await?;
         Ok(())
     }
 
     /// Removes every container, network and volume of the stack. `Drop` does the same.
     pub async fn shutdown(mut self) -> Result<(), DockerError> {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.admin.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.handles.admin.close()).await;
         let run_id = self.teardown.run_id.clone();
         self.teardown.done = true;
         engine::remove_run(self.orchestrator.docker(), &run_id).await
@@ -598,77 +534,4 @@ fn socket_addr(url: &Url) -> Result<SocketAddr, StackError> {
         .ok()
         .and_then(|addrs| addrs.into_iter().next())
         .ok_or_else(|| StackError::InvalidOptions(format!("{url} has no socket address")))
-}
-
-fn mocked(provider: wire::api::Provider) -> Provider {
-    match provider {
-        wire::api::Provider::Spotify => Provider::Spotify,
-        wire::api::Provider::Musicbrainz => Provider::MusicBrainz,
-        wire::api::Provider::Lastfm => Provider::LastFm,
-    }
-}
-
-impl FaultTarget for DockerStack {
-    fn clock(&self) -> Clock {
-        self.clock
-    }
-
-    fn provider_server(&self, provider: wire::api::Provider) -> &MockServer {
-        self.providers.server(mocked(provider))
-    }
-
-    fn provider_baseline(&self, provider: wire::api::Provider) -> Box<dyn Respond> {
-        self.providers.baseline_responder(mocked(provider))
-    }
-
-    fn chaos_url(&self, service: Service) -> Option<Url> {
-        DockerStack::chaos_url(self, service)
-    }
-
-    fn admin_db(&self) -> &PgPool {
-        &self.admin
-    }
-
-    fn track_name(&self, index: usize) -> (String, String) {
-        let catalogue = self.catalogue();
-        let track = catalogue
-            .get(index % catalogue.len().max(1))
-            .expect("the catalogue is not empty");
-        (track.artist.clone(), track.title.clone())
-    }
-}
-
-#[async_trait]
-impl DrillStack for DockerStack {
-    fn ops_endpoints(&self) -> runbooks::ops::Endpoints {
-        let ep = &self.endpoints;
-        let providers = wire::api::Provider::ALL
-            .into_iter()
-            .map(|p| (p, self.providers.url(mocked(p))))
-            .collect();
-        runbooks::ops::Endpoints {
-            enrichment: ep.enrichment.clone(),
-            gateway: ep.gateway.clone(),
-            dlq: ep.dlq.clone(),
-            rest_api: ep.rest_api.clone(),
-            graph_api: ep.graph_api.clone(),
-            database_url: ep.database_url.clone(),
-            postgres_host: "localhost".to_owned(),
-            postgres_port: ep.postgres_port,
-            redis_url: ep.redis_url.clone(),
-            providers,
-        }
-    }
-
-    fn ops_orchestrator(&self) -> Arc<dyn runbooks::ops::Orchestrator> {
-        self.orchestrator.clone()
-    }
-
-    fn ops_host(&self) -> Option<Arc<dyn runbooks::ops::Host>> {
-        None
-    }
-
-    async fn reset_for_drill(&self) -> anyhow::Result<()> {
-        Ok(self.reset().await?)
-    }
 }

@@ -1,6 +1,5 @@
-//! The local [`Stack`] as a drill target: what faults and the runner need of it.
+//! A [`Stack`] of either backend as a drill target: what faults and the runner need.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,16 +12,7 @@ use wiremock::{MockServer, Respond};
 
 use super::faults::FaultTarget;
 use super::runner::DrillStack;
-use crate::providers::Provider as Mocked;
 use crate::stack::Stack;
-
-fn mocked(provider: Provider) -> Mocked {
-    match provider {
-        Provider::Spotify => Mocked::Spotify,
-        Provider::Musicbrainz => Mocked::MusicBrainz,
-        Provider::Lastfm => Mocked::LastFm,
-    }
-}
 
 impl FaultTarget for Stack {
     fn clock(&self) -> Clock {
@@ -30,11 +20,11 @@ impl FaultTarget for Stack {
     }
 
     fn provider_server(&self, provider: Provider) -> &MockServer {
-        self.providers().server(mocked(provider))
+        self.providers().server(provider.into())
     }
 
     fn provider_baseline(&self, provider: Provider) -> Box<dyn Respond> {
-        self.providers().baseline_responder(mocked(provider))
+        self.providers().baseline_responder(provider.into())
     }
 
     fn chaos_url(&self, service: Service) -> Option<Url> {
@@ -57,23 +47,7 @@ impl FaultTarget for Stack {
 #[async_trait]
 impl DrillStack for Stack {
     fn ops_endpoints(&self) -> Endpoints {
-        let ep = self.endpoints();
-        let providers: BTreeMap<Provider, Url> = Provider::ALL
-            .into_iter()
-            .map(|p| (p, self.providers().url(mocked(p))))
-            .collect();
-        Endpoints {
-            enrichment: ep.enrichment.clone(),
-            gateway: ep.gateway.clone(),
-            dlq: ep.dlq.clone(),
-            rest_api: ep.rest_api.clone(),
-            graph_api: ep.graph_api.clone(),
-            database_url: ep.database_url.clone(),
-            postgres_host: "localhost".to_owned(),
-            postgres_port: ep.postgres_port,
-            redis_url: ep.redis_url.clone(),
-            providers,
-        }
+        self.handles().ops_endpoints()
     }
 
     fn ops_orchestrator(&self) -> Arc<dyn Orchestrator> {

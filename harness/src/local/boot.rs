@@ -28,8 +28,9 @@ use super::supervisor::Supervisor;
 use super::twin::{self, Wiring};
 use super::{Binaries, logs, reaper, redis, run_dir, template};
 use crate::catalogue::Catalogue;
+use crate::local::BootReport;
 use crate::providers::{self, Provider, Providers};
-use crate::stack::{BootReport, Endpoints, PortMode, StackOptions};
+use crate::stack::{Endpoints, PortMode, StackOptions};
 use crate::{StackError, dirs, ports, seed};
 
 /// Everything a booted local stack consists of.

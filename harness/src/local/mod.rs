@@ -1,6 +1,7 @@
 //! The local backend: PostgreSQL and Redis from the host's binaries, the twin's services
 //! as child processes, everything on loopback and under one run directory.
 //!
+//! - [`LocalStack`]: the handle of a running local stack;
 //! - [`boot`]: the steps of bringing a stack up;
 //! - [`binaries`]: finding the programs before anything starts;
 //! - [`template`]: the cached, seeded PostgreSQL data directory each stack copies;
@@ -21,6 +22,7 @@ pub mod procfs;
 pub mod reaper;
 pub(crate) mod redis;
 pub mod run_dir;
+mod stack;
 pub(crate) mod supervisor;
 pub mod template;
 pub(crate) mod twin;
@@ -28,4 +30,5 @@ pub(crate) mod twin;
 pub use binaries::Binaries;
 pub use orchestrator::{JUNK_DIR, LocalOrchestrator};
 pub use reaper::{ReapReport, reap_stale_runs};
+pub use stack::{BootReport, LocalStack};
 pub use template::{Template, TemplateOutcome};

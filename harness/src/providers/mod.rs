@@ -48,6 +48,17 @@ pub enum Provider {
     Tracklists1001,
 }
 
+/// The enrichment providers of the wire API, as the stand-ins that mock them.
+impl From<wire::api::Provider> for Provider {
+    fn from(provider: wire::api::Provider) -> Self {
+        match provider {
+            wire::api::Provider::Spotify => Provider::Spotify,
+            wire::api::Provider::Musicbrainz => Provider::MusicBrainz,
+            wire::api::Provider::Lastfm => Provider::LastFm,
+        }
+    }
+}
+
 impl Provider {
     pub const ALL: [Provider; 5] = [
         Provider::Spotify,

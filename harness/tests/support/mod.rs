@@ -56,3 +56,13 @@ pub fn listening(port: u16) -> bool {
     )
     .is_ok()
 }
+
+/// A stack on the local backend: these targets test processes, PIDs and run directories.
+pub async fn start_local(options: StackOptions) -> Result<harness::Stack, harness::StackError> {
+    harness::Stack::start(options, harness::Backend::Local).await
+}
+
+/// The local backend's own handle of a stack [`start_local`] started.
+pub fn local(stack: &harness::Stack) -> &harness::LocalStack {
+    stack.as_local().expect("a local stack")
+}
