@@ -29,3 +29,27 @@ impl BackendArg {
         Ok(selected)
     }
 }
+
+/// `drill backend`: which backend `auto` takes on this machine, and why.
+#[derive(Args)]
+pub struct BackendCommand {
+    /// Exit 1 unless this backend can run here (`local`, `docker` or `auto`).
+    #[arg(long, value_parser = parse_choice)]
+    check: Option<BackendChoice>,
+}
+
+impl BackendCommand {
+    pub async fn run(self) -> anyhow::Result<bool> {
+        let choice = self.check.unwrap_or_default();
+        match choice.select().await {
+            Ok(selected) => {
+                println!("{selected}");
+                Ok(true)
+            }
+            Err(why) => {
+                println!("{choice:?} cannot run here: {why}");
+                Ok(false)
+            }
+        }
+    }
+}

@@ -3,11 +3,14 @@
 //! - `drill up` brings the SongNodes twin up at the ports the runbooks name, with
 //!   seed data loaded and the pipeline running, until Ctrl-C: a game-day stack.
 //! - `drill list` lists the runbooks and their scenarios; `drill run` drills them.
+//! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
+//!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
 #![forbid(unsafe_code)]
 
 mod approve;
 mod backend_arg;
+mod reap;
 mod run;
 mod up;
 
@@ -35,6 +38,10 @@ enum Command {
         #[arg(long, env = "DRILL_SCENARIOS")]
         scenarios: Option<std::path::PathBuf>,
     },
+    /// Says which backend `auto` takes on this machine, and why.
+    Backend(backend_arg::BackendCommand),
+    /// Lists or removes what killed runs left behind (processes, containers, …).
+    Reap(reap::ReapArgs),
     /// Runs one SongNodes service of the twin (started by the backends, not by hand).
     #[command(hide = true)]
     Twin {
@@ -53,6 +60,11 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(up::run(args))
         }
         Command::List { scenarios } => run::list(scenarios),
+        Command::Backend(command) => exit_unless(runtime.block_on(command.run())?),
+        Command::Reap(args) => {
+            init_logging();
+            exit_unless(runtime.block_on(reap::run(args))?)
+        }
         Command::Run(args) => {
             init_logging();
             if !runtime.block_on(run::run(args))? {
@@ -61,6 +73,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Exit status 1 when a command's check failed.
+fn exit_unless(ok: bool) -> anyhow::Result<()> {
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_logging() {

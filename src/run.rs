@@ -9,7 +9,7 @@ use clap::Args;
 use harness::drill::report::junit;
 use harness::drill::scenario::{self, Scenario};
 use harness::drill::{DrillOptions, DrillReport, run_drill};
-use harness::{PortMode, Stack, StackOptions};
+use harness::{KeepPolicy, PortMode, Stack, StackOptions};
 use runbooks::ops::AutoApprove;
 
 use crate::approve::{AskOperator, operator_present};
@@ -20,6 +20,9 @@ use crate::backend_arg::BackendArg;
 /// Each drill resets the stack, injects the scenario's faults, waits for the alert,
 /// runs the runbook's investigation and resolution, checks its verification, and
 /// checks that no track or DLQ message was lost. Exit status 1 when any drill fails.
+///
+/// With `DRILL_KEEP=on-failure` a failed drill's stack is left up and described (how
+/// to reach it, how to remove it: `drill reap --kept`).
 #[derive(Args)]
 pub struct RunArgs {
     /// A runbook (`dlq-overflow`) or one scenario of it (`dlq-overflow/a-breaker-errors`);
@@ -75,6 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     let options = DrillOptions::new(approver, args.seed);
     let backend = args.backend.select().await?.backend;
+    let keep = KeepPolicy::from_env()?;
     let mut reports: Vec<DrillReport> = Vec::new();
     let mut stack: Option<(f64, Stack)> = None;
     for scenario in &chosen {
@@ -107,7 +111,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         let Some((_, current)) = stack.as_ref() else {
             unreachable!()
         };
-        reports.push(drill_one(current, scenario, &options).await?);
+        let report = drill_one(current, scenario, &options).await?;
+        if keep.keeps(report.passed())
+            && let Some((_, failed)) = stack.take()
+        {
+            // The next scenario, if any, gets a stack of its own.
+            eprintln!("{}", failed.keep()?);
+        }
+        reports.push(report);
     }
     if let Some((_, stack)) = stack.take() {
         stack.shutdown().await?;

@@ -13,6 +13,10 @@
 //!
 //! Every observation is a bounded, condition-based wait: a probe that never shows
 //! what it should fails with what was awaited, for how long, and the last thing seen.
+//!
+//! Container faults (a full disk, the gateway disconnected from the providers'
+//! network) need the docker backend: there they pass the same check; on the local
+//! backend, injecting one must fail with an error that says so and why.
 
 mod common;
 
@@ -21,13 +25,14 @@ use std::time::{Duration, Instant};
 
 use harness::Stack;
 use harness::catalogue::CatalogueTrack;
-use harness::drill::Fault;
+use harness::drill::{Fault, FaultError};
 use serde_json::Value;
+use wire::Service;
 use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider};
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 9] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -35,6 +40,8 @@ const KINDS: [&str; 7] = [
     "network partition",
     "stuck breaker",
     "dlq flood",
+    "disk fill",
+    "gateway disconnect",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -46,6 +53,8 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::NetworkPartition { .. } => "network partition",
         Fault::StuckBreaker { .. } => "stuck breaker",
         Fault::DlqFlood { .. } => "dlq flood",
+        Fault::DiskFill => "disk fill",
+        Fault::GatewayDisconnect => "gateway disconnect",
     }
 }
 
@@ -66,6 +75,8 @@ fn cases() -> Vec<Fault> {
             (ErrorKind::Timeout, 15),
             (ErrorKind::InvalidData, 5),
         ]),
+        Fault::disk_fill(),
+        Fault::gateway_disconnect(),
     ]
 }
 
@@ -84,7 +95,12 @@ async fn every_fault_kind_is_passthrough_when_inactive_and_heals_idempotently() 
     for fault in cases() {
         // Each case starts from the seeded state, whatever the last one left.
         stack.reset().await.expect("the stack resets");
-        if let Err(failure) = conforms(&stack, &probes, &fault).await {
+        let checked = if fault.needs_docker().is_some() && stack.as_docker().is_none() {
+            refused_without_docker(&stack, &fault).await
+        } else {
+            conforms(&stack, &probes, &fault).await
+        };
+        if let Err(failure) = checked {
             failures.push(format!("{fault}: {failure}"));
         }
     }
@@ -155,6 +171,29 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
     Ok(())
 }
 
+/// A container fault on a backend without containers: injecting it fails at once,
+/// saying that it needs `--backend docker` and why, and changes nothing.
+async fn refused_without_docker(stack: &Stack, fault: &Fault) -> Result<(), String> {
+    match fault.inject(stack).await {
+        Ok(guard) => {
+            guard.forget();
+            Err("injected without the docker backend".into())
+        }
+        Err(error @ FaultError::NeedsDocker { .. }) => {
+            let message = error.to_string();
+            let why = fault.needs_docker().unwrap_or_default();
+            if message.contains("needs the docker backend (`--backend docker`")
+                && message.contains(why)
+            {
+                Ok(())
+            } else {
+                Err(format!("unclear refusal: {message}"))
+            }
+        }
+        Err(other) => Err(format!("refused for another reason: {other}")),
+    }
+}
+
 /// Polls `check` until it holds or `within` has passed; the error says what was
 /// awaited, for how long, and why the last check did not hold.
 async fn eventually<T>(
@@ -187,6 +226,8 @@ enum Probe {
     Breaker(Provider),
     /// `total_messages` of dlq-manager's `/dlq/stats`.
     DlqDepth,
+    /// The stack's disk: free bytes, and a write of a new file from a container.
+    Disk,
 }
 
 impl Probe {
@@ -199,6 +240,9 @@ impl Probe {
             | Fault::NetworkPartition { provider } => Probe::Gateway(*provider),
             Fault::StuckBreaker { provider } => Probe::Breaker(*provider),
             Fault::DlqFlood { .. } => Probe::DlqDepth,
+            Fault::DiskFill => Probe::Disk,
+            // Every provider is cut off; one stands for all.
+            Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
     }
 }
@@ -217,6 +261,11 @@ enum Seen {
     },
     Breaker(BreakerState),
     DlqDepth(i64),
+    Disk {
+        available_bytes: u64,
+        /// Writing a new file there: `Err` with what the shell said.
+        write: Result<(), String>,
+    },
 }
 
 /// Slower than this, a loopback answer is not the provider's normal one.
@@ -236,6 +285,13 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
             },
         ) if *elapsed < PROMPT => Ok(()),
         (Probe::Breaker(_), Seen::Breaker(BreakerState::Closed)) => Ok(()),
+        (
+            Probe::Disk,
+            Seen::Disk {
+                available_bytes,
+                write: Ok(()),
+            },
+        ) if *available_bytes > 0 => Ok(()),
         (Probe::DlqDepth, Seen::DlqDepth(depth)) => match baseline {
             Some(Seen::DlqDepth(before)) if depth != before => {
                 Err(format!("DLQ depth {depth}, baseline {before}"))
@@ -283,6 +339,21 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
                 ..
             },
         ) => error.contains("upstream connection error"),
+        (
+            Fault::GatewayDisconnect,
+            Seen::Answer {
+                status: 502,
+                error: Some(error),
+                ..
+            },
+        ) => error.contains("upstream connection error"),
+        (
+            Fault::DiskFill,
+            Seen::Disk {
+                available_bytes: 0,
+                write: Err(error),
+            },
+        ) => error.contains("No space left on device"),
         (Fault::StuckBreaker { .. }, Seen::Breaker(state)) => *state == BreakerState::Open,
         (Fault::DlqFlood { messages, .. }, Seen::DlqDepth(depth)) => match baseline {
             Seen::DlqDepth(before) => *depth >= before + *messages as i64,
@@ -343,6 +414,33 @@ impl<'a> Probes<'a> {
                 let stats: DlqStats = serde_json::from_value(self.get_json(url).await?)
                     .map_err(|e| format!("/dlq/stats is not the expected JSON: {e}"))?;
                 Ok(Seen::DlqDepth(stats.total_messages))
+            }
+            Probe::Disk => {
+                let docker = self
+                    .stack
+                    .as_docker()
+                    .ok_or("the disk probe needs the docker backend")?;
+                let usage = docker
+                    .disk_usage()
+                    .await
+                    .map_err(|e| format!("df of the stack's disk: {e}"))?;
+                let file = format!("{}/.conformance-probe", harness::docker::faults::LOG_DIR);
+                // dd, not echo: the shell's echo reports any failed write as "I/O error".
+                let script = format!(
+                    "dd if=/dev/zero of={file} bs=4k count=1 status=none; s=$?; rm -f {file}; exit $s"
+                );
+                let output = docker
+                    .exec(Service::DlqManager, &["sh", "-c", &script])
+                    .await
+                    .map_err(|e| format!("docker exec in dlq-manager: {e}"))?;
+                Ok(Seen::Disk {
+                    available_bytes: usage.available_bytes,
+                    write: if output.success() {
+                        Ok(())
+                    } else {
+                        Err(output.output)
+                    },
+                })
             }
         }
     }

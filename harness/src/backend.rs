@@ -112,7 +112,9 @@ impl BackendChoice {
             BackendChoice::Auto => Ok(match docker_ready().await {
                 Ok(images) => Selected {
                     backend: Backend::Docker,
-                    reason: format!("auto: the docker engine answers and {images} are present"),
+                    reason: format!(
+                        "auto: the docker engine answers and has the images ({images})"
+                    ),
                 },
                 Err(why) => Selected {
                     backend: Backend::Local,

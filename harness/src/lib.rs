@@ -20,6 +20,7 @@ pub mod docker;
 pub mod drill;
 mod error;
 mod handles;
+pub mod keep;
 pub mod local;
 pub mod ports;
 pub mod providers;
@@ -29,6 +30,7 @@ mod wait;
 
 pub use backend::{Backend, BackendChoice, Selected};
 pub use error::StackError;
+pub use keep::KeepPolicy;
 pub use local::{BootReport, LocalStack};
 pub use providers::{Provider, Providers};
 pub use stack::{Endpoints, PortMode, Stack, StackOptions};

@@ -179,6 +179,15 @@ impl Stack {
         }
     }
 
+    /// Leaves the stack up instead of tearing it down (`DRILL_KEEP`, see
+    /// [`crate::keep`]), and says how to reach it and how to remove it.
+    pub fn keep(self) -> Result<String, StackError> {
+        match self {
+            Stack::Local(stack) => stack.keep(),
+            Stack::Docker(stack) => Ok(stack.keep()?),
+        }
+    }
+
     /// Stops everything and removes what the stack created. `Drop` does the same.
     pub async fn shutdown(self) -> Result<(), StackError> {
         match self {

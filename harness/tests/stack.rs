@@ -454,7 +454,7 @@ async fn the_template_is_built_once_and_then_reused() {
 fn every_pid(stack: &Stack) -> Vec<u32> {
     let mut pids = Vec::new();
     for service in Service::ALL {
-        let leader = support::local(&stack)
+        let leader = support::local(stack)
             .pid(service)
             .expect("every service runs");
         pids.extend(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use harness::drill::scenario::{self, Scenario};
 use harness::drill::{DrillOptions, DrillReport, run_drill};
-use harness::{Backend, BackendChoice, Stack, StackOptions};
+use harness::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions};
 use runbooks::DynRunbook;
 use runbooks::ops::{Approver, AutoApprove};
 
@@ -70,7 +70,12 @@ pub async fn drill_approved_by(
     let report = run_drill(&stack, runbook, scenario, &options)
         .await
         .expect("the drill runs");
-    stack.shutdown().await.expect("the stack stops");
+    let keep = KeepPolicy::from_env().expect("DRILL_KEEP is on-failure or never");
+    if keep.keeps(report.passed()) {
+        eprintln!("{}", stack.keep().expect("the stack is kept"));
+    } else {
+        stack.shutdown().await.expect("the stack stops");
+    }
     // Shown by the test runner when the test fails, or with --no-capture.
     println!("{}", report.render());
     report

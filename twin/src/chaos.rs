@@ -13,7 +13,9 @@
 //! - `DELETE /chaos/{switch}` → turns it off (idempotent);
 //! - `POST /chaos/reset` → turns every switch off and asks the service to drop
 //!   its in-memory state (breakers, windows, leaked resources), for a fast reset
-//!   between test cases.
+//!   between test cases;
+//! - `GET /chaos/log_file` → how writing the service's log file goes
+//!   ([`crate::log_file::LogFileStatus`], `null` without one).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,6 +119,7 @@ pub async fn serve(addr: SocketAddr, chaos: Chaos) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/chaos", get(list))
         .route("/chaos/reset", post(reset))
+        .route("/chaos/log_file", get(crate::log_file::serve_status))
         .route("/chaos/{switch}", put(set).delete(clear))
         .with_state(chaos);
     tokio::spawn(async move {

@@ -21,6 +21,7 @@ pub mod dlq;
 pub mod enrichment;
 pub mod gateway;
 pub mod leak;
+pub mod log_file;
 pub mod logging;
 pub mod quality;
 pub mod scraper;

@@ -34,3 +34,6 @@ pub const SCRAPE_INTERVAL_SECS: &str = "SCRAPE_INTERVAL_SECONDS";
 pub const PARENT_PID: &str = "DRILL_PARENT_PID";
 /// Identifies the stack a process belongs to, for reaping leftovers.
 pub const RUN_ID: &str = "DRILL_RUN_ID";
+/// Directory a twin service also writes its log lines to, as `<dir>/<service>.log`;
+/// unset means stdout only. The docker backend sets it to its disk volume.
+pub const LOG_DIR: &str = "DRILL_LOG_DIR";

@@ -162,8 +162,35 @@ pub struct Reaped {
     pub volumes: usize,
 }
 
-/// Removes the containers, networks and volumes of runs whose owner process is gone.
-pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
+/// A kind of docker resource a stack creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceKind {
+    Container,
+    Network,
+    Volume,
+}
+
+/// A container, network or volume of a run whose owner process is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleResource {
+    pub kind: ResourceKind,
+    /// Id (containers, networks) or name (volumes): what removal takes.
+    pub id: String,
+    pub name: String,
+    pub run_id: Option<String>,
+    /// Left up on purpose (`DRILL_KEEP`): reaped only when asked for.
+    pub kept: bool,
+}
+
+fn dead_owner(labels: &HashMap<String, String>) -> bool {
+    labels
+        .get(LABEL_OWNER)
+        .is_some_and(|owner| !owner_alive(owner))
+}
+
+/// Lists, without removing anything, what runs whose owner process is gone left.
+pub async fn stale_resources(docker: &Docker) -> Result<Vec<StaleResource>, DockerError> {
+    let mut stale = Vec::new();
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -172,20 +199,19 @@ pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
         }))
         .await
         .map_err(DockerError::engine("listing containers"))?;
-    let mut reaped = Reaped::default();
-    let mut stale_runs = BTreeSet::new();
     for container in containers {
         let labels = container.labels.unwrap_or_default();
-        let (Some(owner), Some(run)) = (labels.get(LABEL_OWNER), labels.get(LABEL_RUN)) else {
-            continue;
-        };
-        if owner_alive(owner) {
-            continue;
-        }
-        stale_runs.insert(run.clone());
-        if let Some(id) = container.id {
-            remove_container(docker, &id).await?;
-            reaped.containers += 1;
+        if let (true, Some(id)) = (dead_owner(&labels), container.id) {
+            stale.push(StaleResource {
+                kind: ResourceKind::Container,
+                name: container
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .unwrap_or_else(|| id.clone()),
+                id,
+                run_id: labels.get(LABEL_RUN).cloned(),
+                kept: false,
+            });
         }
     }
     let networks = docker
@@ -196,16 +222,14 @@ pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
         .map_err(DockerError::engine("listing networks"))?;
     for network in networks {
         let labels = network.labels.unwrap_or_default();
-        match labels.get(LABEL_OWNER) {
-            Some(owner) if !owner_alive(owner) => {}
-            _ => continue,
-        }
-        if let Some(run) = labels.get(LABEL_RUN) {
-            stale_runs.insert(run.clone());
-        }
-        if let Some(id) = network.id {
-            remove_network(docker, &id).await?;
-            reaped.networks += 1;
+        if let (true, Some(id)) = (dead_owner(&labels), network.id) {
+            stale.push(StaleResource {
+                kind: ResourceKind::Network,
+                name: network.name.unwrap_or_else(|| id.clone()),
+                id,
+                run_id: labels.get(LABEL_RUN).cloned(),
+                kept: false,
+            });
         }
     }
     let volumes = docker
@@ -215,14 +239,57 @@ pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
         .await
         .map_err(DockerError::engine("listing volumes"))?;
     for volume in volumes.volumes.unwrap_or_default() {
-        match volume.labels.get(LABEL_OWNER) {
-            Some(owner) if !owner_alive(owner) => {}
-            _ => continue,
+        if dead_owner(&volume.labels) {
+            stale.push(StaleResource {
+                kind: ResourceKind::Volume,
+                id: volume.name.clone(),
+                name: volume.name,
+                run_id: volume.labels.get(LABEL_RUN).cloned(),
+                kept: false,
+            });
         }
-        remove_volume(docker, &volume.name).await?;
-        reaped.volumes += 1;
     }
-    reaped.runs = stale_runs;
+    for resource in &mut stale {
+        resource.kept = resource
+            .run_id
+            .as_deref()
+            .is_some_and(crate::keep::docker_run_kept);
+    }
+    Ok(stale)
+}
+
+/// Removes the containers, networks and volumes of runs whose owner process is gone
+/// (containers first: a network or volume in use cannot go).
+pub async fn reap(docker: &Docker) -> Result<Reaped, DockerError> {
+    reap_runs(docker, false).await
+}
+
+/// [`reap`], and kept runs too when `include_kept`.
+pub async fn reap_runs(docker: &Docker, include_kept: bool) -> Result<Reaped, DockerError> {
+    let mut stale = stale_resources(docker).await?;
+    stale.retain(|resource| include_kept || !resource.kept);
+    stale.sort_by_key(|resource| resource.kind);
+    let mut reaped = Reaped::default();
+    for resource in stale {
+        match resource.kind {
+            ResourceKind::Container => {
+                remove_container(docker, &resource.id).await?;
+                reaped.containers += 1;
+            }
+            ResourceKind::Network => {
+                remove_network(docker, &resource.id).await?;
+                reaped.networks += 1;
+            }
+            ResourceKind::Volume => {
+                remove_volume(docker, &resource.id).await?;
+                reaped.volumes += 1;
+            }
+        }
+        reaped.runs.extend(resource.run_id);
+    }
+    for run in &reaped.runs {
+        crate::keep::unmark_docker_run(run);
+    }
     Ok(reaped)
 }
 

@@ -16,9 +16,11 @@
 //!   backend's, with container addresses);
 //! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
 //! - [`stack`]: [`DockerStack`], booting, resetting and tearing down (on `Drop` too);
+//! - [`faults`]: container-level faults (a full disk, the gateway cut off the providers);
 //! - `forward`: the gateway-side forwarders to the provider stand-ins.
 
 pub mod engine;
+pub mod faults;
 mod forward;
 pub mod orchestrator;
 mod spec;

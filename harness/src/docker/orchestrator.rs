@@ -150,6 +150,8 @@ impl DockerOrchestrator {
                 "creating container {}",
                 managed.spec.container
             )))?;
+        // A recreated container joins every network of its spec, as compose's would.
+        managed.spec.connect_extra_networks(&self.docker).await?;
         lock(&self.applied).insert(service, overrides);
         Ok(())
     }

@@ -7,9 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
+use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
+    PortBinding,
 };
+
+use super::engine::DockerError;
 
 /// Where PostgreSQL keeps its data inside the container; survives stop/start, not
 /// removal (a recreated PostgreSQL starts from the template again).
@@ -46,6 +50,11 @@ pub(crate) struct ServiceSpec {
     pub network: String,
     /// The service name, which is also its host name on the stack's network.
     pub alias: String,
+    /// Further networks the container joins, under the same alias (api-gateway-internal:
+    /// the providers' network). The engine (API 1.41) creates a container on one
+    /// network only, so these are connected between create and start
+    /// ([`ServiceSpec::connect_extra_networks`]), also when the container is recreated.
+    pub extra_networks: Vec<String>,
 }
 
 impl ServiceSpec {
@@ -87,16 +96,38 @@ impl ServiceSpec {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    self.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![self.alias.clone()]),
-                        ..Default::default()
-                    },
-                )])),
+                endpoints_config: Some(HashMap::from([(self.network.clone(), self.endpoint())])),
             }),
             ..Default::default()
         }
+    }
+
+    /// The endpoint settings of this container on one of its networks.
+    pub fn endpoint(&self) -> EndpointSettings {
+        EndpointSettings {
+            aliases: Some(vec![self.alias.clone()]),
+            ..Default::default()
+        }
+    }
+
+    /// Connects the created container to its [`ServiceSpec::extra_networks`].
+    pub async fn connect_extra_networks(&self, docker: &Docker) -> Result<(), DockerError> {
+        for network in &self.extra_networks {
+            docker
+                .connect_network(
+                    network,
+                    NetworkConnectRequest {
+                        container: self.container.clone(),
+                        endpoint_config: Some(self.endpoint()),
+                    },
+                )
+                .await
+                .map_err(DockerError::engine(format!(
+                    "connecting {} to network {network}",
+                    self.container
+                )))?;
+        }
+        Ok(())
     }
 }
 
@@ -192,6 +223,7 @@ mod tests {
             labels: HashMap::new(),
             network: "drill-x".into(),
             alias: "rest-api".into(),
+            extra_networks: vec!["drill-x-providers".into()],
         };
         let body = spec.create_body(&BTreeMap::from([("B".into(), "3".into())]));
         assert_eq!(body.env.unwrap(), vec!["A=1", "B=3"]);
@@ -202,6 +234,12 @@ mod tests {
         assert_eq!(
             host.memory, host.memory_swap,
             "no swap: over the limit is an OOM kill"
+        );
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            endpoints.keys().collect::<Vec<_>>(),
+            ["drill-x"],
+            "API 1.41 creates on one network; the others are connected before start"
         );
     }
 }

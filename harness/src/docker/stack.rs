@@ -1,13 +1,26 @@
 //! [`DockerStack`]: a running twin whose services are containers.
 //!
 //! Boot, in order: connect and check the images; reap what killed runs left; create
-//! the stack's network; then in parallel the PostgreSQL template (the local backend's
-//! cached, seeded data directory, mounted read-only and copied inside the container),
-//! Redis, and the provider stand-ins with their gateway forwarders; the seed restored
-//! at modeled now; finally every twin service at once. Any error drops what was
-//! started. Dropping the stack removes its containers, network and volumes, also
-//! after a panic (the removal runs on a thread of its own, so it works inside or
-//! outside a runtime).
+//! the stack's networks and its disk volume; then in parallel the PostgreSQL template
+//! (the local backend's cached, seeded data directory, mounted read-only and copied
+//! inside the container), Redis, and the provider stand-ins with their gateway
+//! forwarders; the seed restored at modeled now; finally every twin service at once.
+//! Any error drops what was started. Dropping the stack removes its containers,
+//! networks and volumes, also after a panic (the removal runs on a thread of its own,
+//! so it works inside or outside a runtime).
+//!
+//! Resources of a stack with run id `<run>` (all labelled with it):
+//! - network `drill-<run>`: every container, by service name;
+//! - network `drill-<run>-providers` (bridge `drp-<run>`): only api-gateway-internal
+//!   joins it, and the forwarders to Spotify, MusicBrainz and Last.fm listen on its
+//!   gateway address only, so the gateway reaches the providers through it alone and
+//!   disconnecting the gateway from it cuts that link (see [`super::faults`]). The
+//!   scrapers' source sites are forwarded on `drill-<run>`;
+//! - volume `drill-<run>-disk`: a size-limited tmpfs ([`DockerOptions::disk_size`]),
+//!   the stack's disk. Its root is mounted at `/var/log/songnodes` in every twin
+//!   container (each service appends its log to `<service>.log` there, as
+//!   `DRILL_LOG_DIR` says) and at `/backups/postgres` in PostgreSQL's: one disk, so
+//!   that logs and backups fill it together, as on the host the runbook describes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -16,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use url::Url;
 use wire::{Clock, Service};
@@ -24,7 +37,8 @@ use wire::{Clock, Service};
 use super::engine::{
     self, DockerError, Images, LABEL_OWNER, LABEL_PROJECT, LABEL_RUN, LABEL_SCENARIO, LABEL_SERVICE,
 };
-use super::forward::Forwarder;
+use super::faults::{BACKUP_DIR, DEFAULT_DISK_SIZE, LOG_DIR};
+use super::forward::{Forwarder, Isolation, Subnet};
 use super::orchestrator::{DockerOrchestrator, Probe};
 use super::spec::{self, ServiceSpec};
 use crate::catalogue::Catalogue;
@@ -46,6 +60,9 @@ pub struct DockerOptions {
     pub images: Option<Images>,
     /// Container memory limits (swap included, so exceeding one is an OOM kill).
     pub memory_limits: BTreeMap<Service, u64>,
+    /// Bytes of the stack's disk volume (a tmpfs, so also memory once written);
+    /// `None`: [`DEFAULT_DISK_SIZE`], 64 MiB.
+    pub disk_size: Option<u64>,
 }
 
 /// How long each phase of a docker boot took.
@@ -68,9 +85,20 @@ pub struct DockerStack {
     handles: StackHandles,
     orchestrator: Arc<DockerOrchestrator>,
     network: String,
+    pub(super) providers_network: String,
+    pub(super) disk: Disk,
     boot: DockerBootReport,
     _forwarders: Vec<Forwarder>,
     teardown: Teardown,
+}
+
+/// The stack's disk volume.
+#[derive(Clone, Debug)]
+pub(super) struct Disk {
+    pub volume: String,
+    pub size: u64,
+    /// Where each container that mounts it sees its root, PostgreSQL's first.
+    pub mounts: Vec<(Service, &'static str)>,
 }
 
 /// Removes a run's resources when dropped.
@@ -160,18 +188,45 @@ impl DockerStack {
             (LABEL_SCENARIO.to_owned(), options.label.clone()),
             (LABEL_PROJECT.to_owned(), project.clone()),
         ]);
-        let gateway = create_network(&docker, &project, &labels).await?;
+        let network = create_network(&docker, &project, None, &labels).await?;
+        let providers_network = format!("{project}-providers");
+        // A name of our own for the bridge, to bind the forwarders to (at most 15 bytes).
+        let providers_bridge = format!("drp-{run_id}");
+        let providers_side = create_network(
+            &docker,
+            &providers_network,
+            Some(&providers_bridge),
+            &labels,
+        )
+        .await?;
+        let disk = Disk {
+            volume: format!("{project}-disk"),
+            size: docker_options.disk_size.unwrap_or(DEFAULT_DISK_SIZE),
+            mounts: std::iter::once((Service::Postgres, BACKUP_DIR))
+                .chain(Service::TWIN.map(|service| (service, LOG_DIR)))
+                .collect(),
+        };
+        create_disk(&docker, &disk, &labels).await?;
         let prepare = started.elapsed();
 
         // Provider stand-ins on loopback, reachable from the containers through
-        // forwarders on the gateway address.
+        // forwarders on a network's gateway address: the providers' network for the
+        // providers the gateway calls, the stack's network for the scrapers' sites.
         let listening = providers::Listening::start().await;
         let mut forwarders = Vec::new();
         let mut provider_urls = BTreeMap::new();
         for provider in Provider::ALL {
             let url = listening.url(provider);
             let target = socket_addr(&url)?;
-            let forwarder = Forwarder::start(gateway, target).await?;
+            let forwarder = if called_by_the_gateway(provider) {
+                let isolation = Isolation {
+                    device: providers_bridge.clone(),
+                    subnet: providers_side.subnet,
+                };
+                Forwarder::start(providers_side.gateway, target, Some(isolation)).await?
+            } else {
+                Forwarder::start(network.gateway, target, None).await?
+            };
             provider_urls.insert(provider, crate::local::boot::base_url(forwarder.addr));
             forwarders.push(forwarder);
         }
@@ -244,6 +299,7 @@ impl DockerStack {
             labels: labelled(service),
             network: project.clone(),
             alias: service.name().to_owned(),
+            extra_networks: Vec::new(),
         };
 
         let mut orchestrator =
@@ -296,15 +352,24 @@ impl DockerStack {
             // Another PID namespace: the harness's PID means nothing inside. Containers
             // are reaped by their owner label instead.
             env.remove(wire::env::PARENT_PID);
+            env.insert(wire::env::LOG_DIR.to_owned(), LOG_DIR.to_owned());
             let mut ports = vec![(spec::CHAOS_RELAY_PORT, chaos_ports[&service])];
             if let Some(inside) = inside {
                 ports.push((inside, listen[&service]));
             }
             let cmd = spec::twin_cmd(service.name(), CHAOS_PORT);
+            let mut binds = twin_binds.clone();
+            binds.push(format!("{}:{LOG_DIR}", disk.volume));
+            let extra_networks = if service == Service::ApiGatewayInternal {
+                vec![providers_network.clone()]
+            } else {
+                Vec::new()
+            };
             let spec = ServiceSpec {
                 env,
-                binds: twin_binds.clone(),
+                binds,
                 ports,
+                extra_networks,
                 ..spec_for(service, &twin_image, cmd)
             };
             let chaos_url = local_url(chaos_ports[&service]);
@@ -334,7 +399,10 @@ impl DockerStack {
         redis_result?;
         let (template, catalogue) = prepared?;
         let pg_spec = ServiceSpec {
-            binds: vec![format!("{}:/template:ro", template.pgdata.display())],
+            binds: vec![
+                format!("{}:/template:ro", template.pgdata.display()),
+                format!("{}:{BACKUP_DIR}", disk.volume),
+            ],
             ports: vec![(5432, pg_port)],
             // Fast shutdown, as the official image's STOPSIGNAL.
             stop_signal: Some("SIGINT".into()),
@@ -387,6 +455,8 @@ impl DockerStack {
             },
             orchestrator,
             network: project,
+            providers_network,
+            disk,
             boot: DockerBootReport {
                 prepare,
                 postgres_ready,
@@ -419,6 +489,17 @@ impl DockerStack {
         &self.network
     }
 
+    /// The network only api-gateway-internal joins, through which it reaches the
+    /// providers (`drill-<run id>-providers`).
+    pub fn providers_network(&self) -> &str {
+        &self.providers_network
+    }
+
+    /// The stack's disk: a tmpfs volume (`drill-<run id>-disk`) and its size in bytes.
+    pub fn disk_volume(&self) -> (&str, u64) {
+        (&self.disk.volume, self.disk.size)
+    }
+
     pub fn boot_report(&self) -> &DockerBootReport {
         &self.boot
     }
@@ -430,7 +511,8 @@ impl DockerStack {
 
     /// Back to the seeded state, as [`crate::Stack::reset`]: every service running with
     /// its original environment, seeded rows at modeled now, Redis empty, provider
-    /// baselines only, chaos switches reset; `logs` starts a new window.
+    /// baselines only, chaos switches reset, container faults healed (the gateway on
+    /// the providers' network, the disk without filler); `logs` starts a new window.
     pub async fn reset(&self) -> Result<(), DockerError> {
         self.orchestrator
             .ensure_running(&[Service::Postgres, Service::Redis])
@@ -439,7 +521,36 @@ impl DockerStack {
         self.handles.restore_data().await?;
         self.orchestrator.ensure_running(&Service::TWIN).await?;
         self.handles.reset_chaos().await?;
+        self.heal_container_faults().await?;
         Ok(())
+    }
+
+    /// Leaves the containers, network and volumes up (see [`crate::keep`]) and says
+    /// how to reach them and how to remove them.
+    pub fn keep(mut self) -> Result<String, DockerError> {
+        let run_id = self.teardown.run_id.clone();
+        let ep = &self.handles.endpoints;
+        let description = format!(
+            "kept docker stack {run_id} (network {network}):\n  \
+             containers  docker ps --filter label={label}={run_id}\n  \
+             logs        docker logs {project}-<service>-1\n  \
+             postgres    psql -h localhost -p {pg} -U musicdb_user -d musicdb\n  \
+             redis       redis-cli -p {redis}\n  \
+             services    enrichment {enrichment}, gateway {gateway}, dlq {dlq}\n  \
+             the provider stand-ins end with this process; provider calls fail after it.\n  \
+             remove it with: drill reap --kept",
+            network = self.network,
+            label = engine::LABEL_RUN,
+            project = self.network,
+            pg = ep.postgres_port,
+            redis = ep.redis_port,
+            enrichment = ep.enrichment,
+            gateway = ep.gateway,
+            dlq = ep.dlq,
+        );
+        crate::keep::mark_docker_run_kept(&run_id, &description)?;
+        self.teardown.done = true;
+        Ok(description)
     }
 
     /// Removes every container, network and volume of the stack. `Drop` does the same.
@@ -474,22 +585,37 @@ fn first_error(results: Vec<Result<(), DockerError>>) -> Result<(), DockerError>
     Err(errors.swap_remove(exited))
 }
 
-/// A bridge network labelled like the stack; returns its gateway (the host's address
-/// on it). Ports published without an address would bind loopback only.
+/// The host's side of a network.
+struct HostSide {
+    /// The network's gateway: the host's address on it.
+    gateway: IpAddr,
+    subnet: Subnet,
+}
+
+/// A bridge network labelled like the stack (on a bridge named `bridge`, if given).
+/// Ports published without an address would bind loopback only.
 async fn create_network(
     docker: &Docker,
     name: &str,
+    bridge: Option<&str>,
     labels: &HashMap<String, String>,
-) -> Result<IpAddr, DockerError> {
+) -> Result<HostSide, DockerError> {
+    let mut options = HashMap::from([(
+        "com.docker.network.bridge.host_binding_ipv4".to_owned(),
+        "127.0.0.1".to_owned(),
+    )]);
+    if let Some(bridge) = bridge {
+        options.insert(
+            "com.docker.network.bridge.name".to_owned(),
+            bridge.to_owned(),
+        );
+    }
     docker
         .create_network(NetworkCreateRequest {
             name: name.to_owned(),
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
-            options: Some(HashMap::from([(
-                "com.docker.network.bridge.host_binding_ipv4".to_owned(),
-                "127.0.0.1".to_owned(),
-            )])),
+            options: Some(options),
             ..Default::default()
         })
         .await
@@ -503,10 +629,51 @@ async fn create_network(
         .and_then(|ipam| ipam.config)
         .into_iter()
         .flatten()
-        .find_map(|config| config.gateway?.parse::<IpAddr>().ok())
-        .ok_or_else(|| {
-            StackError::InvalidOptions(format!("network {name} has no IPv4 gateway")).into()
+        .find_map(|config| {
+            Some(HostSide {
+                gateway: config.gateway?.parse::<Ipv4Addr>().ok()?.into(),
+                subnet: Subnet::parse(&config.subnet?)?,
+            })
         })
+        .ok_or_else(|| {
+            StackError::InvalidOptions(format!("network {name} has no IPv4 gateway and subnet"))
+                .into()
+        })
+}
+
+/// The stack's disk: a `local` volume on a tmpfs of `disk.size` bytes, labelled like
+/// the stack so that teardown and reaping remove it.
+async fn create_disk(
+    docker: &Docker,
+    disk: &Disk,
+    labels: &HashMap<String, String>,
+) -> Result<(), DockerError> {
+    docker
+        .create_volume(VolumeCreateRequest {
+            name: Some(disk.volume.clone()),
+            driver: Some("local".into()),
+            driver_opts: Some(HashMap::from([
+                ("type".to_owned(), "tmpfs".to_owned()),
+                ("device".to_owned(), "tmpfs".to_owned()),
+                ("o".to_owned(), format!("size={}", disk.size)),
+            ])),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(DockerError::engine(format!(
+            "creating volume {}",
+            disk.volume
+        )))?;
+    Ok(())
+}
+
+/// Whether api-gateway-internal calls `provider` (the scrapers call their own sites).
+fn called_by_the_gateway(provider: Provider) -> bool {
+    matches!(
+        provider,
+        Provider::Spotify | Provider::MusicBrainz | Provider::LastFm
+    )
 }
 
 /// A free loopback port, for a container's published port in test mode.

@@ -5,8 +5,11 @@
 //! [`FaultGuard::heal`]) makes it false again. Faults that live at a provider are
 //! scoped wiremock mocks mounted above the baseline; faults that live inside a
 //! program flip a switch on that service's chaos control surface; a DLQ flood is
-//! rows in PostgreSQL. Every kind passes one conformance suite: inactive is
-//! passthrough, heal restores the baseline, healing twice is a no-op.
+//! rows in PostgreSQL; container faults (a full disk, the gateway disconnected from
+//! the providers' network) are facts of the docker engine
+//! ([`crate::docker::faults`]) and need the docker backend. Every kind passes one
+//! conformance suite: inactive is passthrough, heal restores the baseline, healing
+//! twice is a no-op.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -25,6 +28,8 @@ use wire::{Clock, Service};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use super::scenario::FaultSpec;
+use crate::docker::DockerStack;
+use crate::docker::faults::{ContainerFaultError, ContainerHeal};
 
 /// What a fault needs of a running stack.
 pub trait FaultTarget: Send + Sync {
@@ -39,6 +44,10 @@ pub trait FaultTarget: Send + Sync {
     /// Artist and title of the `index`-th track a flood reuses: real catalogue
     /// tracks, so that replayed messages enrich like any other track.
     fn track_name(&self, index: usize) -> (String, String);
+    /// The docker stack, for container faults; `None` on other backends.
+    fn docker(&self) -> Option<&DockerStack> {
+        None
+    }
 }
 
 /// A fault, before it is injected.
@@ -69,6 +78,13 @@ pub enum Fault {
         messages: usize,
         mix: Vec<(ErrorKind, u32)>,
     },
+    /// The stack's disk (logs, backups) is full: writes there fail with ENOSPC.
+    /// Docker backend only.
+    DiskFill,
+    /// api-gateway-internal's container is disconnected from the network through which
+    /// it reaches the providers. Docker backend only; [`Fault::NetworkPartition`] is
+    /// the same symptom from a switch inside the gateway, on both backends.
+    GatewayDisconnect,
 }
 
 /// Builds provider faults: `Fault::provider(Spotify).status(503)`.
@@ -126,6 +142,31 @@ impl Fault {
         }
     }
 
+    /// Fills the stack's disk volume to the last byte (a filler file written from
+    /// inside a container); healing removes the filler.
+    pub fn disk_fill() -> Fault {
+        Fault::DiskFill
+    }
+
+    /// `docker network disconnect` of api-gateway-internal from the providers'
+    /// network; healing connects it again.
+    pub fn gateway_disconnect() -> Fault {
+        Fault::GatewayDisconnect
+    }
+
+    /// Why the fault needs the docker backend, when it does.
+    pub fn needs_docker(&self) -> Option<&'static str> {
+        match self {
+            Fault::DiskFill => Some(
+                "it fills the stack's size-limited tmpfs volume, which only containers                  have; the local backend writes to the host's own disk, which a drill must                  not fill",
+            ),
+            Fault::GatewayDisconnect => Some(
+                "it disconnects the gateway's container from a docker network; local                  processes share the host's loopback, which has no such link to cut                  (Fault::network_partition is the local equivalent)",
+            ),
+            _ => None,
+        }
+    }
+
     /// The error mix of a DLQ flood, by weight.
     pub fn with_mix(self, mix: impl IntoIterator<Item = (ErrorKind, u32)>) -> Fault {
         match self {
@@ -159,6 +200,8 @@ impl Fault {
             FaultSpec::DlqFlood { messages, mix, .. } => {
                 Fault::dlq_flood(*messages).with_mix(mix.iter().map(|(k, w)| (*k, *w)))
             }
+            FaultSpec::DiskFill { .. } => Fault::disk_fill(),
+            FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),
         }
     }
 
@@ -222,11 +265,41 @@ impl Fault {
                 flood(target, *messages, mix).await?;
                 Healer::Flood(target.admin_db().clone())
             }
+            Fault::DiskFill => {
+                let docker = self.docker_stack(target)?;
+                Healer::Container(docker.fill_disk().await.map_err(self.container_error())?)
+            }
+            Fault::GatewayDisconnect => {
+                let docker = self.docker_stack(target)?;
+                Healer::Container(
+                    docker
+                        .disconnect_gateway()
+                        .await
+                        .map_err(self.container_error())?,
+                )
+            }
         };
         Ok(FaultGuard {
             description: self.to_string(),
             healer: Some(healer),
         })
+    }
+}
+
+impl Fault {
+    fn docker_stack<'a>(&self, target: &'a dyn FaultTarget) -> Result<&'a DockerStack, FaultError> {
+        target.docker().ok_or_else(|| FaultError::NeedsDocker {
+            fault: self.to_string(),
+            why: self.needs_docker().unwrap_or("it acts on containers"),
+        })
+    }
+
+    fn container_error(&self) -> impl FnOnce(ContainerFaultError) -> FaultError {
+        let fault = self.to_string();
+        move |source| FaultError::Container {
+            fault,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -258,6 +331,13 @@ impl fmt::Display for Fault {
                 let mix: Vec<String> = mix.iter().map(|(k, w)| format!("{k} {w}")).collect();
                 write!(f, "DLQ flood of {messages} messages ({})", mix.join(", "))
             }
+            Fault::DiskFill => write!(f, "the stack's disk is full"),
+            Fault::GatewayDisconnect => {
+                write!(
+                    f,
+                    "api-gateway-internal disconnected from the providers' network"
+                )
+            }
         }
     }
 }
@@ -275,6 +355,17 @@ pub enum FaultError {
     },
     #[error("DLQ flood: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error(
+        "'{fault}' needs the docker backend (`--backend docker` or DRILL_BACKEND=docker): {why}"
+    )]
+    NeedsDocker { fault: String, why: &'static str },
+    #[error("'{fault}': {source}")]
+    Container {
+        fault: String,
+        /// Boxed: the engine's errors are large, and every fault's result carries this.
+        #[source]
+        source: Box<ContainerFaultError>,
+    },
 }
 
 enum Healer {
@@ -285,6 +376,7 @@ enum Healer {
         switch: &'static str,
     },
     Flood(PgPool),
+    Container(ContainerHeal),
 }
 
 /// An injected fault. Dropping it heals the fault; [`FaultGuard::heal`] does the
@@ -337,6 +429,12 @@ impl FaultGuard {
                 remove_flood(&db).await?;
                 Ok(())
             }
+            Some(Healer::Container(heal)) => {
+                heal.heal().await.map_err(|source| FaultError::Container {
+                    fault: self.description.clone(),
+                    source: Box::new(source),
+                })
+            }
         }
     }
 
@@ -361,6 +459,12 @@ impl Drop for FaultGuard {
                     handle.spawn(async move {
                         let _ = remove_flood(&db).await;
                     });
+                }
+            }
+            // Healed before drop returns, as a chaos switch is: one or two engine calls.
+            Some(Healer::Container(heal)) => {
+                if let Err(e) = heal.heal_blocking() {
+                    eprintln!("{}: healing on drop failed: {e}", self.description);
                 }
             }
         }
@@ -627,6 +731,28 @@ mod tests {
                 .with_mix([(ErrorKind::Timeout, 1)])
                 .to_string(),
             "DLQ flood of 5000 messages (timeout 1)"
+        );
+    }
+
+    #[test]
+    fn only_container_faults_need_docker() {
+        assert!(Fault::disk_fill().needs_docker().is_some());
+        assert!(Fault::gateway_disconnect().needs_docker().is_some());
+        assert!(
+            Fault::network_partition(Provider::Spotify)
+                .needs_docker()
+                .is_none()
+        );
+        let error = FaultError::NeedsDocker {
+            fault: Fault::disk_fill().to_string(),
+            why: Fault::disk_fill().needs_docker().unwrap(),
+        }
+        .to_string();
+        assert!(
+            error.starts_with(
+                "'the stack's disk is full' needs the docker backend (`--backend docker`"
+            ),
+            "{error}"
         );
     }
 }

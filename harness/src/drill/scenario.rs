@@ -108,6 +108,17 @@ pub enum FaultSpec {
         mix: std::collections::BTreeMap<ErrorKind, u32>,
         at_minutes: Option<f64>,
     },
+    /// The stack's disk (logs, backups) fills up. Docker backend only.
+    DiskFill {
+        heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
+    },
+    /// api-gateway-internal is disconnected from the providers' network. Docker
+    /// backend only.
+    GatewayDisconnect {
+        heal_after_minutes: Option<f64>,
+        at_minutes: Option<f64>,
+    },
 }
 
 fn default_outage_status() -> u16 {
@@ -126,7 +137,9 @@ impl FaultSpec {
             | FaultSpec::BadPayload { at_minutes, .. }
             | FaultSpec::NetworkPartition { at_minutes, .. }
             | FaultSpec::StuckBreaker { at_minutes, .. }
-            | FaultSpec::DlqFlood { at_minutes, .. } => at_minutes.unwrap_or(0.0),
+            | FaultSpec::DlqFlood { at_minutes, .. }
+            | FaultSpec::DiskFill { at_minutes, .. }
+            | FaultSpec::GatewayDisconnect { at_minutes, .. } => at_minutes.unwrap_or(0.0),
         };
         Duration::from_secs_f64(minutes.max(0.0) * 60.0)
     }
@@ -147,6 +160,12 @@ impl FaultSpec {
                 heal_after_minutes, ..
             }
             | FaultSpec::NetworkPartition {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::DiskFill {
+                heal_after_minutes, ..
+            }
+            | FaultSpec::GatewayDisconnect {
                 heal_after_minutes, ..
             } => *heal_after_minutes,
             FaultSpec::StuckBreaker { .. } | FaultSpec::DlqFlood { .. } => None,
@@ -407,6 +426,64 @@ budget_minutes = 15
             .unwrap_err()
             .to_string();
         assert!(error.contains("at least one [[fault]]"), "{error}");
+    }
+
+    /// `GOOD` with its faults replaced by `faults` (TOML `[[fault]]` tables).
+    fn with_faults(faults: &str) -> String {
+        let head = GOOD.split("[[fault]]").next().unwrap();
+        let expect = GOOD.split("[expect]").nth(1).unwrap();
+        format!("{head}{faults}\n[expect]{expect}")
+    }
+
+    #[test]
+    fn container_faults_parse_with_their_timing() {
+        let text = with_faults(
+            "[[fault]]\nkind = \"disk-fill\"\nat_minutes = 2\n\n\
+             [[fault]]\nkind = \"gateway-disconnect\"\nheal_after_minutes = 5\n",
+        );
+        let scenario = parse("x", Path::new("a.toml"), &text).unwrap();
+        assert_eq!(
+            scenario.faults,
+            [
+                FaultSpec::DiskFill {
+                    heal_after_minutes: None,
+                    at_minutes: Some(2.0),
+                },
+                FaultSpec::GatewayDisconnect {
+                    heal_after_minutes: Some(5.0),
+                    at_minutes: None,
+                },
+            ]
+        );
+        assert_eq!(scenario.faults[0].inject_at(), Duration::from_secs(120));
+        assert_eq!(scenario.faults[0].heal_after(), None);
+        assert_eq!(
+            scenario.faults[1].heal_after(),
+            Some(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
+    fn a_container_fault_with_a_provider_is_refused_with_file_and_line() {
+        // Neither container fault takes a provider: the whole gateway is cut off.
+        let text =
+            with_faults("[[fault]]\nkind = \"gateway-disconnect\"\nprovider = \"spotify\"\n");
+        let error = parse("x", Path::new("scenarios/x/a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("scenarios/x/a.toml:6:"), "{error}");
+        assert!(error.contains("unknown field `provider`"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelt_fault_kind_lists_the_known_kinds() {
+        let text = with_faults("[[fault]]\nkind = \"disk-full\"\n");
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("disk-full"), "{error}");
+        assert!(error.contains("disk-fill"), "{error}");
+        assert!(error.contains("gateway-disconnect"), "{error}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use wiremock::{MockServer, Respond};
 
 use super::faults::FaultTarget;
 use super::runner::DrillStack;
+use crate::docker::DockerStack;
 use crate::stack::Stack;
 
 impl FaultTarget for Stack {
@@ -41,6 +42,10 @@ impl FaultTarget for Stack {
             .get(index % catalogue.len().max(1))
             .expect("the catalogue is not empty");
         (track.artist.clone(), track.title.clone())
+    }
+
+    fn docker(&self) -> Option<&DockerStack> {
+        self.as_docker()
     }
 }
 

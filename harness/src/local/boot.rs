@@ -155,7 +155,7 @@ async fn preflight(options: &StackOptions) -> Result<Host, StackError> {
     let root = dirs::runtime_root()?;
     let reap_root = root.clone();
     // Reaping waits (bounded) for killed processes to disappear: off the async threads.
-    let reaped = tokio::task::spawn_blocking(move || reaper::reap_stale_runs(&reap_root))
+    let reaped = tokio::task::spawn_blocking(move || reaper::reap_stale_runs(&reap_root, false))
         .await
         .map_err(|e| task_failed("reaping stale runs", e))?;
     if !reaped.runs.is_empty() {

@@ -33,19 +33,39 @@ const CREATION_GRACE: Duration = Duration::from_secs(600);
 /// How long to wait for killed processes to disappear (so their ports are free again).
 const KILL_WAIT: Duration = Duration::from_secs(3);
 
-/// Reaps every run under `root` whose owner is dead.
-pub fn reap_stale_runs(root: &Path) -> ReapReport {
-    let mut report = ReapReport::default();
+/// A run directory whose owner process is gone: what a killed run left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleRun {
+    pub path: std::path::PathBuf,
+    pub run_id: String,
+    /// The label the run was started with (test or scenario), if its owner file reads.
+    pub label: Option<String>,
+    /// Recorded processes that still run.
+    pub live_pids: Vec<i32>,
+    /// Left up on purpose (`DRILL_KEEP`): reaped only when asked for.
+    pub kept: bool,
+}
+
+/// Lists, without touching anything, every run under `root` whose owner is dead.
+pub fn stale_runs(root: &Path) -> Vec<StaleRun> {
     let runs = run_dir::runs_dir(root);
     let Ok(entries) = fs::read_dir(&runs) else {
-        return report;
+        return Vec::new();
     };
+    let mut stale = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
+            // A directory still being created; stale only after a long grace.
             if older_than(&path, CREATION_GRACE) {
-                run_dir::remove_tree(&path);
+                stale.push(StaleRun {
+                    path,
+                    run_id: name,
+                    label: None,
+                    live_pids: Vec::new(),
+                    kept: false,
+                });
             }
             continue;
         }
@@ -59,22 +79,48 @@ pub fn reap_stale_runs(root: &Path) -> ReapReport {
             // Unreadable owner in a fresh directory: possibly not ours to judge yet.
             continue;
         }
-        report.killed.extend(kill_recorded(&path));
-        run_dir::remove_tree(&path);
+        let mut live_pids: Vec<i32> = recorded(&path)
+            .into_iter()
+            .filter(PidRecord::is_still_ours)
+            .map(|r| r.pid)
+            .collect();
+        live_pids.sort_unstable();
+        live_pids.dedup();
+        stale.push(StaleRun {
+            kept: path.join(crate::keep::KEPT_MARKER).exists(),
+            path,
+            run_id: name,
+            label: owner.map(|o| o.label),
+            live_pids,
+        });
+    }
+    stale
+}
+
+/// Reaps every run under `root` whose owner is dead, and kept ones only when
+/// `include_kept`.
+pub fn reap_stale_runs(root: &Path, include_kept: bool) -> ReapReport {
+    let mut report = ReapReport::default();
+    for run in stale_runs(root) {
+        if run.kept && !include_kept {
+            continue;
+        }
+        report.killed.extend(kill_recorded(&run.path));
+        run_dir::remove_tree(&run.path);
         tracing::info!(
-            run = name,
-            label = owner.map(|o| o.label).unwrap_or_default(),
+            run = run.run_id,
+            label = run.label.unwrap_or_default(),
             "reaped a stale run"
         );
-        report.runs.push(name);
+        report.runs.push(run.run_id);
     }
     ports::reap_stale_claims(root);
     report
 }
 
-/// Kills the processes recorded in a run directory (and its PostgreSQL postmaster, by
-/// `pg/postmaster.pid`), then waits for them to be gone.
-fn kill_recorded(run: &Path) -> Vec<i32> {
+/// The processes recorded in a run directory, with its PostgreSQL postmaster (by
+/// `pg/postmaster.pid`).
+fn recorded(run: &Path) -> Vec<PidRecord> {
     let mut records: Vec<PidRecord> = run_dir::read_records(run)
         .into_iter()
         .map(|(_, r)| r)
@@ -87,6 +133,12 @@ fn kill_recorded(run: &Path) -> Vec<i32> {
             program: run.join("pg").to_string_lossy().into_owned(),
         });
     }
+    records
+}
+
+/// Kills the processes recorded in a run directory, then waits for them to be gone.
+fn kill_recorded(run: &Path) -> Vec<i32> {
+    let records = recorded(run);
     let mut killed = Vec::new();
     let mut victims = Vec::new();
     for record in records {
@@ -177,7 +229,7 @@ mod tests {
 
         let pid = sleeper.id() as i32;
         let before = (procfs::stat(pid), procfs::cmdline(pid));
-        let report = reap_stale_runs(root.path());
+        let report = reap_stale_runs(root.path(), false);
 
         assert_eq!(report.runs, vec!["1-2-3".to_owned()]);
         assert_eq!(
@@ -192,10 +244,31 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_run_is_reaped_only_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        let owner = Owner {
+            pid: dead_pid(),
+            start_time: Some(1),
+            label: "kept".into(),
+            run_id: "7-8-9".into(),
+            started_at: String::new(),
+        };
+        let run = RunDir::create_with_owner(root.path(), owner).unwrap();
+        std::fs::write(run.path().join(crate::keep::KEPT_MARKER), b"").unwrap();
+        let path = run.path().to_owned();
+        std::mem::forget(run);
+
+        assert!(reap_stale_runs(root.path(), false).runs.is_empty());
+        assert!(path.exists(), "a kept run survives the reaping of a start");
+        assert_eq!(reap_stale_runs(root.path(), true).runs, vec!["7-8-9"]);
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn a_run_whose_owner_lives_is_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let run = RunDir::create(root.path(), "alive").unwrap();
-        let report = reap_stale_runs(root.path());
+        let report = reap_stale_runs(root.path(), false);
         assert!(report.runs.is_empty());
         assert!(run.path().exists());
         run.remove();
@@ -220,7 +293,7 @@ mod tests {
         run.record("sleeper", &record).unwrap();
         std::mem::forget(run);
 
-        let report = reap_stale_runs(root.path());
+        let report = reap_stale_runs(root.path(), false);
 
         assert_eq!(report.runs.len(), 1);
         assert!(report.killed.is_empty());

@@ -143,6 +143,25 @@ impl LocalStack {
         futures::future::join_all(each).await.into_iter().collect()
     }
 
+    /// Leaves the stack up (see [`crate::keep`]) and says how to reach and remove it.
+    pub fn keep(self) -> Result<String, StackError> {
+        self.supervisor.keep()?;
+        let ep = &self.handles.endpoints;
+        Ok(format!(
+            "kept local stack {run}:\n  \
+             postgres  psql -h localhost -p {pg} -U musicdb_user -d musicdb\n  \
+             redis     redis-cli -p {redis}\n  \
+             logs      {logs}\n  \
+             PostgreSQL and Redis stay up; the twin's services and the provider \
+             stand-ins end with this process.\n  \
+             remove it with: drill reap --kept",
+            run = self.supervisor.run_dir().run_id(),
+            pg = ep.postgres_port,
+            redis = ep.redis_port,
+            logs = self.data_dir.join("logs").display(),
+        ))
+    }
+
     /// Stops everything and removes the stack's files. `Drop` does the same, synchronously.
     pub async fn shutdown(self) -> Result<(), StackError> {
         // Closing the pool first spares PostgreSQL's log a burst of broken connections.

@@ -427,6 +427,17 @@ impl Supervisor {
         })
     }
 
+    /// Leaves everything running and the run directory in place, marked kept, so that
+    /// neither `Drop` nor the next start's reaping removes it.
+    pub(crate) fn keep(&self) -> Result<(), crate::StackError> {
+        self.torn_down.store(true, Ordering::SeqCst);
+        let marker = self.run.path().join(crate::keep::KEPT_MARKER);
+        std::fs::write(&marker, b"").map_err(crate::StackError::io(format!(
+            "writing {}",
+            marker.display()
+        )))
+    }
+
     /// Stops every process (teardown signal, SIGKILL after a short grace), reaps them and
     /// removes the run directory. Synchronous, for `Drop`; idempotent.
     pub(crate) fn teardown_blocking(&self) {

@@ -32,6 +32,7 @@ const TWIN_VARS: &[&str] = &[
     env::MUSICBRAINZ_URL,
     env::LASTFM_URL,
     env::SOURCE_URL,
+    env::LOG_DIR,
     env::POOL_SIZE,
     env::MAX_OVERFLOW,
     env::BATCH_SIZE,
