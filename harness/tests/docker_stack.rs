@@ -234,3 +234,110 @@ async fn a_memory_leak_under_a_container_limit_ends_in_an_oom_kill() {
     stack.shutdown().await.unwrap();
     assert_eq!(engine::count_run(&docker, &run_id).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_mode_docker_stack_publishes_the_documented_ports_on_loopback() {
+    skip_without_docker!();
+    let busy: Vec<u16> = Service::ALL
+        .iter()
+        .filter_map(|s| s.drill_port())
+        .filter(|&p| support::listening(p))
+        .collect();
+    if !busy.is_empty() {
+        // Another drill-mode stack runs on this machine (a game day, another test run).
+        eprintln!("skipped: documented ports {busy:?} are in use on this machine");
+        return;
+    }
+    let mut options = StackOptions::for_tests(drill_binary());
+    options.ports = harness::PortMode::Documented;
+    let docker_stack = DockerStack::start(options)
+        .await
+        .expect("the docker stack boots");
+    let (run_id, docker) = (
+        docker_stack.run_id().to_owned(),
+        docker_stack.docker().clone(),
+    );
+    let stack = Stack::from(docker_stack);
+    let ep = stack.endpoints();
+    assert_eq!(ep.postgres_port, 5433);
+    assert_eq!(ep.redis_port, 6379);
+    // As the runbooks type them.
+    for url in [
+        "http://localhost:8020/health",
+        "http://localhost:8022/health",
+        "http://localhost:8024/dlq/stats",
+    ] {
+        ok(url.parse().unwrap()).await;
+    }
+    // Every published port of every container is on the host's loopback only.
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            filters: Some(std::collections::HashMap::from([(
+                "label".to_owned(),
+                vec![format!("{}={run_id}", engine::LABEL_RUN)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let published: Vec<_> = containers
+        .iter()
+        .flat_map(|c| c.ports.clone().unwrap_or_default())
+        .filter(|p| p.public_port.is_some())
+        .collect();
+    assert!(published.len() >= Service::ALL.len(), "{published:?}");
+    assert!(
+        published
+            .iter()
+            .all(|p| p.ip.as_deref() == Some("127.0.0.1")),
+        "a port is published beyond loopback: {published:?}"
+    );
+    stack.shutdown().await.unwrap();
+    assert_eq!(engine::count_run(&docker, &run_id).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_containers_are_reaped_by_label_at_the_next_start() {
+    skip_without_docker!();
+    use std::io::{BufRead, BufReader};
+    // A real run, killed the hard way: `drill up` on docker, then SIGKILL.
+    let mut up = std::process::Command::new(drill_binary())
+        .args(["up", "--backend", "docker", "--free-ports", "--scale", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("drill up starts");
+    let stdout = up.stdout.take().unwrap();
+    let run_id = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("runbook-drill.run-id=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned)
+            })
+    })
+    .await
+    .unwrap();
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let run_id = run_id.expect("drill up printed its run id");
+    let docker = engine::connect().await.unwrap();
+    let left = engine::count_run(&docker, &run_id).await.unwrap();
+    assert!(
+        left > Service::ALL.len(),
+        "SIGKILL leaves the run's containers and networks: {left}"
+    );
+
+    let next = DockerStack::start(StackOptions::for_tests(drill_binary()))
+        .await
+        .expect("the next docker stack boots");
+    assert_eq!(
+        engine::count_run(&docker, &run_id).await.unwrap(),
+        0,
+        "the next start reaped every container, network and volume of the killed run"
+    );
+    next.shutdown().await.unwrap();
+}

@@ -4,7 +4,8 @@
 //! connection leak, a scraper whose spider hangs, a breaker that never leaves OPEN.
 //! Each twin service therefore carries a set of named switches, served on a
 //! separate, loopback-only address when (and only when) the harness passes
-//! [`wire::env::CHAOS_LISTEN`]. The runbooks never see this surface; the twin's own
+//! [`wire::env::CHAOS_LISTEN`] (in a container of the stack's own network, the
+//! container's address: see [`Scope`]). The runbooks never see this surface; the twin's own
 //! code reads the switches at the points where the fault would strike.
 //!
 //! Routes (all JSON):
@@ -109,10 +110,22 @@ impl Chaos {
 )]
 pub struct UnknownSwitch(pub String);
 
-/// Serves the control surface on `addr` in the background. Refuses non-loopback addresses.
-pub async fn serve(addr: SocketAddr, chaos: Chaos) -> anyhow::Result<()> {
+/// Where the control surface may listen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// On this machine's loopback only: a process of the local backend.
+    Loopback,
+    /// In a container of the stack's own network, whose loopback the harness cannot
+    /// reach: any address of the container, which the docker backend publishes on the
+    /// host's loopback only.
+    Container,
+}
+
+/// Serves the control surface on `addr` in the background. Outside a container,
+/// refuses non-loopback addresses.
+pub async fn serve(addr: SocketAddr, scope: Scope, chaos: Chaos) -> anyhow::Result<()> {
     anyhow::ensure!(
-        addr.ip().is_loopback(),
+        scope == Scope::Container || addr.ip().is_loopback(),
         "the chaos control surface only listens on loopback, not {addr}"
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -16,6 +16,8 @@ pub struct TwinConfig {
     pub redis_url: Option<String>,
     pub listen: Option<SocketAddr>,
     pub chaos_listen: Option<SocketAddr>,
+    /// The service runs in a container of the stack's network ([`env::CHAOS_IN_CONTAINER`]).
+    pub chaos_in_container: bool,
     pub enrichment_url: Option<Url>,
     pub gateway_url: Option<Url>,
     pub spotify_url: Option<Url>,
@@ -64,6 +66,7 @@ impl TwinConfig {
             redis_url: var(env::REDIS_URL),
             listen: parsed(env::LISTEN)?,
             chaos_listen: parsed(env::CHAOS_LISTEN)?,
+            chaos_in_container: var(env::CHAOS_IN_CONTAINER).is_some_and(|v| v == "1"),
             enrichment_url: url(env::ENRICHMENT_URL)?,
             gateway_url: url(env::GATEWAY_URL)?,
             spotify_url: url(env::SPOTIFY_URL)?,

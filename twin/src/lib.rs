@@ -42,7 +42,12 @@ pub async fn run(service: Service) -> anyhow::Result<()> {
 
     let chaos = chaos::Chaos::default();
     if let Some(addr) = config.chaos_listen {
-        chaos::serve(addr, chaos.clone())
+        let scope = if config.chaos_in_container {
+            chaos::Scope::Container
+        } else {
+            chaos::Scope::Loopback
+        };
+        chaos::serve(addr, scope, chaos.clone())
             .await
             .with_context(|| format!("starting the chaos control surface on {addr}"))?;
     }

@@ -13,6 +13,10 @@ pub const REDIS_URL: &str = "REDIS_URL";
 pub const LISTEN: &str = "LISTEN_ADDR";
 /// Address of the service's chaos control surface; unset means no chaos surface.
 pub const CHAOS_LISTEN: &str = "DRILL_CHAOS_ADDR";
+/// `1` when the service runs in a container of the stack's own network: its chaos
+/// surface may then listen on the container's address (published on the host's
+/// loopback only), since the container's loopback cannot be reached from outside.
+pub const CHAOS_IN_CONTAINER: &str = "DRILL_CHAOS_IN_CONTAINER";
 /// Base URL of metadata-enrichment, for the workers.
 pub const ENRICHMENT_URL: &str = "ENRICHMENT_URL";
 /// Base URL of api-gateway-internal, for metadata-enrichment.

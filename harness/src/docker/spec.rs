@@ -174,35 +174,10 @@ pub(crate) fn redis_cmd() -> Vec<String> {
     .to_vec()
 }
 
-/// The port the chaos relay listens on inside a twin container, published to the host.
-pub(crate) const CHAOS_RELAY_PORT: u16 = 9001;
-
-/// A twin service behind a relay for its chaos surface.
-///
-/// The twin refuses to serve its chaos surface anywhere but loopback, and a
-/// container's loopback cannot be published. Until the twin accepts a container
-/// address, a relay (perl, which the base image has for PostgreSQL's scripts) forwards
-/// `0.0.0.0:CHAOS_RELAY_PORT` to the surface on `127.0.0.1:chaos_port`, and the
-/// service is exec'd so that it receives tini's signals itself.
-pub(crate) fn twin_cmd(service: &str, chaos_port: u16) -> Vec<String> {
-    let relay = format!(
-        r#"use IO::Socket::INET; use IO::Select; $SIG{{CHLD}}='IGNORE';
-my $l=IO::Socket::INET->new(LocalAddr=>'0.0.0.0',LocalPort=>{CHAOS_RELAY_PORT},Listen=>64,ReuseAddr=>1) or die "relay: $!";
-while(1){{ my $c=$l->accept or next; if(fork==0){{
- my $u=IO::Socket::INET->new(PeerAddr=>'127.0.0.1',PeerPort=>{chaos_port}) or exit;
- my $s=IO::Select->new($c,$u);
- while(my @r=$s->can_read){{ for my $h (@r){{ my $n=sysread($h,my $b,65536); exit unless $n; syswrite($h==$c?$u:$c,$b); }} }}
- exit }} close $c }}"#
-    );
-    let script = format!("perl -e \"$1\" &\nexec /usr/local/bin/drill twin {service}\n");
-    vec![
-        "bash".into(),
-        "-c".into(),
-        script,
-        // $0 and $1 of the script: the relay's source.
-        "twin".into(),
-        relay,
-    ]
+/// A twin service, as the image's entrypoint (tini) runs it: tini passes it the
+/// container's signals.
+pub(crate) fn twin_cmd(service: &str) -> Vec<String> {
+    vec!["drill".into(), "twin".into(), service.into()]
 }
 
 #[cfg(test)]

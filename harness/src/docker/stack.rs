@@ -50,7 +50,7 @@ use crate::providers::{self, Provider};
 use crate::stack::{Endpoints, PortMode, StackOptions};
 use crate::{StackError, dirs, seed};
 
-/// The chaos surface's port on a twin container's loopback (see `spec::twin_cmd`).
+/// The chaos surface's port in a twin container, published on the host's loopback.
 const CHAOS_PORT: u16 = 9000;
 
 /// What the docker backend needs beyond [`StackOptions`].
@@ -73,7 +73,8 @@ pub struct DockerBootReport {
     /// From the start of the boot until PostgreSQL accepted connections.
     pub postgres_ready: Duration,
     pub seed_restore: Duration,
-    /// Creating and starting every twin container until all were ready.
+    /// Starting every twin container (created earlier, beside PostgreSQL) until all
+    /// were ready.
     pub twin_ready: Duration,
     pub total: Duration,
     pub template: crate::local::TemplateOutcome,
@@ -343,7 +344,7 @@ impl DockerStack {
                 &bins,
                 service,
                 inside.map(|p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, p))),
-                SocketAddr::from((Ipv4Addr::LOCALHOST, CHAOS_PORT)),
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, CHAOS_PORT)),
                 &wiring,
                 Path::new("/dev/null"),
                 Path::new("/"),
@@ -353,11 +354,14 @@ impl DockerStack {
             // are reaped by their owner label instead.
             env.remove(wire::env::PARENT_PID);
             env.insert(wire::env::LOG_DIR.to_owned(), LOG_DIR.to_owned());
-            let mut ports = vec![(spec::CHAOS_RELAY_PORT, chaos_ports[&service])];
+            // The container's loopback cannot be published: the surface listens on the
+            // container's address, published on the host's loopback only.
+            env.insert(wire::env::CHAOS_IN_CONTAINER.to_owned(), "1".to_owned());
+            let mut ports = vec![(CHAOS_PORT, chaos_ports[&service])];
             if let Some(inside) = inside {
                 ports.push((inside, listen[&service]));
             }
-            let cmd = spec::twin_cmd(service.name(), CHAOS_PORT);
+            let cmd = spec::twin_cmd(service.name());
             let mut binds = twin_binds.clone();
             binds.push(format!("{}:{LOG_DIR}", disk.volume));
             let extra_networks = if service == Service::ApiGatewayInternal {
@@ -385,8 +389,9 @@ impl DockerStack {
             );
         }
 
-        // PostgreSQL needs the template's path, Redis nothing: Redis starts while the
-        // template is found (or built) and the catalogue generated.
+        // PostgreSQL needs the template's path, Redis nothing: Redis starts, and the
+        // twin's containers are created (not started: they need the restored seed),
+        // while the template is found (or built) and the catalogue generated.
         let admin_options = PgConnectOptions::new()
             .host("127.0.0.1")
             .port(pg_port)
@@ -395,8 +400,18 @@ impl DockerStack {
             .application_name("runbook-drill-harness");
         let redis_started =
             async { orchestrator_create_start(&orchestrator, Service::Redis).await };
-        let (prepared, redis_result) = tokio::join!(template_and_catalogue, redis_started);
+        let twins_created = async {
+            first_error(
+                futures::future::join_all(
+                    Service::TWIN.map(|service| orchestrator.create(service)),
+                )
+                .await,
+            )
+        };
+        let (prepared, redis_result, created) =
+            tokio::join!(template_and_catalogue, redis_started, twins_created);
         redis_result?;
+        created?;
         let (template, catalogue) = prepared?;
         let pg_spec = ServiceSpec {
             binds: vec![
@@ -433,10 +448,9 @@ impl DockerStack {
         let seed_restore = restore_started.elapsed();
 
         let twin_started = Instant::now();
-        let twins = futures::future::join_all(
-            Service::TWIN.map(|service| orchestrator_create_start(&orchestrator, service)),
-        )
-        .await;
+        let twins =
+            futures::future::join_all(Service::TWIN.map(|service| orchestrator.start_one(service)))
+                .await;
         first_error(twins)?;
         let twin_ready = twin_started.elapsed();
         orchestrator.start_new_log_window();
