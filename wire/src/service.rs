@@ -65,6 +65,27 @@ impl Service {
         Service::GraphApi,
     ];
 
+    /// The twin's services in the order a stack starts them, wave by wave, as compose's
+    /// `depends_on` with health checks would: everything a worker calls (enrichment,
+    /// and the gateway enrichment calls) is ready before a worker takes its first
+    /// track. A worker started beside them would count the refused connections of a
+    /// slow start as provider failures and open breakers on a fresh stack.
+    pub const TWIN_START_ORDER: [&'static [Service]; 2] = [
+        &[
+            Service::ApiGatewayInternal,
+            Service::MetadataEnrichment,
+            Service::DlqManager,
+            Service::ScraperMixesdb,
+            Service::Scraper1001Tracklists,
+            Service::RestApi,
+            Service::GraphApi,
+        ],
+        &[
+            Service::MetadataEnrichmentWorker1,
+            Service::MetadataEnrichmentWorker2,
+        ],
+    ];
+
     /// The compose name, as the runbook writes it.
     pub fn name(self) -> &'static str {
         match self {
@@ -154,6 +175,17 @@ mod tests {
     fn an_unknown_name_lists_the_real_ones() {
         let err = "scraper".parse::<Service>().unwrap_err().to_string();
         assert!(err.contains("scraper-mixesdb"), "{err}");
+    }
+
+    #[test]
+    fn the_start_order_starts_every_twin_service_once_and_workers_last() {
+        let mut ordered: Vec<Service> = Service::TWIN_START_ORDER.concat();
+        assert_eq!(ordered.len(), Service::TWIN.len());
+        ordered.sort_by_key(|s| s.name());
+        ordered.dedup();
+        assert_eq!(ordered.len(), Service::TWIN.len());
+        let last = Service::TWIN_START_ORDER.last().unwrap();
+        assert!(last.iter().all(|s| s.role() == Role::EnrichmentWorker));
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// testcontainers failed to create, start or wait for a container (PostgreSQL and
+    /// Redis start through it; see `docker::sdk`).
+    #[error("{action}: {source}")]
+    Testcontainers {
+        action: String,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
     #[error(
         "image {image} is not present and cannot be pulled here; build it with `scripts/images`"
     )]

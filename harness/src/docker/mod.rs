@@ -2,11 +2,13 @@
 //!
 //! PostgreSQL, Redis and every twin service run as containers on a docker network of
 //! their own, from images built offline by `scripts/images` (no image can be pulled
-//! on our machines). The harness reaches them through ports published on 127.0.0.1;
-//! the containers reach the provider stand-ins (wiremock, on the host's loopback)
-//! through small forwarders listening on the network's gateway address, which is the
-//! host's side of the stack's own bridge. So no traffic leaves loopback and the
-//! stack's network.
+//! on our machines): testcontainers starts PostgreSQL and Redis, ready by their log
+//! lines, and bollard runs the twin's services, all with compose-style names and
+//! labels (see [`stack`] for who does what and why). The harness reaches them through
+//! ports published on 127.0.0.1; the containers reach the provider stand-ins
+//! (wiremock, on the host's loopback) through small forwarders listening on the
+//! network's gateway address, which is the host's side of the stack's own bridge. So
+//! no traffic leaves loopback and the stack's network.
 //!
 //! Memory limits, OOM kills, pauses, container logs and stop/start/restart are the
 //! real thing here, which is what the runbooks' `docker compose …` commands assume.
@@ -14,6 +16,7 @@
 //! - [`engine`]: connecting to the engine, labels, images, reaping what killed runs left;
 //! - `spec`: how each container is configured (the twin's environment is the local
 //!   backend's, with container addresses);
+//! - `sdk`: PostgreSQL and Redis started with testcontainers, from their spec;
 //! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
 //! - [`stack`]: [`DockerStack`], booting, resetting and tearing down (on `Drop` too);
 //! - [`faults`]: container-level faults (a full disk, the gateway cut off the providers);
@@ -23,6 +26,7 @@ pub mod engine;
 pub mod faults;
 mod forward;
 pub mod orchestrator;
+mod sdk;
 mod spec;
 pub mod stack;
 

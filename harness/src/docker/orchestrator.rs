@@ -1,9 +1,14 @@
 //! The runbooks' `docker compose …` verbs, with bollard, on a stack's containers.
 //!
-//! Containers are created from their [`ServiceSpec`]; an environment edited with
-//! `set_env` takes effect at the next start or restart by recreating the container,
-//! as `docker compose up` does. Host ports are fixed when the stack is built, so a
-//! recreated container answers where the old one did.
+//! Containers are created from their `ServiceSpec`: the twin's services with bollard,
+//! PostgreSQL and Redis the first time with testcontainers (`start_with_testcontainers`,
+//! which translates the same spec). From then on every verb works by container name,
+//! whoever created it. An environment edited with `set_env` takes effect at the next
+//! start or restart by recreating the container with bollard from its spec, as
+//! `docker compose up` does. Host ports are fixed when the stack is built, so a
+//! recreated container answers where the old one did. A container testcontainers
+//! created has no stop signal of its own: `stop` sends the spec's first (SIGINT for
+//! PostgreSQL, a fast shutdown), then stops it as `docker stop` does.
 //!
 //! `start` returns once the service is ready, judged by a probe (PostgreSQL accepts
 //! a connection, Redis answers PING, a twin service's chaos surface and `/health`
@@ -29,7 +34,8 @@ use url::Url;
 use wire::Service;
 
 use super::engine::{self, DockerError, LABEL_RUN};
-use super::spec::ServiceSpec;
+use super::sdk::{self, Started};
+use super::spec::{ReadyLine, ServiceSpec};
 
 /// How a service is known to be ready.
 #[derive(Clone, Debug)]
@@ -154,6 +160,33 @@ impl DockerOrchestrator {
         managed.spec.connect_extra_networks(&self.docker).await?;
         lock(&self.applied).insert(service, overrides);
         Ok(())
+    }
+
+    /// Creates and starts `service` with testcontainers, from the same spec [`Self::create`]
+    /// uses: ready once it logged `ready` and its probe answers on the published port.
+    /// The returned handle never removes the container (see [`Started`]).
+    pub(crate) async fn start_with_testcontainers(
+        &self,
+        service: Service,
+        ready: ReadyLine,
+    ) -> Result<Started, DockerError> {
+        let managed = &self.services[&service];
+        let overrides = lock(&self.pending).remove(&service).unwrap_or_default();
+        let started = sdk::start(
+            &self.docker,
+            service.name(),
+            &managed.spec,
+            &overrides,
+            ready,
+            managed.ready_timeout,
+        )
+        .await?;
+        lock(&self.applied).insert(service, overrides);
+        lock(&self.stopped).remove(&service);
+        // The log line says the server is up inside the container; the probe, that it
+        // answers where the harness and the runbooks reach it (usually at once).
+        self.wait_ready(service, managed).await?;
+        Ok(started)
     }
 
     /// Starts `service` (recreating it first if its environment was edited) and waits
@@ -303,7 +336,11 @@ impl DockerOrchestrator {
     }
 
     async fn stop_one(&self, service: Service) -> Result<(), DockerError> {
-        let name = &self.services[&service].spec.container;
+        let spec = &self.services[&service].spec;
+        let name = &spec.container;
+        if let Some(signal) = &spec.stop_signal {
+            self.send_stop_signal(name, signal).await?;
+        }
         let options = StopContainerOptions {
             t: Some(10),
             ..Default::default()
@@ -317,6 +354,38 @@ impl DockerOrchestrator {
                 lock(&self.stopped).insert(service);
                 Ok(())
             }
+        }
+    }
+
+    /// `docker stop` with the spec's stop signal where the container lacks it: one
+    /// created by testcontainers, which cannot set a stop signal, would get SIGTERM,
+    /// which PostgreSQL takes as a smart shutdown that waits for every client to leave
+    /// (then SIGKILL after the grace period). The signal goes to a running container
+    /// only (a paused one would act on it when unpaused); `docker stop` follows and
+    /// waits for the exit as usual.
+    async fn send_stop_signal(&self, name: &str, signal: &str) -> Result<(), DockerError> {
+        let inspected = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(DockerError::engine(format!("inspecting {name}")))?;
+        let running = inspected
+            .state
+            .and_then(|state| state.status)
+            .is_some_and(|status| status == ContainerStateStatusEnum::RUNNING);
+        let own = inspected.config.and_then(|config| config.stop_signal);
+        if !running || own.as_deref() == Some(signal) {
+            return Ok(());
+        }
+        let options = KillContainerOptions {
+            signal: signal.to_owned(),
+        };
+        match self.docker.kill_container(name, Some(options)).await {
+            // 409: it stopped meanwhile; `docker stop` settles it.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            other => other.map_err(DockerError::engine(format!("sending {signal} to {name}"))),
         }
     }
 

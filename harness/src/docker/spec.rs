@@ -155,6 +155,29 @@ pub(crate) fn postgres_cmd() -> Vec<String> {
     vec!["bash".into(), "-c".into(), script]
 }
 
+/// The log line a service prints once it accepts connections, and on which stream:
+/// how a container started with testcontainers is known to be ready (`super::sdk`).
+///
+/// testcontainers reads the log from its first line, so a line counts only in a log
+/// that has it once: a container's first start. A restarted container's log still
+/// holds the line of the previous start; the orchestrator judges those by probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadyLine {
+    Stdout(&'static str),
+    Stderr(&'static str),
+}
+
+/// PostgreSQL logs to stderr. [`postgres_cmd`] copies a template that was shut down
+/// cleanly, so the first start prints the line once, after "database system was shut
+/// down at …" (a template copied from a running server would print it once too, after
+/// its recovery); no temporary server runs first, as in the official image's
+/// entrypoint, which prints it twice.
+pub(crate) const POSTGRES_READY: ReadyLine =
+    ReadyLine::Stderr("database system is ready to accept connections");
+
+/// redis-server logs to stdout ("* Ready to accept connections", Redis 7.0).
+pub(crate) const REDIS_READY: ReadyLine = ReadyLine::Stdout("Ready to accept connections");
+
 /// Redis without persistence, as on the local backend: a restart starts empty.
 pub(crate) fn redis_cmd() -> Vec<String> {
     [

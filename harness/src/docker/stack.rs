@@ -3,11 +3,28 @@
 //! Boot, in order: connect and check the images; reap what killed runs left; create
 //! the stack's networks and its disk volume; then in parallel the PostgreSQL template
 //! (the local backend's cached, seeded data directory, mounted read-only and copied
-//! inside the container), Redis, and the provider stand-ins with their gateway
-//! forwarders; the seed restored at modeled now; finally every twin service at once.
-//! Any error drops what was started. Dropping the stack removes its containers,
-//! networks and volumes, also after a panic (the removal runs on a thread of its own,
-//! so it works inside or outside a runtime).
+//! inside the container), Redis, the twin's containers (created, not started), and
+//! the provider stand-ins with their gateway forwarders; PostgreSQL; the seed restored
+//! at modeled now; finally the twin's services, wave by wave
+//! (`Service::TWIN_START_ORDER`: the workers last).
+//!
+//! Who starts what: **testcontainers** starts PostgreSQL and Redis, ready when each
+//! logs its own ready line (then its probe answers on the published port), and
+//! **bollard** runs the twin's services, ready when their probes answer; no sleeps.
+//! Both build the container from one `ServiceSpec` (see `super::sdk`), so the
+//! names (`<project>-<service>-1`), labels, network and alias, ports on 127.0.0.1,
+//! mounts and limits are the same either way, and the orchestrator manages all
+//! eleven by name afterwards (it recreates any of them with bollard when its
+//! environment was edited). testcontainers gives the readiness-by-log-line the
+//! databases need; the twin needs what it cannot do on this engine (a second network
+//! joined between create and start, creating first and starting once the seed is in).
+//!
+//! Removal has one owner: the stack's `Teardown`, which removes every container,
+//! network and volume labelled with the run id (`engine::remove_run`). The
+//! testcontainers handles are kept in the stack but never remove anything (see
+//! `super::sdk::Started`). Any boot error drops what was started. Dropping the stack
+//! removes its containers, networks and volumes, also after a panic (the removal runs
+//! on a thread of its own, so it works inside or outside a runtime).
 //!
 //! Resources of a stack with run id `<run>` (all labelled with it):
 //! - network `drill-<run>`: every container, by service name;
@@ -40,6 +57,7 @@ use super::engine::{
 use super::faults::{BACKUP_DIR, DEFAULT_DISK_SIZE, LOG_DIR};
 use super::forward::{Forwarder, Isolation, Subnet};
 use super::orchestrator::{DockerOrchestrator, Probe};
+use super::sdk::Started;
 use super::spec::{self, ServiceSpec};
 use crate::catalogue::Catalogue;
 use crate::handles::StackHandles;
@@ -90,6 +108,9 @@ pub struct DockerStack {
     pub(super) disk: Disk,
     boot: DockerBootReport,
     _forwarders: Vec<Forwarder>,
+    /// PostgreSQL's and Redis's testcontainers handles, kept with the stack. They never
+    /// remove their containers: `teardown` does, with everything else of the run.
+    _started: [Started; 2],
     teardown: Teardown,
 }
 
@@ -399,7 +420,7 @@ impl DockerStack {
             .database(DATABASE)
             .application_name("runbook-drill-harness");
         let redis_started =
-            async { orchestrator_create_start(&orchestrator, Service::Redis).await };
+            orchestrator.start_with_testcontainers(Service::Redis, spec::REDIS_READY);
         let twins_created = async {
             first_error(
                 futures::future::join_all(
@@ -410,7 +431,7 @@ impl DockerStack {
         };
         let (prepared, redis_result, created) =
             tokio::join!(template_and_catalogue, redis_started, twins_created);
-        redis_result?;
+        let redis_started = redis_result?;
         created?;
         let (template, catalogue) = prepared?;
         let pg_spec = ServiceSpec {
@@ -430,10 +451,10 @@ impl DockerStack {
         );
         let orchestrator = Arc::new(orchestrator);
         let (pg, providers) = tokio::join!(
-            orchestrator_create_start(&orchestrator, Service::Postgres),
+            orchestrator.start_with_testcontainers(Service::Postgres, spec::POSTGRES_READY),
             listening.mount(catalogue),
         );
-        pg?;
+        let pg_started = pg?;
         let postgres_ready = started.elapsed();
         let admin = PgPoolOptions::new()
             .max_connections(2)
@@ -448,10 +469,13 @@ impl DockerStack {
         let seed_restore = restore_started.elapsed();
 
         let twin_started = Instant::now();
-        let twins =
-            futures::future::join_all(Service::TWIN.map(|service| orchestrator.start_one(service)))
-                .await;
-        first_error(twins)?;
+        for wave in Service::TWIN_START_ORDER {
+            let started = futures::future::join_all(
+                wave.iter().map(|&service| orchestrator.start_one(service)),
+            )
+            .await;
+            first_error(started)?;
+        }
         let twin_ready = twin_started.elapsed();
         orchestrator.start_new_log_window();
 
@@ -480,6 +504,7 @@ impl DockerStack {
                 template: template.outcome,
             },
             _forwarders: forwarders,
+            _started: [pg_started, redis_started],
             teardown,
         })
     }
@@ -533,7 +558,9 @@ impl DockerStack {
             .await?;
         self.orchestrator.start_new_log_window();
         self.handles.restore_data().await?;
-        self.orchestrator.ensure_running(&Service::TWIN).await?;
+        for wave in Service::TWIN_START_ORDER {
+            self.orchestrator.ensure_running(wave).await?;
+        }
         self.handles.reset_chaos().await?;
         self.heal_container_faults().await?;
         Ok(())
@@ -574,15 +601,6 @@ impl DockerStack {
         self.teardown.done = true;
         engine::remove_run(self.orchestrator.docker(), &run_id).await
     }
-}
-
-/// Creates and starts `service`, ready when its probe answers.
-async fn orchestrator_create_start(
-    orchestrator: &DockerOrchestrator,
-    service: Service,
-) -> Result<(), DockerError> {
-    orchestrator.create(service).await?;
-    orchestrator.start_one(service).await
 }
 
 /// The most telling error of several: a service that exited beats a timeout, which

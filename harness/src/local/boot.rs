@@ -121,7 +121,9 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     let providers = providers?;
 
     let twin_started = Instant::now();
-    start_all(&supervisor, &Service::TWIN).await?;
+    for wave in Service::TWIN_START_ORDER {
+        start_all(&supervisor, wave).await?;
+    }
     let twin_ready = twin_started.elapsed();
 
     Ok(Booted {

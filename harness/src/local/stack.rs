@@ -114,7 +114,9 @@ impl LocalStack {
             }
         }
         self.handles.restore_data().await?;
-        self.ensure_running(&Service::TWIN).await?;
+        for wave in Service::TWIN_START_ORDER {
+            self.ensure_running(wave).await?;
+        }
         self.handles.reset_chaos().await
     }
 
