@@ -8,6 +8,8 @@
 //! never uses for outgoing connections. Against the first, each port is *claimed* by
 //! creating `<root>/ports/<port>` exclusively (its content is the run id), and released
 //! when the run's directory is removed; claims of runs that no longer exist are reaped.
+//! A docker stack has no run directory: its claims name the process that holds them
+//! ([`process_owner`]) and are stale once that process is gone.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -21,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wire::Service;
 
 use crate::StackError;
-use crate::local::run_dir;
+use crate::local::{procfs, run_dir};
 
 /// The lowest port handed out in test mode: above every documented port and common service.
 const FREE_RANGE_START: u16 = 15_000;
@@ -93,9 +95,36 @@ pub(crate) fn release(root: &Path, run_id: &str, ports: &[u16]) {
     }
 }
 
-/// Removes claims whose run directory no longer exists. Claims are made after their run
-/// directory is created and released before it is removed, so a claim without a run
-/// directory is stale.
+/// The owner of claims that no run directory backs: this process, by PID and start
+/// time (so that a later process with the same PID does not keep them alive).
+pub(crate) fn process_owner() -> String {
+    let pid = std::process::id() as i32;
+    format!(
+        "{PROCESS_OWNER}{pid}:{}",
+        procfs::start_time(pid).unwrap_or(0)
+    )
+}
+
+const PROCESS_OWNER: &str = "process:";
+
+/// Whether a claim's owner is gone: its run directory, or the process that holds it.
+fn owner_is_gone(owner: &str, runs: &Path) -> bool {
+    let Some(process) = owner.strip_prefix(PROCESS_OWNER) else {
+        return !runs.join(owner).exists();
+    };
+    let mut fields = process.split(':').map(str::parse::<u64>);
+    let (Some(Ok(pid)), Some(Ok(started))) = (fields.next(), fields.next()) else {
+        return true;
+    };
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
+    !procfs::is_alive(pid) || (started != 0 && procfs::start_time(pid) != Some(started))
+}
+
+/// Removes claims whose owner is gone. Claims are made after their run directory is
+/// created and released before it is removed, so a claim without a run directory is
+/// stale; so is a process-owned claim whose process has exited.
 pub(crate) fn reap_stale_claims(root: &Path) -> usize {
     let Ok(entries) = fs::read_dir(claims_dir(root)) else {
         return 0;
@@ -107,7 +136,7 @@ pub(crate) fn reap_stale_claims(root: &Path) -> usize {
             continue;
         };
         // An empty claim is being written right now.
-        if !owner.is_empty() && !runs.join(owner.trim()).exists() {
+        if !owner.is_empty() && owner_is_gone(owner.trim(), &runs) {
             let _ = fs::remove_file(entry.path());
             reaped += 1;
         }
@@ -180,6 +209,23 @@ mod tests {
         fs::remove_dir(run_dir::runs_dir(root.path()).join("run-a")).unwrap();
         assert_eq!(reap_stale_claims(root.path()), 40, "the run is gone");
         release(root.path(), "run-a", &ports[10..]);
+    }
+
+    #[test]
+    fn process_owned_claims_last_as_long_as_their_process() {
+        let root = tempfile::tempdir().unwrap();
+        let mine = claim_free_port(root.path(), &process_owner()).unwrap();
+        // PID 0 is never a user process: a claim of a process that is gone.
+        let gone = claim_free_port(root.path(), "process:0:1").unwrap();
+        let garbled = claim_free_port(root.path(), "process:x").unwrap();
+        assert_eq!(reap_stale_claims(root.path()), 2);
+        let left: Vec<String> = fs::read_dir(claims_dir(root.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [mine.to_string()]);
+        release(root.path(), &process_owner(), &[mine, gone, garbled]);
+        assert_eq!(fs::read_dir(claims_dir(root.path())).unwrap().count(), 0);
     }
 
     #[test]

@@ -40,7 +40,7 @@
 //!   that logs and backups fill it together, as on the host the runbook describes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,7 +126,31 @@ pub(super) struct Disk {
 /// Removes a run's resources when dropped.
 struct Teardown {
     run_id: String,
+    /// The host ports claimed for this stack's published ports (see `crate::ports`);
+    /// boxed, as it is seldom touched and `Stack`'s variants stay alike in size.
+    claims: Box<PortClaims>,
     done: bool,
+}
+
+/// Host ports claimed below the ephemeral range, so that neither another stack nor
+/// an outgoing connection's source port takes one between its choice and the start
+/// of the container that publishes it (docker binds it only then).
+struct PortClaims {
+    root: std::path::PathBuf,
+    owner: String,
+    ports: Vec<u16>,
+}
+
+impl PortClaims {
+    fn claim(&mut self) -> Result<u16, StackError> {
+        let port = crate::ports::claim_free_port(&self.root, &self.owner)?;
+        self.ports.push(port);
+        Ok(port)
+    }
+
+    fn release(&mut self) {
+        crate::ports::release(&self.root, &self.owner, &std::mem::take(&mut self.ports));
+    }
 }
 
 impl Teardown {
@@ -157,6 +181,7 @@ impl Teardown {
             ),
             Err(_) => eprintln!("docker stack {}: teardown panicked", self.run_id),
         }
+        self.claims.release();
     }
 }
 
@@ -200,8 +225,14 @@ impl DockerStack {
         let run_id = format!("{:08x}", rand::random::<u32>());
         let project = format!("drill-{run_id}");
         // From here on, dropping `teardown` removes whatever was created.
-        let teardown = Teardown {
+        let runtime_root = dirs::runtime_root()?;
+        let mut teardown = Teardown {
             run_id: run_id.clone(),
+            claims: Box::new(PortClaims {
+                root: runtime_root.clone(),
+                owner: crate::ports::process_owner(),
+                ports: Vec::new(),
+            }),
             done: false,
         };
         let labels = HashMap::from([
@@ -253,19 +284,22 @@ impl DockerStack {
             forwarders.push(forwarder);
         }
 
-        let port_for = |service: Service| match (options.ports, service.drill_port()) {
-            (PortMode::Documented, Some(port)) => Ok(port),
-            _ => free_port(),
-        };
-        let pg_port = port_for(Service::Postgres)?;
-        let redis_port = port_for(Service::Redis)?;
+        let claims = &mut teardown.claims;
+        let port_mode = options.ports;
+        let port_for =
+            |claims: &mut PortClaims, service: Service| match (port_mode, service.drill_port()) {
+                (PortMode::Documented, Some(port)) => Ok(port),
+                _ => claims.claim(),
+            };
+        let pg_port = port_for(claims, Service::Postgres)?;
+        let redis_port = port_for(claims, Service::Redis)?;
         let mut listen = BTreeMap::new();
         let mut chaos_ports = BTreeMap::new();
         for service in Service::TWIN {
             if service.drill_port().is_some() {
-                listen.insert(service, port_for(service)?);
+                listen.insert(service, port_for(claims, service)?);
             }
-            chaos_ports.insert(service, free_port()?);
+            chaos_ports.insert(service, claims.claim()?);
         }
         let api = |service: Service| local_url(listen[&service]);
         let endpoints = Endpoints {
@@ -282,7 +316,6 @@ impl DockerStack {
         };
 
         // The template first: its path is part of PostgreSQL's container.
-        let runtime_root = dirs::runtime_root()?;
         let cache_dir = dirs::cache_dir();
         let (seed_value, tracks) = (options.seed, options.tracks);
         let template_and_catalogue = async {
@@ -706,16 +739,6 @@ fn called_by_the_gateway(provider: Provider) -> bool {
         provider,
         Provider::Spotify | Provider::MusicBrainz | Provider::LastFm
     )
-}
-
-/// A free loopback port, for a container's published port in test mode.
-fn free_port() -> Result<u16, StackError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(StackError::io("finding a free loopback port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(StackError::io("finding a free loopback port"))?
-        .port())
 }
 
 fn local_url(port: u16) -> Url {
