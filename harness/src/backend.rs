@@ -140,11 +140,7 @@ async fn docker_ready() -> Result<String, StackError> {
                 "the docker engine did not answer within {ENGINE_PROBE:?}"
             ))
         })??;
-    Ok(std::iter::once(&images.base)
-        .chain(&images.twin)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(images.all().join(", "))
 }
 
 #[cfg(test)]

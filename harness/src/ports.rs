@@ -107,6 +107,22 @@ pub(crate) fn process_owner() -> String {
 
 const PROCESS_OWNER: &str = "process:";
 
+/// The ports this process holds claims on under `root` without a run directory (a
+/// docker stack's published ports): none once every docker stack it started is gone.
+pub fn held_by_this_process(root: &Path) -> Vec<u16> {
+    let owner = process_owner();
+    let Ok(entries) = fs::read_dir(claims_dir(root)) else {
+        return Vec::new();
+    };
+    let mut ports: Vec<u16> = entries
+        .flatten()
+        .filter(|entry| fs::read_to_string(entry.path()).is_ok_and(|o| o == owner))
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
 /// Whether a claim's owner is gone: its run directory, or the process that holds it.
 fn owner_is_gone(owner: &str, runs: &Path) -> bool {
     let Some(process) = owner.strip_prefix(PROCESS_OWNER) else {
@@ -224,6 +240,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left, [mine.to_string()]);
+        assert_eq!(held_by_this_process(root.path()), [mine]);
         release(root.path(), &process_owner(), &[mine, gone, garbled]);
         assert_eq!(fs::read_dir(claims_dir(root.path())).unwrap().count(), 0);
     }

@@ -179,6 +179,11 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
         0,
         "no container, network or volume of run {run_id} is left"
     );
+    assert_eq!(
+        harness::ports::held_by_this_process(&harness::dirs::runtime_root().unwrap()),
+        Vec::<u16>::new(),
+        "the stack's host port claims are released"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

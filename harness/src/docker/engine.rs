@@ -91,27 +91,62 @@ pub struct Images {
     /// from the base image with the stack's twin binary mounted read-only, so that the
     /// containers always run the binary the tests were built with.
     pub twin: Option<String>,
+    /// PostgreSQL's container: `DRILL_IMAGE_POSTGRES`, default the base image. A machine
+    /// that can pull may name the official `postgres:15` (same major version as the
+    /// host's, whose initdb makes the template the container copies).
+    pub postgres: String,
+    /// Redis's container: `DRILL_IMAGE_REDIS`, default the base image (or e.g. `redis:7`).
+    pub redis: String,
 }
 
 impl Images {
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let base =
+            with_tag(&var("DRILL_IMAGE_BASE").unwrap_or_else(|| "runbook-drill/base".into()));
         Self {
-            base: with_tag(&var("DRILL_IMAGE_BASE").unwrap_or_else(|| "runbook-drill/base".into())),
             twin: var("DRILL_IMAGE_TWIN").map(|name| with_tag(&name)),
+            postgres: var("DRILL_IMAGE_POSTGRES").map_or_else(|| base.clone(), |n| with_tag(&n)),
+            redis: var("DRILL_IMAGE_REDIS").map_or_else(|| base.clone(), |n| with_tag(&n)),
+            base,
         }
+    }
+
+    /// Every image a stack runs, each once, the base first.
+    pub fn all(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::new();
+        for image in [
+            Some(&self.base),
+            self.twin.as_ref(),
+            Some(&self.postgres),
+            Some(&self.redis),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !all.contains(&image.as_str()) {
+                all.push(image);
+            }
+        }
+        all
+    }
+
+    /// Whether `image` is one of the project's own (built by `scripts/images`, with
+    /// tini), rather than one brought in by name, such as an official image.
+    pub fn is_own(&self, image: &str) -> bool {
+        image == self.base || self.twin.as_deref() == Some(image)
     }
 
     /// Fails with the command that builds them when an image is missing.
     pub async fn check(&self, docker: &Docker) -> Result<(), DockerError> {
-        for image in std::iter::once(&self.base).chain(&self.twin) {
+        for image in self.all() {
             match docker.inspect_image(image).await {
                 Ok(_) => {}
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
                 }) => {
                     return Err(DockerError::MissingImage {
-                        image: image.clone(),
+                        image: image.to_owned(),
                     });
                 }
                 Err(source) => {
@@ -432,6 +467,30 @@ mod tests {
             "localhost:5000/base:latest"
         );
         assert_eq!(with_tag("base@sha256:ab"), "base@sha256:ab");
+    }
+
+    #[test]
+    fn postgres_and_redis_take_the_base_image_unless_named() {
+        let own = Images {
+            base: "runbook-drill/base:latest".into(),
+            twin: None,
+            postgres: "runbook-drill/base:latest".into(),
+            redis: "runbook-drill/base:latest".into(),
+        };
+        assert_eq!(own.all(), ["runbook-drill/base:latest"]);
+        assert!(own.is_own(&own.postgres));
+
+        let official = Images {
+            postgres: "postgres:15".into(),
+            redis: "redis:7".into(),
+            ..own
+        };
+        assert_eq!(
+            official.all(),
+            ["runbook-drill/base:latest", "postgres:15", "redis:7"]
+        );
+        assert!(!official.is_own("postgres:15"));
+        assert!(official.is_own("runbook-drill/base:latest"));
     }
 
     #[test]

@@ -87,8 +87,8 @@ pub(crate) fn request(
         ReadyLine::Stderr(line) => WaitFor::message_on_stderr(line),
     };
     let mut image = GenericImage::new(name, tag).with_wait_for(wait);
-    // testcontainers takes one word of entrypoint (tini); the rest (`--`) leads the
-    // command, which is the same argv.
+    // testcontainers takes one word of entrypoint (tini, or "" which resets the
+    // image's); the rest (`--`) leads the command, which is the same argv.
     let mut entrypoint = body.entrypoint.unwrap_or_default().into_iter();
     if let Some(program) = entrypoint.next() {
         image = image.with_entrypoint(&program);
@@ -237,7 +237,7 @@ mod tests {
     use bollard::models::HostConfig;
 
     use super::*;
-    use crate::docker::spec::{self, POSTGRES_READY};
+    use crate::docker::spec::{self, Init, POSTGRES_READY};
 
     fn postgres_spec() -> ServiceSpec {
         ServiceSpec {
@@ -256,6 +256,7 @@ mod tests {
             network: "drill-x".into(),
             alias: "postgres".into(),
             extra_networks: vec![],
+            init: Init::ImageTini,
         }
     }
 

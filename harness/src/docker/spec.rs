@@ -55,6 +55,21 @@ pub(crate) struct ServiceSpec {
     /// network only, so these are connected between create and start
     /// ([`ServiceSpec::connect_extra_networks`]), also when the container is recreated.
     pub extra_networks: Vec<String>,
+    /// What runs as PID 1 in front of the command.
+    pub init: Init,
+}
+
+/// The init process of a container: something must reap and forward signals, since
+/// bash or a service as PID 1 would ignore SIGTERM and every stop would take the full
+/// grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Init {
+    /// The image's own `/usr/bin/tini` as entrypoint (the project's images).
+    ImageTini,
+    /// The engine's `docker-init` (`docker run --init`) and no entrypoint: for images
+    /// that lack tini or bring an entrypoint of their own, such as the official
+    /// `postgres` and `redis` images.
+    Engine,
 }
 
 impl ServiceSpec {
@@ -78,9 +93,11 @@ impl ServiceSpec {
         ContainerCreateBody {
             image: Some(self.image.clone()),
             hostname: Some(self.alias.clone()),
-            // tini reaps and forwards signals: bash or the service as PID 1 would
-            // ignore SIGTERM and every stop would take the full grace period.
-            entrypoint: Some(vec!["/usr/bin/tini".into(), "--".into()]),
+            // `[""]` resets the image's entrypoint (an empty list would keep it).
+            entrypoint: Some(match self.init {
+                Init::ImageTini => vec!["/usr/bin/tini".into(), "--".into()],
+                Init::Engine => vec![String::new()],
+            }),
             cmd: Some(self.cmd.clone()),
             env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(self.labels.clone()),
@@ -93,6 +110,7 @@ impl ServiceSpec {
                 // Swap equal to memory: no swap, so exceeding the limit is an OOM kill.
                 memory: self.memory_limit.map(|m| m as i64),
                 memory_swap: self.memory_limit.map(|m| m as i64),
+                init: (self.init == Init::Engine).then_some(true),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -222,6 +240,7 @@ mod tests {
             network: "drill-x".into(),
             alias: "rest-api".into(),
             extra_networks: vec!["drill-x-providers".into()],
+            init: Init::ImageTini,
         };
         let body = spec.create_body(&BTreeMap::from([("B".into(), "3".into())]));
         assert_eq!(body.env.unwrap(), vec!["A=1", "B=3"]);
@@ -239,5 +258,40 @@ mod tests {
             ["drill-x"],
             "API 1.41 creates on one network; the others are connected before start"
         );
+    }
+
+    #[test]
+    fn our_images_run_under_their_tini_and_others_under_the_engines_init() {
+        let spec = ServiceSpec {
+            container: "drill-x-redis-1".into(),
+            image: "redis:7".into(),
+            cmd: redis_cmd(),
+            env: BTreeMap::new(),
+            binds: vec![],
+            ports: vec![],
+            stop_signal: None,
+            memory_limit: None,
+            labels: HashMap::new(),
+            network: "drill-x".into(),
+            alias: "redis".into(),
+            extra_networks: vec![],
+            init: Init::ImageTini,
+        };
+        let ours = spec.create_body(&BTreeMap::new());
+        assert_eq!(ours.entrypoint.unwrap(), ["/usr/bin/tini", "--"]);
+        assert_eq!(ours.host_config.unwrap().init, None);
+
+        let official = ServiceSpec {
+            init: Init::Engine,
+            ..spec
+        }
+        .create_body(&BTreeMap::new());
+        assert_eq!(
+            official.entrypoint.unwrap(),
+            [""],
+            "the image's own entrypoint is reset, not kept"
+        );
+        assert_eq!(official.host_config.unwrap().init, Some(true));
+        assert_eq!(official.cmd.unwrap(), redis_cmd());
     }
 }

@@ -58,7 +58,7 @@ use super::faults::{BACKUP_DIR, DEFAULT_DISK_SIZE, LOG_DIR};
 use super::forward::{Forwarder, Isolation, Subnet};
 use super::orchestrator::{DockerOrchestrator, Probe};
 use super::sdk::Started;
-use super::spec::{self, ServiceSpec};
+use super::spec::{self, Init, ServiceSpec};
 use crate::catalogue::Catalogue;
 use crate::handles::StackHandles;
 use crate::local::Binaries;
@@ -345,6 +345,11 @@ impl DockerStack {
         let spec_for = |service: Service, image: &str, cmd: Vec<String>| ServiceSpec {
             container: format!("{project}-{}-1", service.name()),
             image: image.to_owned(),
+            init: if images.is_own(image) {
+                Init::ImageTini
+            } else {
+                Init::Engine
+            },
             cmd,
             env: BTreeMap::new(),
             binds: Vec::new(),
@@ -361,7 +366,7 @@ impl DockerStack {
             DockerOrchestrator::new(docker.clone(), run_id.clone(), http.clone());
         let redis_spec = ServiceSpec {
             ports: vec![(6379, redis_port)],
-            ..spec_for(Service::Redis, &images.base, spec::redis_cmd())
+            ..spec_for(Service::Redis, &images.redis, spec::redis_cmd())
         };
         orchestrator.add(
             Service::Redis,
@@ -475,7 +480,7 @@ impl DockerStack {
             ports: vec![(5432, pg_port)],
             // Fast shutdown, as the official image's STOPSIGNAL.
             stop_signal: Some("SIGINT".into()),
-            ..spec_for(Service::Postgres, &images.base, spec::postgres_cmd())
+            ..spec_for(Service::Postgres, &images.postgres, spec::postgres_cmd())
         };
         orchestrator.add(
             Service::Postgres,
@@ -632,7 +637,9 @@ impl DockerStack {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.handles.admin.close()).await;
         let run_id = self.teardown.run_id.clone();
         self.teardown.done = true;
-        engine::remove_run(self.orchestrator.docker(), &run_id).await
+        let removed = engine::remove_run(self.orchestrator.docker(), &run_id).await;
+        self.teardown.claims.release();
+        removed
     }
 }
 
