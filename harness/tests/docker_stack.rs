@@ -1,5 +1,6 @@
 //! The docker backend end to end with the real twin: boot, every endpoint, the
-//! orchestrator's verbs on containers, a real OOM kill, and nothing left after drop.
+//! orchestrator's verbs on containers, a real OOM kill, PostgreSQL and Redis from
+//! images other than ours (as the official ones), and nothing left after drop.
 //!
 //! Skips (prints why and passes) when no docker engine answers or the images of
 //! `scripts/images` are missing, so the suite runs on machines without docker; in CI
@@ -345,4 +346,129 @@ async fn a_killed_runs_containers_are_reaped_by_label_at_the_next_start() {
         "the next start reaped every container, network and volume of the killed run"
     );
     next.shutdown().await.unwrap();
+}
+
+/// An image shaped like the official `postgres` and `redis` ones, made from the base:
+/// no tini, and an entrypoint of its own that fails, so a container that kept it could
+/// not start. Made by committing a base container that removed tini; removed on drop.
+struct ForeignImage {
+    name: String,
+    /// The container it is committed from, removed as soon as it is done.
+    builder: String,
+}
+
+impl ForeignImage {
+    async fn commit(docker: &bollard::Docker, base: &str) -> Self {
+        use bollard::query_parameters::{
+            CommitContainerOptions, CreateContainerOptions, RemoveContainerOptions,
+        };
+        use futures::StreamExt;
+
+        let tag = std::process::id().to_string();
+        let repo = "runbook-drill-test/foreign";
+        // From here on, a panic drops `image`, which removes whatever was made.
+        let image = Self {
+            name: format!("{repo}:{tag}"),
+            builder: format!("runbook-drill-test-foreign-{tag}"),
+        };
+        let builder = &image.builder;
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(builder.clone()),
+                    ..Default::default()
+                }),
+                bollard::models::ContainerCreateBody {
+                    image: Some(base.to_owned()),
+                    cmd: Some(vec!["rm".into(), "/usr/bin/tini".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("a container of the base image");
+        docker.start_container(builder, None).await.unwrap();
+        let mut exits = docker.wait_container(builder, None);
+        while let Some(exit) = exits.next().await {
+            assert_eq!(exit.expect("rm exits").status_code, 0, "tini removed");
+        }
+        docker
+            .commit_container(
+                CommitContainerOptions {
+                    container: Some(builder.clone()),
+                    repo: Some(repo.into()),
+                    tag: Some(tag.clone()),
+                    changes: Some("ENTRYPOINT [\"/bin/false\"]".into()),
+                    ..Default::default()
+                },
+                bollard::models::ContainerConfig::default(),
+            )
+            .await
+            .expect("the foreign image is committed");
+        docker
+            .remove_container(
+                builder,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+        image
+    }
+}
+
+impl Drop for ForeignImage {
+    fn drop(&mut self) {
+        for args in [
+            ["container", "rm", "--force", &self.builder],
+            ["image", "rm", "--force", &self.name],
+        ] {
+            let _ = std::process::Command::new("docker").args(args).output();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_redis_run_from_foreign_images_under_the_engines_init() {
+    skip_without_docker!();
+    let docker = engine::connect().await.unwrap();
+    let own = Images::from_env();
+    let foreign = ForeignImage::commit(&docker, &own.base).await;
+    let images = Images {
+        postgres: foreign.name.clone(),
+        redis: foreign.name.clone(),
+        ..own
+    };
+    let stack = DockerStack::start_with(
+        StackOptions::for_tests(drill_binary()),
+        DockerOptions {
+            images: Some(images),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the docker stack boots with PostgreSQL and Redis from the foreign image");
+    let run_id = stack.run_id().to_owned();
+    for service in [Service::Postgres, Service::Redis] {
+        let name = format!("drill-{run_id}-{}-1", service.name());
+        let inspected = docker.inspect_container(&name, None).await.unwrap();
+        assert_eq!(inspected.config.unwrap().image, Some(foreign.name.clone()));
+        assert_eq!(inspected.host_config.unwrap().init, Some(true), "{name}");
+    }
+    // A restart goes through the same path as the first start.
+    let stack = Stack::from(stack);
+    let orchestrator = stack.orchestrator();
+    orchestrator.restart(&[Service::Postgres]).await.unwrap();
+    assert_eq!(
+        orchestrator.status(Service::Postgres).await.unwrap(),
+        ServiceStatus::Running
+    );
+    let tracks: i64 = sqlx::query_scalar("SELECT count(*) FROM tracks")
+        .fetch_one(stack.admin_pool())
+        .await
+        .expect("PostgreSQL answers after its restart");
+    assert!(tracks > 0);
+    stack.shutdown().await.unwrap();
+    assert_eq!(engine::count_run(&docker, &run_id).await.unwrap(), 0);
 }
