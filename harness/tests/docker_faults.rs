@@ -14,44 +14,12 @@ use std::time::{Duration, Instant};
 
 use harness::docker::faults::{LOG_DIR, LogFileStatus};
 use harness::docker::stack::DockerOptions;
-use harness::docker::{DockerStack, Images, engine};
+use harness::docker::{DockerStack, engine};
 use harness::drill::Fault;
 use harness::{Stack, StackOptions};
-use support::{drill_binary, http};
+use support::{drill_binary, http, skip_without_docker};
 use wire::Service;
 use wire::api::Provider;
-
-/// Why docker tests cannot run here, if they cannot.
-async fn skip_reason() -> Option<String> {
-    let docker = match engine::connect().await {
-        Ok(docker) => docker,
-        Err(e) => return Some(format!("no docker engine: {e}")),
-    };
-    if let Err(e) = docker.ping().await {
-        return Some(format!("the docker engine does not answer: {e}"));
-    }
-    Images::from_env()
-        .check(&docker)
-        .await
-        .err()
-        .map(|e| e.to_string())
-}
-
-/// Whether this run promised docker: then a test must not skip.
-fn docker_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("DRILL_BACKEND").is_ok_and(|v| v == "docker")
-}
-
-macro_rules! skip_without_docker {
-    () => {
-        if let Some(reason) = skip_reason().await {
-            assert!(!docker_required(), "docker is required here: {reason}");
-            eprintln!("SKIPPED: {reason}");
-            return;
-        }
-    };
-}
 
 /// Polls `check` until it returns `Some` or `within` has passed; panics with what was
 /// awaited and the last thing seen.
@@ -102,6 +70,17 @@ async fn spotify_through_the_gateway(stack: &Stack) -> (u16, Option<String>) {
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     (status, body["error"].as_str().map(str::to_owned))
+}
+
+/// Waits until a Spotify search through the gateway answers 200.
+async fn spotify_answers_through_the_gateway(stack: &Stack, what: &str, within: Duration) {
+    eventually(what, within, async || {
+        match spotify_through_the_gateway(stack).await {
+            (200, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }
 
 async fn gateway_log(stack: &DockerStack) -> LogFileStatus {
@@ -276,15 +255,7 @@ async fn a_disconnected_gateway_cannot_reach_the_providers_until_reconnected() {
 
     cut.heal().await.expect("the gateway reconnects");
     assert!(docker_stack.gateway_connected().await.unwrap());
-    eventually(
-        "provider calls answering again",
-        within,
-        async || match spotify_through_the_gateway(&stack).await {
-            (200, _) => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    )
-    .await;
+    spotify_answers_through_the_gateway(&stack, "provider calls answering again", within).await;
 
     // Compose recreates a container whose environment changed; the recreated gateway
     // joins the providers' network again.
@@ -301,13 +272,10 @@ async fn a_disconnected_gateway_cannot_reach_the_providers_until_reconnected() {
         .await
         .unwrap();
     assert!(docker_stack.gateway_connected().await.unwrap());
-    eventually(
+    spotify_answers_through_the_gateway(
+        &stack,
         "provider calls from the recreated gateway",
         within,
-        async || match spotify_through_the_gateway(&stack).await {
-            (200, _) => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
     )
     .await;
 

@@ -15,40 +15,8 @@ use harness::docker::stack::DockerOptions;
 use harness::docker::{DockerStack, Images, engine};
 use harness::{Stack, StackOptions};
 use runbooks::ops::ServiceStatus;
-use support::{drill_binary, http};
+use support::{drill_binary, http, skip_without_docker};
 use wire::Service;
-
-/// Why docker tests cannot run here, if they cannot.
-async fn skip_reason() -> Option<String> {
-    let docker = match engine::connect().await {
-        Ok(docker) => docker,
-        Err(e) => return Some(format!("no docker engine: {e}")),
-    };
-    if let Err(e) = docker.ping().await {
-        return Some(format!("the docker engine does not answer: {e}"));
-    }
-    Images::from_env()
-        .check(&docker)
-        .await
-        .err()
-        .map(|e| e.to_string())
-}
-
-/// Whether this run promised docker: then a test must not skip.
-fn docker_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("DRILL_BACKEND").is_ok_and(|v| v == "docker")
-}
-
-macro_rules! skip_without_docker {
-    () => {
-        if let Some(reason) = skip_reason().await {
-            assert!(!docker_required(), "docker is required here: {reason}");
-            eprintln!("SKIPPED: {reason}");
-            return;
-        }
-    };
-}
 
 async fn ok(url: url::Url) {
     let response = http().get(url.clone()).send().await;

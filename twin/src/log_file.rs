@@ -18,22 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use axum::Json;
-use serde::Serialize;
 use wire::Service;
-
-/// What became of the log file's writes, as `GET /chaos/log_file` reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct LogFileStatus {
-    pub path: String,
-    /// Lines appended in full.
-    pub lines_written: u64,
-    /// Lines that could not be written (or only in part), since the service started.
-    pub write_failures: u64,
-    /// Whether the last write failed.
-    pub failing: bool,
-    /// The last write error, e.g. "No space left on device (os error 28)".
-    pub last_error: Option<String>,
-}
+pub use wire::api::LogFileStatus;
 
 struct LogFile {
     service: Service,

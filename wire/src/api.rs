@@ -260,3 +260,19 @@ mod tests {
         assert_eq!(value["api_clients"]["spotify"]["state"], "OPEN");
     }
 }
+
+/// What became of a twin service's log file writes: `GET /chaos/log_file` on its chaos
+/// surface (JSON `null` for a service without a log file). The harness reads it to
+/// prove a full disk fails the writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFileStatus {
+    pub path: String,
+    /// Lines appended in full.
+    pub lines_written: u64,
+    /// Lines that could not be written (or only in part), since the service started.
+    pub write_failures: u64,
+    /// Whether the last write failed.
+    pub failing: bool,
+    /// The last write error, e.g. "No space left on device (os error 28)".
+    pub last_error: Option<String>,
+}

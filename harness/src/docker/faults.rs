@@ -25,7 +25,6 @@ use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest};
 use futures::StreamExt;
-use serde::Deserialize;
 use wire::Service;
 
 use super::engine::{self, DockerError};
@@ -93,16 +92,7 @@ pub struct DiskUsage {
 }
 
 /// How writing a twin service's log file goes (its `GET /chaos/log_file`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct LogFileStatus {
-    pub path: String,
-    pub lines_written: u64,
-    pub write_failures: u64,
-    /// Whether the last write failed.
-    pub failing: bool,
-    /// e.g. "No space left on device (os error 28)".
-    pub last_error: Option<String>,
-}
+pub use wire::api::LogFileStatus;
 
 /// Undoes one injected container fault.
 #[derive(Clone, Debug)]

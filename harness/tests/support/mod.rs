@@ -66,3 +66,46 @@ pub async fn start_local(options: StackOptions) -> Result<harness::Stack, harnes
 pub fn local(stack: &harness::Stack) -> &harness::LocalStack {
     stack.as_local().expect("a local stack")
 }
+
+/// Why docker tests cannot run here, if they cannot: no engine, or the images of
+/// `scripts/images` are missing.
+pub async fn docker_skip_reason() -> Option<String> {
+    use harness::docker::{Images, engine};
+    let docker = match engine::connect().await {
+        Ok(docker) => docker,
+        Err(e) => return Some(format!("no docker engine: {e}")),
+    };
+    if let Err(e) = docker.ping().await {
+        return Some(format!("the docker engine does not answer: {e}"));
+    }
+    Images::from_env()
+        .check(&docker)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// Whether this run promised docker (`CI=true` or `DRILL_BACKEND=docker`): then a
+/// docker test must fail rather than skip.
+pub fn docker_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("DRILL_BACKEND").is_ok_and(|v| v == "docker")
+}
+
+/// Returns from the test (printing why) when docker cannot run here, unless docker
+/// was promised.
+#[allow(unused_macros)] // each test target uses a different subset
+macro_rules! skip_without_docker {
+    () => {
+        if let Some(reason) = $crate::support::docker_skip_reason().await {
+            assert!(
+                !$crate::support::docker_required(),
+                "docker is required here: {reason}"
+            );
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use skip_without_docker;
