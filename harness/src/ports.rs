@@ -8,8 +8,7 @@
 //! never uses for outgoing connections. Against the first, each port is *claimed* by
 //! creating `<root>/ports/<port>` exclusively (its content is the run id), and released
 //! when the run's directory is removed; claims of runs that no longer exist are reaped.
-//! A docker stack has no run directory: its claims name the process that holds them
-//! ([`process_owner`]) and are stale once that process is gone.
+//! Both backends' stacks have a run directory (a docker stack's holds PostgreSQL's data).
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -23,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wire::Service;
 
 use crate::StackError;
-use crate::local::{procfs, run_dir};
+use crate::local::run_dir;
 
 /// The lowest port handed out in test mode: above every documented port and common service.
 const FREE_RANGE_START: u16 = 15_000;
@@ -95,52 +94,27 @@ pub(crate) fn release(root: &Path, run_id: &str, ports: &[u16]) {
     }
 }
 
-/// The owner of claims that no run directory backs: this process, by PID and start
-/// time (so that a later process with the same PID does not keep them alive).
-pub(crate) fn process_owner() -> String {
-    let pid = std::process::id() as i32;
-    format!(
-        "{PROCESS_OWNER}{pid}:{}",
-        procfs::start_time(pid).unwrap_or(0)
-    )
-}
-
-const PROCESS_OWNER: &str = "process:";
-
-/// The ports this process holds claims on under `root` without a run directory (a
-/// docker stack's published ports): none once every docker stack it started is gone.
-pub fn held_by_this_process(root: &Path) -> Vec<u16> {
-    let owner = process_owner();
+/// The ports claimed under `root` by run `run_id`, in order.
+pub fn claimed_by(root: &Path, run_id: &str) -> Vec<u16> {
     let Ok(entries) = fs::read_dir(claims_dir(root)) else {
         return Vec::new();
     };
     let mut ports: Vec<u16> = entries
         .flatten()
-        .filter(|entry| fs::read_to_string(entry.path()).is_ok_and(|o| o == owner))
+        .filter(|entry| fs::read_to_string(entry.path()).is_ok_and(|o| o == run_id))
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
         .collect();
     ports.sort_unstable();
     ports
 }
 
-/// Whether a claim's owner is gone: its run directory, or the process that holds it.
 fn owner_is_gone(owner: &str, runs: &Path) -> bool {
-    let Some(process) = owner.strip_prefix(PROCESS_OWNER) else {
-        return !runs.join(owner).exists();
-    };
-    let mut fields = process.split(':').map(str::parse::<u64>);
-    let (Some(Ok(pid)), Some(Ok(started))) = (fields.next(), fields.next()) else {
-        return true;
-    };
-    let Ok(pid) = i32::try_from(pid) else {
-        return true;
-    };
-    !procfs::is_alive(pid) || (started != 0 && procfs::start_time(pid) != Some(started))
+    !runs.join(owner).exists()
 }
 
 /// Removes claims whose owner is gone. Claims are made after their run directory is
 /// created and released before it is removed, so a claim without a run directory is
-/// stale; so is a process-owned claim whose process has exited.
+/// stale.
 pub(crate) fn reap_stale_claims(root: &Path) -> usize {
     let Ok(entries) = fs::read_dir(claims_dir(root)) else {
         return 0;
@@ -228,21 +202,18 @@ mod tests {
     }
 
     #[test]
-    fn process_owned_claims_last_as_long_as_their_process() {
+    fn claims_are_listed_by_their_run() {
         let root = tempfile::tempdir().unwrap();
-        let mine = claim_free_port(root.path(), &process_owner()).unwrap();
-        // PID 0 is never a user process: a claim of a process that is gone.
-        let gone = claim_free_port(root.path(), "process:0:1").unwrap();
-        let garbled = claim_free_port(root.path(), "process:x").unwrap();
-        assert_eq!(reap_stale_claims(root.path()), 2);
-        let left: Vec<String> = fs::read_dir(claims_dir(root.path()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(left, [mine.to_string()]);
-        assert_eq!(held_by_this_process(root.path()), [mine]);
-        release(root.path(), &process_owner(), &[mine, gone, garbled]);
-        assert_eq!(fs::read_dir(claims_dir(root.path())).unwrap().count(), 0);
+        let a = claim_free_port(root.path(), "run-a").unwrap();
+        let b = claim_free_port(root.path(), "run-b").unwrap();
+        let a2 = claim_free_port(root.path(), "run-a").unwrap();
+        let mut expected = vec![a, a2];
+        expected.sort_unstable();
+        assert_eq!(claimed_by(root.path(), "run-a"), expected);
+        assert_eq!(claimed_by(root.path(), "run-b"), [b]);
+        release(root.path(), "run-a", &[a, a2]);
+        assert_eq!(claimed_by(root.path(), "run-a"), Vec::<u16>::new());
+        assert_eq!(claimed_by(root.path(), "run-b"), [b]);
     }
 
     #[test]

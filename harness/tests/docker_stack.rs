@@ -128,6 +128,37 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
             .any(|s| s.service == Service::Postgres && s.memory_bytes > 0)
     );
 
+    // PostgreSQL's data outlives its container, as on a compose volume: a restart and a
+    // recreation (an edited environment) keep what was written.
+    let admin = stack.admin_pool().clone();
+    sqlx::query("CREATE TABLE drill_survivor (note text)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO drill_survivor VALUES ('written before the restarts')")
+        .execute(&admin)
+        .await
+        .unwrap();
+    orchestrator.restart(&[Service::Postgres]).await.unwrap();
+    orchestrator
+        .set_env(
+            Service::Postgres,
+            BTreeMap::from([("DRILL_NOTE".to_owned(), "recreated".to_owned())]),
+        )
+        .await
+        .unwrap();
+    orchestrator.restart(&[Service::Postgres]).await.unwrap();
+    let survivors: i64 = sqlx::query_scalar("SELECT count(*) FROM drill_survivor")
+        .fetch_one(&admin)
+        .await
+        .expect("the table outlives a restart and a recreation of postgres");
+    assert_eq!(survivors, 1);
+    let runtime_root = harness::dirs::runtime_root().unwrap();
+    assert!(
+        !harness::ports::claimed_by(&runtime_root, &run_id).is_empty(),
+        "a running stack holds claims on its published ports"
+    );
+
     let reset = Instant::now();
     stack
         .reset()
@@ -149,9 +180,13 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
         "no container, network or volume of run {run_id} is left"
     );
     assert_eq!(
-        harness::ports::held_by_this_process(&harness::dirs::runtime_root().unwrap()),
+        harness::ports::claimed_by(&runtime_root, &run_id),
         Vec::<u16>::new(),
         "the stack's host port claims are released"
+    );
+    assert!(
+        !runtime_root.join("runs").join(&run_id).exists(),
+        "the stack's run directory (PostgreSQL's data) is removed"
     );
 }
 
@@ -295,9 +330,18 @@ async fn a_killed_runs_containers_are_reaped_by_label_at_the_next_start() {
     })
     .await
     .unwrap();
+    let run_id = run_id.expect("drill up printed its run id");
+    let run_dir = harness::dirs::runtime_root()
+        .unwrap()
+        .join("runs")
+        .join(&run_id);
+    let data_dir_there = run_dir.join("pg").join("PG_VERSION").exists();
     up.kill().unwrap();
     up.wait().unwrap();
-    let run_id = run_id.expect("drill up printed its run id");
+    assert!(
+        data_dir_there,
+        "a running docker stack keeps PostgreSQL's data in its run directory"
+    );
     let docker = engine::connect().await.unwrap();
     let left = engine::count_run(&docker, &run_id).await.unwrap();
     assert!(
@@ -312,6 +356,10 @@ async fn a_killed_runs_containers_are_reaped_by_label_at_the_next_start() {
         engine::count_run(&docker, &run_id).await.unwrap(),
         0,
         "the next start reaped every container, network and volume of the killed run"
+    );
+    assert!(
+        !run_dir.exists(),
+        "the next start reaped the killed run's directory"
     );
     next.shutdown().await.unwrap();
 }

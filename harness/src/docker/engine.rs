@@ -93,7 +93,7 @@ pub struct Images {
     pub twin: Option<String>,
     /// PostgreSQL's container: `DRILL_IMAGE_POSTGRES`, default the base image. A machine
     /// that can pull may name the official `postgres:15` (same major version as the
-    /// host's, whose initdb makes the template the container copies).
+    /// host's, whose initdb makes the template its data directory is copied from).
     pub postgres: String,
     /// Redis's container: `DRILL_IMAGE_REDIS`, default the base image (or e.g. `redis:7`).
     pub redis: String,
@@ -172,7 +172,7 @@ fn with_tag(name: &str) -> String {
 }
 
 /// This process, as recorded in [`LABEL_OWNER`].
-pub(crate) fn owner() -> String {
+pub fn owner() -> String {
     let pid = std::process::id() as i32;
     format!("{pid}:{}", procfs::start_time(pid).unwrap_or(0))
 }

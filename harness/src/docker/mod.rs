@@ -16,6 +16,7 @@
 //! - [`engine`]: connecting to the engine, labels, images, reaping what killed runs left;
 //! - `spec`: how each container is configured (the twin's environment is the local
 //!   backend's, with container addresses);
+//! - `pgdata`: PostgreSQL's data directory, a copy of the template on the host;
 //! - `sdk`: PostgreSQL and Redis started with testcontainers, from their spec;
 //! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
 //! - [`stack`]: [`DockerStack`], booting, resetting and tearing down (on `Drop` too);
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod faults;
 mod forward;
 pub mod orchestrator;
+mod pgdata;
 mod sdk;
 mod spec;
 pub mod stack;

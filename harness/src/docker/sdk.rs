@@ -246,7 +246,7 @@ mod tests {
             cmd: spec::postgres_cmd(),
             env: BTreeMap::from([("A".into(), "1".into())]),
             binds: vec![
-                "/cache/pgdata:/template:ro".into(),
+                "/dev/shm/runbook-drill/runs/x/pg:/var/lib/postgresql/data".into(),
                 "drill-x-disk:/backups/postgres".into(),
             ],
             ports: vec![(5432, 5433)],

@@ -15,9 +15,9 @@ use bollard::models::{
 
 use super::engine::DockerError;
 
-/// Where PostgreSQL keeps its data inside the container; survives stop/start, not
-/// removal (a recreated PostgreSQL starts from the template again).
-const PGDATA: &str = "/var/lib/postgresql/data";
+/// Where PostgreSQL keeps its data inside the container: a directory of the host
+/// (`super::pgdata`), so it survives stop, start and recreation, as a compose volume.
+pub(crate) const PGDATA: &str = "/var/lib/postgresql/data";
 
 /// Settings as the local backend's PostgreSQL (see `local::postgres`): speed over
 /// durability, the runbooks' connection ceiling, timestamps in the log.
@@ -149,24 +149,20 @@ impl ServiceSpec {
     }
 }
 
-/// PostgreSQL from the template data directory mounted read-only at `/template`.
+/// PostgreSQL on the data directory bind-mounted at [`PGDATA`], run as its owner.
 ///
-/// The copy happens once per container (a restarted container keeps its data); the
-/// template's access rules only trust loopback, so the stack's network is trusted too.
-/// `setpriv` execs PostgreSQL as `postgres` without the extra process `runuser` keeps.
+/// The harness prepares that directory on the host (a copy of the template on the
+/// runtime root's tmpfs, trusting the stack's network; see `super::pgdata`), owned by
+/// a user other than root, as PostgreSQL requires. The server runs with that uid and
+/// gid, which need no entry in the image's `/etc/passwd`, so the host can remove every
+/// file it writes. `setpriv` execs PostgreSQL without the extra process `runuser` keeps.
 pub(crate) fn postgres_cmd() -> Vec<String> {
     let settings: Vec<String> = PG_SETTINGS.iter().map(|s| format!("-c '{s}'")).collect();
     let script = format!(
         "set -e\n\
-         if [ ! -s {PGDATA}/PG_VERSION ]; then\n\
-           mkdir -p {PGDATA}\n\
-           cp -a /template/. {PGDATA}/\n\
-           rm -f {PGDATA}/postmaster.pid\n\
-           echo 'host all all all trust' >> {PGDATA}/pg_hba.conf\n\
-           chown -R postgres:postgres {PGDATA}\n\
-           chmod 700 {PGDATA}\n\
-         fi\n\
-         exec setpriv --reuid=postgres --regid=postgres --init-groups \
+         owner=$(stat -c %u:%g {PGDATA}/PG_VERSION) || {{ echo 'no data directory at {PGDATA}' >&2; exit 1; }}\n\
+         if [ \"${{owner%%:*}}\" = 0 ]; then echo '{PGDATA} is owned by root, and PostgreSQL refuses to run as root' >&2; exit 1; fi\n\
+         exec setpriv --reuid=\"${{owner%%:*}}\" --regid=\"${{owner##*:}}\" --clear-groups \
          postgres -D {PGDATA} -p 5432 {}\n",
         settings.join(" ")
     );
@@ -185,8 +181,8 @@ pub(crate) enum ReadyLine {
     Stderr(&'static str),
 }
 
-/// PostgreSQL logs to stderr. [`postgres_cmd`] copies a template that was shut down
-/// cleanly, so the first start prints the line once, after "database system was shut
+/// PostgreSQL logs to stderr. [`postgres_cmd`] runs on a copy of a template that was
+/// shut down cleanly, so the first start prints the line once, after "database system was shut
 /// down at …" (a template copied from a running server would print it once too, after
 /// its recovery); no temporary server runs first, as in the official image's
 /// entrypoint, which prints it twice.

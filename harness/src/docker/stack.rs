@@ -1,12 +1,19 @@
 //! [`DockerStack`]: a running twin whose services are containers.
 //!
-//! Boot, in order: connect and check the images; reap what killed runs left; create
-//! the stack's networks and its disk volume; then in parallel the PostgreSQL template
-//! (the local backend's cached, seeded data directory, mounted read-only and copied
-//! inside the container), Redis, the twin's containers (created, not started), and
-//! the provider stand-ins with their gateway forwarders; PostgreSQL; the seed restored
-//! at modeled now; finally the twin's services, wave by wave
-//! (`Service::TWIN_START_ORDER`: the workers last).
+//! Boot, in order: connect and check the images; reap what killed runs left (their
+//! containers by label, their run directories); create the stack's networks and its
+//! disk volume; then at once: PostgreSQL (the local backend's cached, seeded template,
+//! copied into the stack's run directory on the host and bind-mounted, see
+//! [`super::pgdata`]), Redis, the provider stand-ins with their forwarders, and the
+//! twin's containers, created but not started; then the seed restored at modeled now;
+//! finally the twin's services, wave by wave (`Service::TWIN_START_ORDER`: the
+//! workers last).
+//!
+//! Starting containers is the engine's slow part here (fuse-overlayfs, two cores: nine
+//! at once take about a second, more than a stack's PostgreSQL needs to become ready),
+//! and starts made at the same time share the engine rather than overlap: starting
+//! the twin's first wave beside PostgreSQL made both slower and the boot ~0.3–0.8 s
+//! longer. So PostgreSQL's path comes first, alone with Redis's start.
 //!
 //! Who starts what: **testcontainers** starts PostgreSQL and Redis, ready when each
 //! logs its own ready line (then its probe answers on the published port), and
@@ -63,6 +70,7 @@ use crate::catalogue::Catalogue;
 use crate::handles::StackHandles;
 use crate::local::Binaries;
 use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
+use crate::local::run_dir::{Owner, RunDir};
 use crate::local::twin::{self, Wiring};
 use crate::providers::{self, Provider};
 use crate::stack::{Endpoints, PortMode, StackOptions};
@@ -88,11 +96,12 @@ pub struct DockerOptions {
 pub struct DockerBootReport {
     /// Engine, images, reaping, network.
     pub prepare: Duration,
-    /// From the start of the boot until PostgreSQL accepted connections.
+    /// From the start of the boot until PostgreSQL accepted connections (and Redis and
+    /// the provider stand-ins were ready).
     pub postgres_ready: Duration,
     pub seed_restore: Duration,
-    /// Starting every twin container (created earlier, beside PostgreSQL) until all
-    /// were ready.
+    /// Starting every twin container (created earlier, beside PostgreSQL), wave by wave,
+    /// until all were ready.
     pub twin_ready: Duration,
     pub total: Duration,
     pub template: crate::local::TemplateOutcome,
@@ -123,42 +132,31 @@ pub(super) struct Disk {
     pub mounts: Vec<(Service, &'static str)>,
 }
 
-/// Removes a run's resources when dropped.
+/// Removes a run's resources when dropped: its containers, networks and volumes, then
+/// its run directory.
 struct Teardown {
-    run_id: String,
-    /// The host ports claimed for this stack's published ports (see `crate::ports`);
-    /// boxed, as it is seldom touched and `Stack`'s variants stay alike in size.
-    claims: Box<PortClaims>,
+    /// `<runtime root>/runs/<run id>/`, owned by this process: PostgreSQL's data
+    /// directory (`pg/`, see [`super::pgdata`]) and, through it, the host ports
+    /// claimed for the published ports (claimed below the ephemeral range, so that
+    /// neither another stack nor an outgoing connection's source port takes one
+    /// between its choice and the start of the container that publishes it). A killed
+    /// run's directory is reaped like a local one's. Boxed, as it is seldom touched
+    /// and `Stack`'s variants stay alike in size.
+    run_dir: Box<RunDir>,
     done: bool,
 }
 
-/// Host ports claimed below the ephemeral range, so that neither another stack nor
-/// an outgoing connection's source port takes one between its choice and the start
-/// of the container that publishes it (docker binds it only then).
-struct PortClaims {
-    root: std::path::PathBuf,
-    owner: String,
-    ports: Vec<u16>,
-}
-
-impl PortClaims {
-    fn claim(&mut self) -> Result<u16, StackError> {
-        let port = crate::ports::claim_free_port(&self.root, &self.owner)?;
-        self.ports.push(port);
-        Ok(port)
-    }
-
-    fn release(&mut self) {
-        crate::ports::release(&self.root, &self.owner, &std::mem::take(&mut self.ports));
-    }
-}
-
 impl Teardown {
+    fn run_id(&self) -> &str {
+        self.run_dir.run_id()
+    }
+
     fn run_blocking(&mut self) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let run_id = self.run_id.clone();
+        let run_id = self.run_id().to_owned();
+        let removing = run_id.clone();
         // A runtime of its own on a thread of its own: Drop may run inside a runtime
         // (where blocking on another is refused) or after a panic outside any.
         let outcome = std::thread::spawn(move || {
@@ -167,7 +165,7 @@ impl Teardown {
                 .build()?;
             runtime.block_on(async {
                 let docker = engine::connect().await.map_err(std::io::Error::other)?;
-                engine::remove_run(&docker, &run_id)
+                engine::remove_run(&docker, &removing)
                     .await
                     .map_err(std::io::Error::other)
             })
@@ -175,13 +173,12 @@ impl Teardown {
         .join();
         match outcome {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!(
-                "docker stack {}: teardown failed ({e}); the next start reaps it",
-                self.run_id
-            ),
-            Err(_) => eprintln!("docker stack {}: teardown panicked", self.run_id),
+            Ok(Err(e)) => {
+                eprintln!("docker stack {run_id}: teardown failed ({e}); the next start reaps it")
+            }
+            Err(_) => eprintln!("docker stack {run_id}: teardown panicked"),
         }
-        self.claims.release();
+        self.run_dir.remove();
     }
 }
 
@@ -202,6 +199,9 @@ impl DockerStack {
         docker_options: DockerOptions,
     ) -> Result<DockerStack, DockerError> {
         let started = Instant::now();
+        let mark = |phase: &str| {
+            tracing::debug!(elapsed = ?started.elapsed(), "docker boot: {phase}");
+        };
         let clock = Clock::starting_now(options.scale)
             .map_err(|e| StackError::InvalidOptions(e.to_string()))?;
         let bins = Binaries::locate(&options.twin_binary)?;
@@ -211,9 +211,22 @@ impl DockerStack {
             .clone()
             .unwrap_or_else(Images::from_env);
         images.check(&docker).await?;
-        let reaped = engine::reap(&docker).await?;
+        mark("engine and images checked");
+        let runtime_root = dirs::runtime_root()?;
+        let reap_root = runtime_root.clone();
+        // Reaping run directories waits (bounded) for killed processes: off the async threads.
+        let (reaped, reaped_dirs) = tokio::join!(
+            engine::reap(&docker),
+            tokio::task::spawn_blocking(move || crate::local::reap_stale_runs(&reap_root, false)),
+        );
+        let reaped = reaped?;
         if !reaped.runs.is_empty() {
             tracing::info!(?reaped, "reaped stale docker runs");
+        }
+        if let Ok(dirs) = reaped_dirs
+            && !dirs.runs.is_empty()
+        {
+            tracing::info!(runs = ?dirs.runs, "reaped stale run directories");
         }
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -225,16 +238,15 @@ impl DockerStack {
         let run_id = format!("{:08x}", rand::random::<u32>());
         let project = format!("drill-{run_id}");
         // From here on, dropping `teardown` removes whatever was created.
-        let runtime_root = dirs::runtime_root()?;
-        let mut teardown = Teardown {
-            run_id: run_id.clone(),
-            claims: Box::new(PortClaims {
-                root: runtime_root.clone(),
-                owner: crate::ports::process_owner(),
-                ports: Vec::new(),
-            }),
+        let teardown = Teardown {
+            run_dir: Box::new(RunDir::create_with_owner(
+                &runtime_root,
+                Owner::this_process(&options.label, &run_id),
+            )?),
             done: false,
         };
+        let pg_data = teardown.run_dir.path().join("pg");
+        let pg_owner = crate::local::postgres::run_as()?;
         let labels = HashMap::from([
             (LABEL_RUN.to_owned(), run_id.clone()),
             (LABEL_OWNER.to_owned(), engine::owner()),
@@ -261,6 +273,7 @@ impl DockerStack {
         };
         create_disk(&docker, &disk, &labels).await?;
         let prepare = started.elapsed();
+        mark("networks and disk created");
 
         // Provider stand-ins on loopback, reachable from the containers through
         // forwarders on a network's gateway address: the providers' network for the
@@ -284,22 +297,21 @@ impl DockerStack {
             forwarders.push(forwarder);
         }
 
-        let claims = &mut teardown.claims;
+        let run_dir = &teardown.run_dir;
         let port_mode = options.ports;
-        let port_for =
-            |claims: &mut PortClaims, service: Service| match (port_mode, service.drill_port()) {
-                (PortMode::Documented, Some(port)) => Ok(port),
-                _ => claims.claim(),
-            };
-        let pg_port = port_for(claims, Service::Postgres)?;
-        let redis_port = port_for(claims, Service::Redis)?;
+        let port_for = |service: Service| match (port_mode, service.drill_port()) {
+            (PortMode::Documented, Some(port)) => Ok(port),
+            _ => run_dir.claim_port(),
+        };
+        let pg_port = port_for(Service::Postgres)?;
+        let redis_port = port_for(Service::Redis)?;
         let mut listen = BTreeMap::new();
         let mut chaos_ports = BTreeMap::new();
         for service in Service::TWIN {
             if service.drill_port().is_some() {
-                listen.insert(service, port_for(claims, service)?);
+                listen.insert(service, port_for(service)?);
             }
-            chaos_ports.insert(service, claims.claim()?);
+            chaos_ports.insert(service, run_dir.claim_port()?);
         }
         let api = |service: Service| local_url(listen[&service]);
         let endpoints = Endpoints {
@@ -313,28 +325,6 @@ impl DockerStack {
             redis_url: format!("redis://127.0.0.1:{redis_port}"),
             postgres_port: pg_port,
             redis_port,
-        };
-
-        // The template first: its path is part of PostgreSQL's container.
-        let cache_dir = dirs::cache_dir();
-        let (seed_value, tracks) = (options.seed, options.tracks);
-        let template_and_catalogue = async {
-            let template = crate::local::template::ensure(
-                &bins,
-                &cache_dir,
-                &runtime_root,
-                seed_value,
-                tracks,
-            );
-            let catalogue = tokio::task::spawn_blocking(move || {
-                Catalogue::shared(seed_value, Catalogue::len_for(tracks))
-            });
-            let (template, catalogue) = tokio::join!(template, catalogue);
-            let catalogue = catalogue.map_err(|e| StackError::Io {
-                action: "generating the catalogue".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            Ok::<_, StackError>((template?, catalogue))
         };
 
         let labelled = |service: Service| {
@@ -372,6 +362,27 @@ impl DockerStack {
             Service::Redis,
             redis_spec,
             Probe::Redis(endpoints.redis_url.clone()),
+        );
+        let admin_options = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(pg_port)
+            .username(SUPERUSER)
+            .database(DATABASE)
+            .application_name("runbook-drill-harness");
+        let pg_spec = ServiceSpec {
+            binds: vec![
+                format!("{}:{}", pg_data.display(), spec::PGDATA),
+                format!("{}:{BACKUP_DIR}", disk.volume),
+            ],
+            ports: vec![(5432, pg_port)],
+            // Fast shutdown, as the official image's STOPSIGNAL.
+            stop_signal: Some("SIGINT".into()),
+            ..spec_for(Service::Postgres, &images.postgres, spec::postgres_cmd())
+        };
+        orchestrator.add(
+            Service::Postgres,
+            pg_spec,
+            Probe::Postgres(Box::new(admin_options.clone())),
         );
 
         let wiring = Wiring {
@@ -448,52 +459,68 @@ impl DockerStack {
             );
         }
 
-        // PostgreSQL needs the template's path, Redis nothing: Redis starts, and the
-        // twin's containers are created (not started: they need the restored seed),
-        // while the template is found (or built) and the catalogue generated.
-        let admin_options = PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(pg_port)
-            .username(SUPERUSER)
-            .database(DATABASE)
-            .application_name("runbook-drill-harness");
-        let redis_started =
-            orchestrator.start_with_testcontainers(Service::Redis, spec::REDIS_READY);
+        // Everything that needs no other part, at once: PostgreSQL (template found or
+        // built, copied to the host, started), Redis, the twin's containers (created,
+        // not started: they need the restored seed) and the provider stand-ins. The
+        // first error ends the boot (and drops the rest).
+        let cache_dir = dirs::cache_dir();
+        let (seed_value, tracks) = (options.seed, options.tracks);
+        let postgres = async {
+            let template = crate::local::template::ensure(
+                &bins,
+                &cache_dir,
+                &runtime_root,
+                seed_value,
+                tracks,
+            )
+            .await?;
+            let (from, to) = (template.pgdata.clone(), pg_data.clone());
+            tokio::task::spawn_blocking(move || super::pgdata::prepare(&from, &to, pg_owner))
+                .await
+                .map_err(|e| StackError::Io {
+                    action: "copying the template".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+            mark("postgres data directory ready");
+            let started = orchestrator
+                .start_with_testcontainers(Service::Postgres, spec::POSTGRES_READY)
+                .await?;
+            mark("postgres ready");
+            Ok::<_, DockerError>((started, template.outcome))
+        };
+        let redis_started = async {
+            let started = orchestrator
+                .start_with_testcontainers(Service::Redis, spec::REDIS_READY)
+                .await;
+            mark("redis ready");
+            started
+        };
         let twins_created = async {
             first_error(
                 futures::future::join_all(
                     Service::TWIN.map(|service| orchestrator.create(service)),
                 )
                 .await,
-            )
+            )?;
+            mark("twin containers created");
+            Ok::<_, DockerError>(())
         };
-        let (prepared, redis_result, created) =
-            tokio::join!(template_and_catalogue, redis_started, twins_created);
-        let redis_started = redis_result?;
-        created?;
-        let (template, catalogue) = prepared?;
-        let pg_spec = ServiceSpec {
-            binds: vec![
-                format!("{}:/template:ro", template.pgdata.display()),
-                format!("{}:{BACKUP_DIR}", disk.volume),
-            ],
-            ports: vec![(5432, pg_port)],
-            // Fast shutdown, as the official image's STOPSIGNAL.
-            stop_signal: Some("SIGINT".into()),
-            ..spec_for(Service::Postgres, &images.postgres, spec::postgres_cmd())
+        let providers = async {
+            let catalogue = tokio::task::spawn_blocking(move || {
+                Catalogue::shared(seed_value, Catalogue::len_for(tracks))
+            })
+            .await
+            .map_err(|e| StackError::Io {
+                action: "generating the catalogue".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Ok::<_, DockerError>(listening.mount(catalogue).await)
         };
-        orchestrator.add(
-            Service::Postgres,
-            pg_spec,
-            Probe::Postgres(Box::new(admin_options.clone())),
-        );
+        let ((pg_started, template_outcome), redis_started, (), providers) =
+            tokio::try_join!(postgres, redis_started, twins_created, providers)?;
         let orchestrator = Arc::new(orchestrator);
-        let (pg, providers) = tokio::join!(
-            orchestrator.start_with_testcontainers(Service::Postgres, spec::POSTGRES_READY),
-            listening.mount(catalogue),
-        );
-        let pg_started = pg?;
         let postgres_ready = started.elapsed();
+        mark("postgres, redis and providers ready");
         let admin = PgPoolOptions::new()
             .max_connections(2)
             .min_connections(0)
@@ -505,6 +532,7 @@ impl DockerStack {
         let restore_started = Instant::now();
         seed::snapshot::restore(&admin, clock.now()).await?;
         let seed_restore = restore_started.elapsed();
+        mark("seed restored");
 
         let twin_started = Instant::now();
         for wave in Service::TWIN_START_ORDER {
@@ -513,6 +541,7 @@ impl DockerStack {
             )
             .await;
             first_error(started)?;
+            mark("a wave of the twin ready");
         }
         let twin_ready = twin_started.elapsed();
         orchestrator.start_new_log_window();
@@ -539,7 +568,7 @@ impl DockerStack {
                 seed_restore,
                 twin_ready,
                 total: started.elapsed(),
-                template: template.outcome,
+                template: template_outcome,
             },
             _forwarders: forwarders,
             _started: [pg_started, redis_started],
@@ -558,7 +587,7 @@ impl DockerStack {
 
     /// The run id every container, network and volume of this stack is labelled with.
     pub fn run_id(&self) -> &str {
-        &self.teardown.run_id
+        self.teardown.run_id()
     }
 
     /// The stack's docker network (`drill-<run id>`), also its compose project name.
@@ -607,7 +636,7 @@ impl DockerStack {
     /// Leaves the containers, network and volumes up (see [`crate::keep`]) and says
     /// how to reach them and how to remove them.
     pub fn keep(mut self) -> Result<String, DockerError> {
-        let run_id = self.teardown.run_id.clone();
+        let run_id = self.teardown.run_id().to_owned();
         let ep = &self.handles.endpoints;
         let description = format!(
             "kept docker stack {run_id} (network {network}):\n  \
@@ -628,6 +657,10 @@ impl DockerStack {
             dlq = ep.dlq,
         );
         crate::keep::mark_docker_run_kept(&run_id, &description)?;
+        // Its run directory holds PostgreSQL's data: the reaping of later starts skips it.
+        let marker = self.teardown.run_dir.path().join(crate::keep::KEPT_MARKER);
+        std::fs::write(&marker, b"")
+            .map_err(StackError::io(format!("writing {}", marker.display())))?;
         self.teardown.done = true;
         Ok(description)
     }
@@ -635,10 +668,10 @@ impl DockerStack {
     /// Removes every container, network and volume of the stack. `Drop` does the same.
     pub async fn shutdown(mut self) -> Result<(), DockerError> {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.handles.admin.close()).await;
-        let run_id = self.teardown.run_id.clone();
+        let run_id = self.teardown.run_id().to_owned();
         self.teardown.done = true;
         let removed = engine::remove_run(self.orchestrator.docker(), &run_id).await;
-        self.teardown.claims.release();
+        self.teardown.run_dir.remove();
         removed
     }
 }
