@@ -19,10 +19,12 @@
 //! - `pgdata`: PostgreSQL's data directory, a copy of the template on the host;
 //! - `sdk`: PostgreSQL and Redis started with testcontainers, from their spec;
 //! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
-//! - [`stack`]: [`DockerStack`], booting, resetting and tearing down (on `Drop` too);
+//! - `boot`: booting a stack, from the engine check to every service ready;
+//! - [`stack`]: [`DockerStack`], resetting and tearing down (on `Drop` too);
 //! - [`faults`]: container-level faults (a full disk, the gateway cut off the providers);
 //! - `forward`: the gateway-side forwarders to the provider stand-ins.
 
+mod boot;
 pub mod engine;
 pub mod faults;
 mod forward;
