@@ -118,6 +118,40 @@ impl From<crate::docker::DockerError> for StackError {
     }
 }
 
+/// What a boot asks of its errors to pick the most telling of several.
+pub(crate) trait BootFailure {
+    /// A service exited while it was booting.
+    fn exited_during_boot(&self) -> bool;
+}
+
+impl BootFailure for StackError {
+    fn exited_during_boot(&self) -> bool {
+        matches!(self, StackError::ExitedDuringBoot { .. })
+    }
+}
+
+/// The most telling error of several services started at once, if any failed: one that
+/// exited beats one that merely timed out, since the timeout is often its consequence.
+pub(crate) fn most_telling<E: BootFailure>(results: Vec<Result<(), E>>) -> Result<(), E> {
+    let mut errors: Vec<E> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let exited = errors
+        .iter()
+        .position(BootFailure::exited_during_boot)
+        .unwrap_or(0);
+    Err(errors.swap_remove(exited))
+}
+
+/// A blocking task of a boot that panicked or was cancelled, as the step it was.
+pub(crate) fn task_failed(what: &str, error: tokio::task::JoinError) -> StackError {
+    StackError::Io {
+        action: format!("{what}: the task failed"),
+        source: io::Error::other(error.to_string()),
+    }
+}
+
 impl StackError {
     pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(io::Error) -> StackError {
         let action = action.into();

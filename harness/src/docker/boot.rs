@@ -43,6 +43,7 @@ use super::sdk::Started;
 use super::spec::{self, Init, ServiceSpec};
 use super::stack::{Disk, DockerBootReport, DockerOptions, Teardown};
 use crate::catalogue::Catalogue;
+use crate::error::{most_telling, task_failed};
 use crate::handles::StackHandles;
 use crate::local::Binaries;
 use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
@@ -193,7 +194,7 @@ pub(super) async fn boot(
         started
     };
     let twins_created = async {
-        first_error(
+        most_telling(
             futures::future::join_all(Service::TWIN.map(|service| orchestrator.create(service)))
                 .await,
         )?;
@@ -224,7 +225,7 @@ pub(super) async fn boot(
         let started =
             futures::future::join_all(wave.iter().map(|&service| orchestrator.start_one(service)))
                 .await;
-        first_error(started)?;
+        most_telling(started)?;
         mark("a wave of the twin ready");
     }
     let twin_ready = twin_started.elapsed();
@@ -670,27 +671,6 @@ impl ContainerSpecs<'_> {
             }),
         };
         (spec, probe)
-    }
-}
-
-/// The most telling error of several: a service that exited beats a timeout, which
-/// is often its consequence.
-fn first_error(results: Vec<Result<(), DockerError>>) -> Result<(), DockerError> {
-    let mut errors: Vec<DockerError> = results.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let exited = errors
-        .iter()
-        .position(|e| matches!(e, DockerError::ExitedDuringBoot { .. }))
-        .unwrap_or(0);
-    Err(errors.swap_remove(exited))
-}
-
-fn task_failed(action: &str, error: tokio::task::JoinError) -> StackError {
-    StackError::Io {
-        action: action.to_owned(),
-        source: std::io::Error::other(error.to_string()),
     }
 }
 

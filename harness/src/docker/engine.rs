@@ -65,6 +65,16 @@ pub enum DockerError {
     Stack(#[from] StackError),
 }
 
+impl crate::error::BootFailure for DockerError {
+    fn exited_during_boot(&self) -> bool {
+        match self {
+            DockerError::ExitedDuringBoot { .. } => true,
+            DockerError::Stack(inner) => crate::error::BootFailure::exited_during_boot(inner),
+            _ => false,
+        }
+    }
+}
+
 impl DockerError {
     pub(crate) fn engine(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
         let action = action.into();

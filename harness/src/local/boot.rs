@@ -28,6 +28,7 @@ use super::supervisor::Supervisor;
 use super::twin::{self, Wiring};
 use super::{Binaries, logs, reaper, redis, run_dir, template};
 use crate::catalogue::Catalogue;
+use crate::error::{most_telling, task_failed};
 use crate::local::BootReport;
 use crate::providers::{self, Provider, Providers};
 use crate::stack::{Endpoints, PortMode, StackOptions};
@@ -352,27 +353,9 @@ async fn start_database(
     })
 }
 
-/// Starts `services` concurrently; if any fails, reports the most telling error (a
-/// service that exited beats one that merely timed out, since the timeout is often a
-/// consequence).
+/// Starts `services` concurrently; if any fails, reports the most telling error.
 async fn start_all(supervisor: &Supervisor, services: &[Service]) -> Result<(), StackError> {
-    let results = futures::future::join_all(services.iter().map(|&s| supervisor.start(s))).await;
-    let mut errors: Vec<StackError> = results.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let exited = errors
-        .iter()
-        .position(|e| matches!(e, StackError::ExitedDuringBoot { .. }))
-        .unwrap_or(0);
-    Err(errors.swap_remove(exited))
-}
-
-fn task_failed(what: &str, error: tokio::task::JoinError) -> StackError {
-    StackError::Io {
-        action: format!("{what}: the task failed"),
-        source: std::io::Error::other(error.to_string()),
-    }
+    most_telling(futures::future::join_all(services.iter().map(|&s| supervisor.start(s))).await)
 }
 
 fn loopback(port: u16) -> SocketAddr {
