@@ -23,12 +23,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use url::Url;
 use wire::{Clock, Service};
@@ -45,10 +46,10 @@ use super::stack::{Disk, DockerBootReport, DockerOptions, Teardown};
 use crate::catalogue::Catalogue;
 use crate::error::{most_telling, task_failed};
 use crate::handles::StackHandles;
-use crate::local::Binaries;
 use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
 use crate::local::run_dir::{Owner, RunDir};
 use crate::local::twin::{self, Wiring};
+use crate::local::{Binaries, TemplateOutcome};
 use crate::providers::{Listening, Provider, Providers};
 use crate::stack::{Endpoints, PortMode, StackOptions};
 use crate::{StackError, dirs, seed};
@@ -72,10 +73,7 @@ pub(super) async fn boot(
     options: StackOptions,
     docker_options: DockerOptions,
 ) -> Result<Booted, DockerError> {
-    let started = Instant::now();
-    let mark = |phase: &str| {
-        tracing::debug!(elapsed = ?started.elapsed(), "docker boot: {phase}");
-    };
+    let phases = Phases::start();
     let clock = Clock::starting_now(options.scale)
         .map_err(|e| StackError::InvalidOptions(e.to_string()))?;
     let bins = Binaries::locate(&options.twin_binary)?;
@@ -85,7 +83,7 @@ pub(super) async fn boot(
         .clone()
         .unwrap_or_else(Images::from_env);
     images.check(&docker).await?;
-    mark("engine and images checked");
+    phases.mark("engine and images checked");
     let runtime_root = dirs::runtime_root()?;
     reap_leftovers(&docker, &runtime_root).await?;
     let http = reqwest::Client::builder()
@@ -112,8 +110,8 @@ pub(super) async fn boot(
     ]);
     let disk_size = docker_options.disk_size.unwrap_or(DEFAULT_DISK_SIZE);
     let resources = Resources::create(&docker, &project, &run_id, &labels, disk_size).await?;
-    let prepare = started.elapsed();
-    mark("networks and disk created");
+    let prepare = phases.elapsed();
+    phases.mark("networks and disk created");
 
     let listening = Listening::start().await;
     let (forwarders, provider_urls) = forward_providers(&listening, &resources).await?;
@@ -161,73 +159,29 @@ pub(super) async fn boot(
         orchestrator.add(service, spec, probe);
     }
 
-    // Everything that needs no other part, at once: PostgreSQL (template found or
-    // built, copied to the host, started), Redis, the twin's containers (created, not
-    // started: they need the restored seed) and the provider stand-ins' catalogue.
-    // The first error ends the boot (and drops the rest).
-    let (seed_value, tracks) = (options.seed, options.tracks);
-    let postgres = async {
-        let template = crate::local::template::ensure(
-            &bins,
-            &dirs::cache_dir(),
-            &runtime_root,
-            seed_value,
-            tracks,
-        )
-        .await?;
-        let (from, to) = (template.pgdata.clone(), pg_data.clone());
-        tokio::task::spawn_blocking(move || super::pgdata::prepare(&from, &to, pg_owner))
-            .await
-            .map_err(|e| task_failed("copying the template", e))??;
-        mark("postgres data directory ready");
-        let started = orchestrator
-            .start_with_testcontainers(Service::Postgres, spec::POSTGRES_READY)
-            .await?;
-        mark("postgres ready");
-        Ok::<_, DockerError>((started, template.outcome))
+    // Everything that needs no other part, at once: PostgreSQL, Redis, the twin's
+    // containers (created, not started: they need the restored seed) and the provider
+    // stand-ins' catalogue. The first error ends the boot (and drops the rest).
+    let data = PostgresData {
+        bins: &bins,
+        runtime_root: &runtime_root,
+        seed: options.seed,
+        tracks: options.tracks,
+        target: pg_data,
+        owner: pg_owner,
     };
-    let redis = async {
-        let started = orchestrator
-            .start_with_testcontainers(Service::Redis, spec::REDIS_READY)
-            .await;
-        mark("redis ready");
-        started
-    };
-    let twins_created = async {
-        most_telling(
-            futures::future::join_all(Service::TWIN.map(|service| orchestrator.create(service)))
-                .await,
-        )?;
-        mark("twin containers created");
-        Ok::<_, DockerError>(())
-    };
-    let providers = mount_providers(listening, seed_value, tracks);
-    let ((pg_started, template), redis_started, (), providers) =
-        tokio::try_join!(postgres, redis, twins_created, providers)?;
+    let ((pg_started, template), redis_started, (), providers) = tokio::try_join!(
+        start_postgres(&orchestrator, &data, &phases),
+        start_redis(&orchestrator, &phases),
+        create_twin(&orchestrator, &phases),
+        mount_providers(listening, options.seed, options.tracks),
+    )?;
     let orchestrator = Arc::new(orchestrator);
-    let postgres_ready = started.elapsed();
+    let postgres_ready = phases.elapsed();
 
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .min_connections(0)
-        .idle_timeout(Duration::from_secs(60))
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(admin_options)
-        .await
-        .map_err(StackError::db("connecting to musicdb as postgres"))?;
-    let restore_started = Instant::now();
-    seed::snapshot::restore(&admin, clock.now()).await?;
-    let seed_restore = restore_started.elapsed();
-    mark("seed restored");
-
+    let (admin, seed_restore) = restore_seed(admin_options, clock, &phases).await?;
     let twin_started = Instant::now();
-    for wave in Service::TWIN_START_ORDER {
-        let started =
-            futures::future::join_all(wave.iter().map(|&service| orchestrator.start_one(service)))
-                .await;
-        most_telling(started)?;
-        mark("a wave of the twin ready");
-    }
+    start_twin(&orchestrator, &phases).await?;
     let twin_ready = twin_started.elapsed();
     orchestrator.start_new_log_window();
 
@@ -254,7 +208,7 @@ pub(super) async fn boot(
             postgres_ready,
             seed_restore,
             twin_ready,
-            total: started.elapsed(),
+            total: phases.elapsed(),
             template,
         },
         forwarders,
@@ -280,6 +234,120 @@ async fn reap_leftovers(docker: &Docker, runtime_root: &Path) -> Result<(), Dock
         && !dirs.runs.is_empty()
     {
         tracing::info!(runs = ?dirs.runs, "reaped stale run directories");
+    }
+    Ok(())
+}
+
+/// The boot's elapsed time, logged at each phase (`RUST_LOG=harness=debug`).
+struct Phases {
+    started: Instant,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Self {
+            started: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn mark(&self, phase: &str) {
+        tracing::debug!(elapsed = ?self.elapsed(), "docker boot: {phase}");
+    }
+}
+
+/// Where PostgreSQL's data comes from and goes to.
+struct PostgresData<'a> {
+    bins: &'a Binaries,
+    runtime_root: &'a Path,
+    seed: u64,
+    tracks: usize,
+    /// The stack's copy on the host (`<run dir>/pg`), mounted into the container.
+    target: PathBuf,
+    /// Its owner, whom the container's server runs as (see `super::pgdata`).
+    owner: Option<(u32, u32)>,
+}
+
+/// The template found (or built), copied to the host, and PostgreSQL started on it.
+async fn start_postgres(
+    orchestrator: &DockerOrchestrator,
+    data: &PostgresData<'_>,
+    phases: &Phases,
+) -> Result<(Started, TemplateOutcome), DockerError> {
+    let template = crate::local::template::ensure(
+        data.bins,
+        &dirs::cache_dir(),
+        data.runtime_root,
+        data.seed,
+        data.tracks,
+    )
+    .await?;
+    let (from, to, owner) = (template.pgdata.clone(), data.target.clone(), data.owner);
+    tokio::task::spawn_blocking(move || super::pgdata::prepare(&from, &to, owner))
+        .await
+        .map_err(|e| task_failed("copying the template", e))??;
+    phases.mark("postgres data directory ready");
+    let started = orchestrator
+        .start_with_testcontainers(Service::Postgres, spec::POSTGRES_READY)
+        .await?;
+    phases.mark("postgres ready");
+    Ok((started, template.outcome))
+}
+
+async fn start_redis(
+    orchestrator: &DockerOrchestrator,
+    phases: &Phases,
+) -> Result<Started, DockerError> {
+    let started = orchestrator
+        .start_with_testcontainers(Service::Redis, spec::REDIS_READY)
+        .await?;
+    phases.mark("redis ready");
+    Ok(started)
+}
+
+/// The twin's containers, created and not started.
+async fn create_twin(
+    orchestrator: &DockerOrchestrator,
+    phases: &Phases,
+) -> Result<(), DockerError> {
+    most_telling(
+        futures::future::join_all(Service::TWIN.map(|service| orchestrator.create(service))).await,
+    )?;
+    phases.mark("twin containers created");
+    Ok(())
+}
+
+/// The seed restored at modeled now, through the superuser pool the stack keeps.
+async fn restore_seed(
+    admin_options: PgConnectOptions,
+    clock: Clock,
+    phases: &Phases,
+) -> Result<(PgPool, Duration), DockerError> {
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .min_connections(0)
+        .idle_timeout(Duration::from_secs(60))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(admin_options)
+        .await
+        .map_err(StackError::db("connecting to musicdb as postgres"))?;
+    let restore_started = Instant::now();
+    seed::snapshot::restore(&admin, clock.now()).await?;
+    phases.mark("seed restored");
+    Ok((admin, restore_started.elapsed()))
+}
+
+/// The twin's services started, wave by wave (`Service::TWIN_START_ORDER`), each ready.
+async fn start_twin(orchestrator: &DockerOrchestrator, phases: &Phases) -> Result<(), DockerError> {
+    for wave in Service::TWIN_START_ORDER {
+        most_telling(
+            futures::future::join_all(wave.iter().map(|&service| orchestrator.start_one(service)))
+                .await,
+        )?;
+        phases.mark("a wave of the twin ready");
     }
     Ok(())
 }
