@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 use url::Url;
@@ -29,6 +30,17 @@ pub(crate) struct StackHandles {
     pub http: reqwest::Client,
     /// Base URL of each twin service's chaos surface.
     pub chaos: BTreeMap<Service, Url>,
+}
+
+/// The client a stack reaches its services with: straight to them (no proxy from the
+/// environment), quick to give up on one that does not answer.
+pub(crate) fn http_client() -> Result<reqwest::Client, StackError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| StackError::InvalidOptions(format!("building an HTTP client: {e}")))
 }
 
 impl StackHandles {

@@ -86,12 +86,7 @@ pub(super) async fn boot(
     phases.mark("engine and images checked");
     let runtime_root = dirs::runtime_root()?;
     reap_leftovers(&docker, &runtime_root).await?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| StackError::InvalidOptions(format!("building an HTTP client: {e}")))?;
+    let http = crate::handles::http_client()?;
 
     let run_id = format!("{:08x}", rand::random::<u32>());
     // From here on, dropping `teardown` removes whatever was created.

@@ -70,12 +70,7 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     let clock = Clock::starting_now(options.scale)
         .map_err(|e| StackError::InvalidOptions(e.to_string()))?;
     let host = preflight(options).await?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| StackError::InvalidOptions(format!("building an HTTP client: {e}")))?;
+    let http = crate::handles::http_client()?;
 
     let run = run_dir::RunDir::create(&host.root, &options.label)?;
     // From here on, dropping the supervisor cleans up whatever was started.
