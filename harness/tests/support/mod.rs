@@ -67,19 +67,11 @@ pub fn local(stack: &harness::Stack) -> &harness::LocalStack {
     stack.as_local().expect("a local stack")
 }
 
-/// Why docker tests cannot run here, if they cannot: no engine, or the images of
-/// `scripts/images` are missing.
+/// Why docker tests cannot run here, if they cannot: what `--backend docker` would
+/// say (no engine, or the images of `scripts/images` are missing).
 pub async fn docker_skip_reason() -> Option<String> {
-    use harness::docker::{Images, engine};
-    let docker = match engine::connect().await {
-        Ok(docker) => docker,
-        Err(e) => return Some(format!("no docker engine: {e}")),
-    };
-    if let Err(e) = docker.ping().await {
-        return Some(format!("the docker engine does not answer: {e}"));
-    }
-    Images::from_env()
-        .check(&docker)
+    harness::BackendChoice::Docker
+        .select()
         .await
         .err()
         .map(|e| e.to_string())
@@ -89,7 +81,10 @@ pub async fn docker_skip_reason() -> Option<String> {
 /// docker test must fail rather than skip.
 pub fn docker_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("DRILL_BACKEND").is_ok_and(|v| v == "docker")
+        || matches!(
+            harness::BackendChoice::from_env(),
+            Ok(harness::BackendChoice::Docker)
+        )
 }
 
 /// Returns from the test (printing why) when docker cannot run here, unless docker
