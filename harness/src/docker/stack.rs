@@ -132,26 +132,37 @@ impl Teardown {
         self.run_dir.run_id()
     }
 
-    fn run_blocking(&mut self) {
+    /// Removes the run's containers, networks and volumes, then its directory; once.
+    async fn remove(&mut self, docker: &Docker) -> Result<(), DockerError> {
         if std::mem::replace(&mut self.done, true) {
+            return Ok(());
+        }
+        let removed = engine::remove_run(docker, self.run_dir.run_id()).await;
+        self.run_dir.remove();
+        removed
+    }
+
+    /// [`Self::remove`] from synchronous code (`Drop`), saying what failed.
+    fn run_blocking(&mut self) {
+        if self.done {
             return;
         }
         let run_id = self.run_id().to_owned();
-        let removing = run_id.clone();
         // A runtime of its own on a thread of its own: Drop may run inside a runtime
         // (where blocking on another is refused) or after a panic outside any.
-        let outcome = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let docker = engine::connect().await.map_err(std::io::Error::other)?;
-                engine::remove_run(&docker, &removing)
-                    .await
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
+        let outcome = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async {
+                        let docker = engine::connect().await.map_err(std::io::Error::other)?;
+                        self.remove(&docker).await.map_err(std::io::Error::other)
+                    })
+                })
+                .join()
+        });
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -159,6 +170,9 @@ impl Teardown {
             }
             Err(_) => eprintln!("docker stack {run_id}: teardown panicked"),
         }
+        // Without an engine the containers wait for the next start's reaping; the run
+        // directory goes now all the same.
+        self.done = true;
         self.run_dir.remove();
     }
 }
@@ -285,10 +299,7 @@ impl DockerStack {
     /// Removes every container, network and volume of the stack. `Drop` does the same.
     pub async fn shutdown(mut self) -> Result<(), DockerError> {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.handles.admin.close()).await;
-        let run_id = self.teardown.run_id().to_owned();
-        self.teardown.done = true;
-        let removed = engine::remove_run(self.orchestrator.docker(), &run_id).await;
-        self.teardown.run_dir.remove();
-        removed
+        let docker = self.orchestrator.docker().clone();
+        self.teardown.remove(&docker).await
     }
 }
