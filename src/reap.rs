@@ -60,7 +60,13 @@ pub async fn run(args: ReapArgs) -> anyhow::Result<bool> {
         eprintln!("{found} leftovers");
         return Ok(found == 0);
     }
-    let report = harness::local::reap_stale_runs(&root, args.kept);
+    let report = harness::local::reap_stale_runs(
+        &root,
+        harness::local::ReapScope {
+            kept: args.kept,
+            docker: true,
+        },
+    );
     eprintln!(
         "removed {} local runs, killed {} processes",
         report.runs.len(),

@@ -94,6 +94,13 @@ pub(super) async fn boot(
         &runtime_root,
         Owner::this_process(&options.label, &run_id),
     )?);
+    // A docker run's directory: reaped only once its containers are (see `ReapScope`).
+    let marker = teardown
+        .run_dir()
+        .path()
+        .join(crate::local::run_dir::DOCKER_MARKER);
+    std::fs::write(&marker, b"")
+        .map_err(StackError::io(format!("writing {}", marker.display())))?;
     let pg_data = teardown.run_dir().path().join("pg");
     let pg_owner = crate::local::postgres::run_as()?;
     let project = format!("drill-{run_id}");
@@ -213,21 +220,23 @@ pub(super) async fn boot(
 }
 
 /// Removes what killed runs left: their containers, networks and volumes (by owner
-/// label) and their run directories (by owner record).
+/// label), then their run directories (by owner record), docker runs' included: their
+/// PostgreSQL, which writes in there, is gone by then.
 async fn reap_leftovers(docker: &Docker, runtime_root: &Path) -> Result<(), DockerError> {
-    let root = runtime_root.to_owned();
-    // Reaping run directories waits (bounded) for killed processes: off the async threads.
-    let (reaped, reaped_dirs) = tokio::join!(
-        engine::reap(docker),
-        tokio::task::spawn_blocking(move || crate::local::reap_stale_runs(&root, false)),
-    );
-    let reaped = reaped?;
+    let reaped = engine::reap(docker).await?;
     if !reaped.runs.is_empty() {
         tracing::info!(?reaped, "reaped stale docker runs");
     }
-    if let Ok(dirs) = reaped_dirs
-        && !dirs.runs.is_empty()
-    {
+    let root = runtime_root.to_owned();
+    let scope = crate::local::ReapScope {
+        kept: false,
+        docker: true,
+    };
+    // Reaping run directories waits (bounded) for killed processes: off the async threads.
+    let dirs = tokio::task::spawn_blocking(move || crate::local::reap_stale_runs(&root, scope))
+        .await
+        .map_err(|e| task_failed("reaping stale run directories", e))?;
+    if !dirs.runs.is_empty() {
         tracing::info!(runs = ?dirs.runs, "reaped stale run directories");
     }
     Ok(())

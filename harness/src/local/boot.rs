@@ -153,9 +153,11 @@ async fn preflight(options: &StackOptions) -> Result<Host, StackError> {
     let root = dirs::runtime_root()?;
     let reap_root = root.clone();
     // Reaping waits (bounded) for killed processes to disappear: off the async threads.
-    let reaped = tokio::task::spawn_blocking(move || reaper::reap_stale_runs(&reap_root, false))
-        .await
-        .map_err(|e| task_failed("reaping stale runs", e))?;
+    let reaped = tokio::task::spawn_blocking(move || {
+        reaper::reap_stale_runs(&reap_root, reaper::ReapScope::default())
+    })
+    .await
+    .map_err(|e| task_failed("reaping stale runs", e))?;
     if !reaped.runs.is_empty() {
         tracing::info!(runs = ?reaped.runs, killed = ?reaped.killed, "reaped stale runs");
     }

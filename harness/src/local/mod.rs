@@ -29,6 +29,6 @@ pub(crate) mod twin;
 
 pub use binaries::Binaries;
 pub use orchestrator::{JUNK_DIR, LocalOrchestrator};
-pub use reaper::{ReapReport, StaleRun, reap_stale_runs, stale_runs};
+pub use reaper::{ReapReport, ReapScope, StaleRun, reap_stale_runs, stale_runs};
 pub use stack::{BootReport, LocalStack};
 pub use template::{Template, TemplateOutcome};

@@ -33,6 +33,17 @@ const CREATION_GRACE: Duration = Duration::from_secs(600);
 /// How long to wait for killed processes to disappear (so their ports are free again).
 const KILL_WAIT: Duration = Duration::from_secs(3);
 
+/// Which stale runs a reaping removes, beyond those of plain dead owners.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReapScope {
+    /// Kept ones (`DRILL_KEEP`), which only `drill reap --kept` removes.
+    pub kept: bool,
+    /// Docker runs' directories. One holds its PostgreSQL's data while that container
+    /// may still run and write there, so only a reaping that removed the run's
+    /// containers first takes it (a docker start, `drill reap`).
+    pub docker: bool,
+}
+
 /// A run directory whose owner process is gone: what a killed run left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleRun {
@@ -44,6 +55,8 @@ pub struct StaleRun {
     pub live_pids: Vec<i32>,
     /// Left up on purpose (`DRILL_KEEP`): reaped only when asked for.
     pub kept: bool,
+    /// A docker stack's (see [`ReapScope::docker`]).
+    pub docker: bool,
 }
 
 /// Lists, without touching anything, every run under `root` whose owner is dead.
@@ -65,6 +78,7 @@ pub fn stale_runs(root: &Path) -> Vec<StaleRun> {
                     label: None,
                     live_pids: Vec::new(),
                     kept: false,
+                    docker: false,
                 });
             }
             continue;
@@ -88,6 +102,7 @@ pub fn stale_runs(root: &Path) -> Vec<StaleRun> {
         live_pids.dedup();
         stale.push(StaleRun {
             kept: path.join(crate::keep::KEPT_MARKER).exists(),
+            docker: path.join(run_dir::DOCKER_MARKER).exists(),
             path,
             run_id: name,
             label: owner.map(|o| o.label),
@@ -97,12 +112,12 @@ pub fn stale_runs(root: &Path) -> Vec<StaleRun> {
     stale
 }
 
-/// Reaps every run under `root` whose owner is dead, and kept ones only when
-/// `include_kept`.
-pub fn reap_stale_runs(root: &Path, include_kept: bool) -> ReapReport {
+/// Reaps every run under `root` whose owner is dead, kept and docker ones only as
+/// `scope` says.
+pub fn reap_stale_runs(root: &Path, scope: ReapScope) -> ReapReport {
     let mut report = ReapReport::default();
     for run in stale_runs(root) {
-        if run.kept && !include_kept {
+        if (run.kept && !scope.kept) || (run.docker && !scope.docker) {
             continue;
         }
         report.killed.extend(kill_recorded(&run.path));
@@ -229,7 +244,7 @@ mod tests {
 
         let pid = sleeper.id() as i32;
         let before = (procfs::stat(pid), procfs::cmdline(pid));
-        let report = reap_stale_runs(root.path(), false);
+        let report = reap_stale_runs(root.path(), ReapScope::default());
 
         assert_eq!(report.runs, vec!["1-2-3".to_owned()]);
         assert_eq!(
@@ -241,6 +256,38 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc_sigkill()));
         assert!(!path.exists(), "the run directory is removed");
+    }
+
+    #[test]
+    fn a_docker_runs_directory_is_reaped_only_after_its_containers() {
+        let root = tempfile::tempdir().unwrap();
+        let owner = Owner {
+            pid: dead_pid(),
+            start_time: Some(1),
+            label: "docker".into(),
+            run_id: "0badc0de".into(),
+            started_at: String::new(),
+        };
+        let run = RunDir::create_with_owner(root.path(), owner).unwrap();
+        std::fs::write(run.path().join(run_dir::DOCKER_MARKER), b"").unwrap();
+        let path = run.path().to_owned();
+        std::mem::forget(run);
+
+        let local_start = reap_stale_runs(root.path(), ReapScope::default());
+        assert!(local_start.runs.is_empty());
+        assert!(
+            path.exists(),
+            "a local start leaves it: the run's PostgreSQL container may still write there"
+        );
+        let docker_start = ReapScope {
+            kept: false,
+            docker: true,
+        };
+        assert_eq!(
+            reap_stale_runs(root.path(), docker_start).runs,
+            vec!["0badc0de"]
+        );
+        assert!(!path.exists());
     }
 
     #[test]
@@ -258,9 +305,23 @@ mod tests {
         let path = run.path().to_owned();
         std::mem::forget(run);
 
-        assert!(reap_stale_runs(root.path(), false).runs.is_empty());
+        assert!(
+            reap_stale_runs(root.path(), ReapScope::default())
+                .runs
+                .is_empty()
+        );
         assert!(path.exists(), "a kept run survives the reaping of a start");
-        assert_eq!(reap_stale_runs(root.path(), true).runs, vec!["7-8-9"]);
+        assert_eq!(
+            reap_stale_runs(
+                root.path(),
+                ReapScope {
+                    kept: true,
+                    docker: false
+                }
+            )
+            .runs,
+            vec!["7-8-9"]
+        );
         assert!(!path.exists());
     }
 
@@ -268,7 +329,7 @@ mod tests {
     fn a_run_whose_owner_lives_is_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let run = RunDir::create(root.path(), "alive").unwrap();
-        let report = reap_stale_runs(root.path(), false);
+        let report = reap_stale_runs(root.path(), ReapScope::default());
         assert!(report.runs.is_empty());
         assert!(run.path().exists());
         run.remove();
@@ -293,7 +354,7 @@ mod tests {
         run.record("sleeper", &record).unwrap();
         std::mem::forget(run);
 
-        let report = reap_stale_runs(root.path(), false);
+        let report = reap_stale_runs(root.path(), ReapScope::default());
 
         assert_eq!(report.runs.len(), 1);
         assert!(report.killed.is_empty());

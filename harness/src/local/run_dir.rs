@@ -96,6 +96,8 @@ pub struct RunDir {
 }
 
 pub(crate) const OWNER_FILE: &str = "owner.json";
+/// The marker of a docker stack's run directory (see `super::reaper::ReapScope`).
+pub(crate) const DOCKER_MARKER: &str = "docker";
 pub(crate) const PIDS_DIR: &str = "pids";
 
 pub(crate) fn runs_dir(root: &Path) -> PathBuf {
