@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{SamplingMode, Throughput, criterion_group, criterion_main};
-use harness::drill::Fault;
+use harness::Fault;
 use wire::api::{ErrorKind, ReplayOutcome};
 
 const FLOOD: usize = 100_000;

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
 use bollard::query_parameters::{CreateContainerOptions, StartContainerOptions};
-use harness::docker::{Images, engine};
+use stack::docker::{Images, engine};
 
 use criterion::{SamplingMode, criterion_group, criterion_main};
-use harness::drill::Fault;
-use harness::{Backend, Stack};
+use harness::Fault;
+use stack::{Backend, Stack};
 use wire::api::Provider;
 
 fn stack_boot(c: &mut criterion::Criterion) {

@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use harness::docker::engine;
+use stack::docker::engine;
 
 /// Lists or removes what killed runs left: local run directories and their processes,
 /// docker containers, networks and volumes whose owning drill process is gone.
@@ -21,9 +21,9 @@ pub struct ReapArgs {
 }
 
 pub async fn run(args: ReapArgs) -> anyhow::Result<bool> {
-    let root = harness::dirs::runtime_root().context("finding the runtime directory")?;
+    let root = stack::dirs::runtime_root().context("finding the runtime directory")?;
     let mut found = 0;
-    for run in harness::local::stale_runs(&root) {
+    for run in stack::local::stale_runs(&root) {
         found += 1;
         println!(
             "local run {}{} ({}): {}, live processes {:?}",
@@ -60,9 +60,9 @@ pub async fn run(args: ReapArgs) -> anyhow::Result<bool> {
         eprintln!("{found} leftovers");
         return Ok(found == 0);
     }
-    let report = harness::local::reap_stale_runs(
+    let report = stack::local::reap_stale_runs(
         &root,
-        harness::local::ReapScope {
+        stack::local::ReapScope {
             kept: args.kept,
             docker: true,
         },

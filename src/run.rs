@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use harness::drill::report::junit;
-use harness::drill::scenario::{self, Scenario};
-use harness::drill::{DrillOptions, DrillReport, run_drill};
-use harness::{KeepPolicy, PortMode, Stack, StackOptions};
+use harness::report::junit;
+use harness::scenario::{self, Scenario};
+use harness::{DrillOptions, DrillReport, run_drill};
 use runbooks::ops::AutoApprove;
+use stack::{KeepPolicy, PortMode, Stack, StackOptions};
 
 use crate::approve::{AskOperator, operator_present};
 use crate::backend_arg::BackendArg;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use harness::{PortMode, Stack, StackOptions};
+use stack::{PortMode, Stack, StackOptions};
 
 use crate::backend_arg::BackendArg;
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{drill_scenario, drill_with, scenario};
-use harness::drill::scenario::FaultSpec;
+use harness::scenario::FaultSpec;
 use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm};
 use runbooks::dlq_overflow::{self, DlqOverflow};
 
@@ -67,7 +67,7 @@ async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condi
     // The scenario's outage, minus its end: the provider never comes back.
     let mut scenario = scenario("circuit-breaker-storm/a-external-outage");
     for fault in &mut scenario.faults {
-        if let harness::drill::scenario::FaultSpec::ProviderOutage {
+        if let harness::scenario::FaultSpec::ProviderOutage {
             heal_after_minutes, ..
         } = fault
         {
@@ -75,14 +75,13 @@ async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condi
         }
     }
     let stack = common::stack("unhealed-outage", scenario.scale).await;
-    let options = harness::drill::DrillOptions::new(
+    let options = harness::DrillOptions::new(
         std::sync::Arc::new(runbooks::ops::AutoApprove),
         common::SEED,
     );
-    let report =
-        harness::drill::run_drill(&stack, &CircuitBreakerStorm::default(), &scenario, &options)
-            .await
-            .expect("the drill runs");
+    let report = harness::run_drill(&stack, &CircuitBreakerStorm::default(), &scenario, &options)
+        .await
+        .expect("the drill runs");
     stack.shutdown().await.expect("the stack stops");
     let text = report.render();
     assert!(!report.passed(), "{text}");

@@ -23,10 +23,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use harness::Stack;
-use harness::catalogue::CatalogueTrack;
-use harness::drill::{Fault, FaultError};
+use harness::{Fault, FaultError};
 use serde_json::Value;
+use stack::Stack;
+use stack::catalogue::CatalogueTrack;
 use wire::Service;
 use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider};
 
@@ -424,7 +424,7 @@ impl<'a> Probes<'a> {
                     .disk_usage()
                     .await
                     .map_err(|e| format!("df of the stack's disk: {e}"))?;
-                let file = format!("{}/.conformance-probe", harness::docker::faults::LOG_DIR);
+                let file = format!("{}/.conformance-probe", stack::docker::faults::LOG_DIR);
                 // dd, not echo: the shell's echo reports any failed write as "I/O error".
                 let script = format!(
                     "dd if=/dev/zero of={file} bs=4k count=1 status=none; s=$?; rm -f {file}; exit $s"

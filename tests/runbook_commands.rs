@@ -41,7 +41,7 @@ mod common;
 use std::fmt;
 use std::time::Duration;
 
-use harness::drill::Fault;
+use harness::Fault;
 use serde_json::Value;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -544,7 +544,7 @@ async fn run_sql(psql: &Psql, postgres_port: u16) -> Result<(), String> {
 async fn run_http(
     curl: &Curl,
     http: &reqwest::Client,
-    endpoints: &harness::Endpoints,
+    endpoints: &stack::Endpoints,
 ) -> Result<(), String> {
     let base = match curl.port {
         ENRICHMENT_PORT => &endpoints.enrichment,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::drill::alerts::rules;
+use harness::alerts::rules;
 
 /// The `| Field | Value |` table at the top of a runbook text.
 fn metadata(doc: &str) -> BTreeMap<String, String> {
@@ -102,8 +102,7 @@ fn the_metadata_table_is_read_field_by_field() {
 
 #[test]
 fn every_scenario_file_names_a_known_runbook_alert_and_scenario() {
-    let scenarios =
-        harness::drill::scenario::load_all(&harness::drill::scenario::default_dir()).unwrap();
+    let scenarios = harness::scenario::load_all(&harness::scenario::default_dir()).unwrap();
     for scenario in scenarios {
         let runbook = runbooks::by_id(&scenario.runbook)
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.path.display()));

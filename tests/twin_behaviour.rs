@@ -16,12 +16,12 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use harness::Stack;
-use harness::drill::Fault;
+use harness::Fault;
 use runbooks::ops::{DlqApi, EnrichmentApi, HttpApi};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::types::chrono::{DateTime, Utc};
+use stack::Stack;
 use wire::Service;
 use wire::api::{ApiClientHealth, BreakerState, ErrorKind, Provider};
 
@@ -1020,8 +1020,8 @@ async fn drop_leaves_no_process(twin: Twin) {
         let leader = local
             .pid(service)
             .unwrap_or_else(|| panic!("{service:?} runs"));
-        for pid in harness::local::procfs::family(leader as i32) {
-            let started = harness::local::procfs::start_time(pid)
+        for pid in stack::local::procfs::family(leader as i32) {
+            let started = stack::local::procfs::start_time(pid)
                 .unwrap_or_else(|| panic!("{service:?} process {pid} is alive"));
             processes.push((service, pid, started));
         }
@@ -1038,8 +1038,8 @@ async fn drop_leaves_no_process(twin: Twin) {
     let survivors: Vec<_> = processes
         .iter()
         .filter(|(_, pid, started)| {
-            harness::local::procfs::is_alive(*pid)
-                && harness::local::procfs::start_time(*pid) == Some(*started)
+            stack::local::procfs::is_alive(*pid)
+                && stack::local::procfs::start_time(*pid) == Some(*started)
         })
         .collect();
     assert!(
@@ -1054,7 +1054,7 @@ async fn drop_leaves_no_container(twin: Twin) {
         docker_stack.run_id().to_owned(),
         docker_stack.docker().clone(),
     );
-    let before = harness::docker::engine::count_run(&docker, &run_id)
+    let before = stack::docker::engine::count_run(&docker, &run_id)
         .await
         .expect("counting the run's resources");
     assert!(
@@ -1065,7 +1065,7 @@ async fn drop_leaves_no_container(twin: Twin) {
     db.close().await;
     drop(stack);
     assert_eq!(
-        harness::docker::engine::count_run(&docker, &run_id)
+        stack::docker::engine::count_run(&docker, &run_id)
             .await
             .expect("counting the run's resources"),
         0,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::Criterion;
-use harness::{Backend, BackendChoice, Stack, StackOptions};
+use stack::{Backend, BackendChoice, Stack, StackOptions};
 
 /// The seed of every benchmarked stack, as in the tests.
 pub const SEED: u64 = 42;

@@ -1,36 +1,21 @@
-//! The harness: brings up a twin of the SongNodes stack and keeps it in a known state.
+//! The drill engine: what turns a running twin into evidence that a runbook works.
 //!
-//! [`Stack::start`] boots PostgreSQL (from a cached, seeded template), Redis, the
-//! provider stand-ins ([`providers`]) and every twin service, on the [`local`] backend
-//! (processes) or the [`docker`] one (containers), as [`backend`] chose, and hands out
-//! what a drill needs: [`Endpoints`], the modeled [`wire::Clock`], an
-//! [`runbooks::ops::Orchestrator`] and each service's chaos address.
-//! [`Stack::reset`] puts a running stack back to its seeded state between test cases;
-//! dropping a stack stops everything it started, even after a panic, and the next
-//! start reaps what a killed run left behind.
-//!
-//! The data the stack starts with comes from one seed: the [`catalogue`] of tracks the
-//! providers know, and the [`seed`] history loaded into musicdb.
+//! A drill resets a [`stack::Stack`], injects a scenario's root-cause [`faults`],
+//! evaluates the runbooks' [`alerts`] over probes of the stack, times the runbook from
+//! the alert firing to its verified resolution ([`runner`]), and then checks that
+//! nothing was lost ([`ledger`]). [`scenario`] reads the scenario files; [`report`]
+//! renders what happened for people and for CI.
 #![forbid(unsafe_code)]
 
-pub mod backend;
-pub mod catalogue;
-pub mod dirs;
-pub mod docker;
-pub mod drill;
-mod error;
-mod handles;
-pub mod keep;
-pub mod local;
-pub mod ports;
-pub mod providers;
-pub mod seed;
-mod stack;
-mod wait;
+pub mod alerts;
+pub mod faults;
+pub mod ledger;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+mod stack_glue;
 
-pub use backend::{Backend, BackendChoice, Selected};
-pub use error::StackError;
-pub use keep::KeepPolicy;
-pub use local::{BootReport, LocalStack};
-pub use providers::{Provider, Providers};
-pub use stack::{Endpoints, PortMode, Stack, StackOptions};
+pub use faults::{Fault, FaultError, FaultGuard, FaultTarget};
+pub use report::{DrillReport, Verdict};
+pub use runner::{DrillOptions, DrillStack, run_drill};
+pub use scenario::{Scenario, ScenarioError};

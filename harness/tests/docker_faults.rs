@@ -7,17 +7,16 @@
 //! `scripts/images` are missing, so the suite runs on machines without docker; in CI
 //! (`CI=true`) and under `DRILL_BACKEND=docker` a missing engine or image fails instead.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::docker::faults::{LOG_DIR, LogFileStatus};
-use harness::docker::stack::DockerOptions;
-use harness::docker::{DockerStack, engine};
-use harness::drill::Fault;
-use harness::{Stack, StackOptions};
-use support::{drill_binary, http, skip_without_docker};
+use harness::Fault;
+use stack::docker::faults::{LOG_DIR, LogFileStatus};
+use stack::docker::stack::DockerOptions;
+use stack::docker::{DockerStack, engine};
+use stack::skip_without_docker;
+use stack::testing::{http, twin_binary as drill_binary};
+use stack::{Stack, StackOptions};
 use wire::Service;
 use wire::api::Provider;
 

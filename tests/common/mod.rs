@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use harness::drill::scenario::{self, Scenario};
-use harness::drill::{DrillOptions, DrillReport, run_drill};
-use harness::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions};
+use harness::scenario::{self, Scenario};
+use harness::{DrillOptions, DrillReport, run_drill};
 use runbooks::DynRunbook;
 use runbooks::ops::{Approver, AutoApprove};
+use stack::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions};
 
 pub const SEED: u64 = 42;
 

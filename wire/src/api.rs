@@ -53,6 +53,57 @@ impl FromStr for Provider {
     }
 }
 
+/// A site the scrapers read tracklists from; `tracks.source` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SourceSite {
+    #[serde(rename = "mixesdb")]
+    Mixesdb,
+    #[serde(rename = "1001tracklists")]
+    Tracklists1001,
+}
+
+impl SourceSite {
+    pub const ALL: [SourceSite; 2] = [SourceSite::Mixesdb, SourceSite::Tracklists1001];
+
+    /// `tracks.source` for what this site yields.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceSite::Mixesdb => "mixesdb",
+            SourceSite::Tracklists1001 => "1001tracklists",
+        }
+    }
+
+    /// The listing endpoint, relative to the site's base URL; the page goes in
+    /// `?page=` (the contract between a scraper and the site's stand-in).
+    pub fn listing_path(self) -> &'static str {
+        match self {
+            SourceSite::Mixesdb => "api/tracklists",
+            SourceSite::Tracklists1001 => "api/tracklist",
+        }
+    }
+
+    /// The compose service that scrapes this site.
+    pub fn scraper(self) -> crate::Service {
+        match self {
+            SourceSite::Mixesdb => crate::Service::ScraperMixesdb,
+            SourceSite::Tracklists1001 => crate::Service::Scraper1001Tracklists,
+        }
+    }
+
+    /// The site a compose service scrapes, if it is a scraper.
+    pub fn scraped_by(service: crate::Service) -> Option<Self> {
+        SourceSite::ALL
+            .into_iter()
+            .find(|site| site.scraper() == service)
+    }
+}
+
+impl fmt::Display for SourceSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why an enrichment failed, as the DLQ records it (`dlq_messages.error`).
 ///
 /// The first four are the keys the runbook shows under `/dlq/errors/grouped`;

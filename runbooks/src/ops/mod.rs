@@ -11,7 +11,6 @@ pub mod host;
 pub mod orchestrator;
 pub mod timeline;
 
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,8 +18,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use url::Url;
-use wire::Clock;
 use wire::api::Provider;
+use wire::{Clock, Endpoints};
 
 pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
@@ -88,23 +87,6 @@ step_context!(ApiError, Api);
 step_context!(sqlx::Error, Sql);
 step_context!(OrchestratorError, Orchestrator);
 step_context!(redis::RedisError, Redis);
-
-/// Where the stack is, as the runbook addresses it.
-#[derive(Clone, Debug)]
-pub struct Endpoints {
-    pub enrichment: Url,
-    pub gateway: Url,
-    pub dlq: Url,
-    pub rest_api: Url,
-    pub graph_api: Url,
-    /// `postgres://musicdb_user@host:port/musicdb`.
-    pub database_url: String,
-    pub postgres_host: String,
-    pub postgres_port: u16,
-    pub redis_url: String,
-    /// The providers' public endpoints, for "check external API status".
-    pub providers: BTreeMap<Provider, Url>,
-}
 
 /// Everything a runbook step acts through.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! scraper-mixesdb and scraper-1001tracklists: one program that feeds new tracks into
 //! the enrichment queue from either site.
 //!
-//! Which site is read follows from the compose name ([`source::Source::of`]); the rest
+//! Which site is read follows from the compose name ([`source::Source::scraped_by`]); the rest
 //! (checkpointing, the polling loop, failure handling, the `hang` fault) is shared.
 //! A scraper serves no API: the runbook watches it through its logs, `docker compose
 //! ps`, and `MAX(created_at)` of `tracks`.
@@ -26,7 +26,7 @@ const DEFAULT_INTERVAL_SECS: u64 = 300;
 const POOL_CONNECTIONS: u32 = 2;
 
 pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
-    let source = source::Source::of(config.service)
+    let source = source::Source::scraped_by(config.service)
         .with_context(|| format!("{} is not a scraper", config.service))?;
     let database_url = config.require(&config.database_url, env::DATABASE_URL)?;
     let source_url = config.require(&config.source_url, env::SOURCE_URL)?;

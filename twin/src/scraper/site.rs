@@ -76,19 +76,21 @@ impl Site {
             return Err(FetchError::Status { url, status });
         }
         let body = response.bytes().await.map_err(request_failed)?;
-        self.source
-            .parse(&body)
-            .map_err(|source| FetchError::Parse {
-                url,
-                site: self.source.name(),
-                source,
-            })
+        super::source::parse(self.source, &body).map_err(|source| FetchError::Parse {
+            url,
+            site: self.source.name(),
+            source,
+        })
     }
 }
 
 /// `{base}/api/tracklists`, keeping any path prefix of the base URL.
 fn endpoint(base: &Url, source: Source) -> String {
-    format!("{}/{}", base.as_str().trim_end_matches('/'), source.path())
+    format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        source.listing_path()
+    )
 }
 
 /// An error and its causes on one line: reqwest's own message alone says only

@@ -9,49 +9,16 @@
 //! about the page (no mix title or URL means we are not reading a tracklist at all).
 
 use serde::Deserialize;
-use wire::Service;
 
-/// Which site a scraper reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Mixesdb,
-    Tracklists1001,
-}
+/// Which site a scraper reads: the site's name, listing path and scraper are the
+/// wire contract; its page format is this module's.
+pub use wire::api::SourceSite as Source;
 
-impl Source {
-    /// The site the compose service scrapes, if it is a scraper.
-    pub fn of(service: Service) -> Option<Self> {
-        match service {
-            Service::ScraperMixesdb => Some(Source::Mixesdb),
-            Service::Scraper1001Tracklists => Some(Source::Tracklists1001),
-            _ => None,
-        }
-    }
-
-    /// `tracks.source` for what this site yields.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Mixesdb => "mixesdb",
-            Source::Tracklists1001 => "1001tracklists",
-        }
-    }
-
-    /// The listing endpoint, relative to the site's base URL; the page goes in `?page=`.
-    pub fn path(self) -> &'static str {
-        match self {
-            Source::Mixesdb => "api/tracklists",
-            Source::Tracklists1001 => "api/tracklist",
-        }
-    }
-
-    /// Reads one listing page in this site's format.
-    pub fn parse(self, body: &[u8]) -> Result<Page, serde_json::Error> {
-        match self {
-            Source::Mixesdb => serde_json::from_slice::<MixesdbPage>(body).map(Page::from),
-            Source::Tracklists1001 => {
-                serde_json::from_slice::<TracklistsPage>(body).map(Page::from)
-            }
-        }
+/// Reads one listing page in `site`'s format.
+pub fn parse(site: Source, body: &[u8]) -> Result<Page, serde_json::Error> {
+    match site {
+        Source::Mixesdb => serde_json::from_slice::<MixesdbPage>(body).map(Page::from),
+        Source::Tracklists1001 => serde_json::from_slice::<TracklistsPage>(body).map(Page::from),
     }
 }
 
@@ -197,7 +164,7 @@ mod tests {
 
     #[test]
     fn reads_the_mixesdb_fixture() {
-        let page = Source::Mixesdb.parse(MIXESDB.as_bytes()).unwrap();
+        let page = parse(Source::Mixesdb, MIXESDB.as_bytes()).unwrap();
         assert_eq!(page.title, "2025-10-04 - Ben UFO @ Printworks, London");
         assert!(page.url.starts_with("https://www.mixesdb.com/w/"));
         assert_eq!(
@@ -210,7 +177,7 @@ mod tests {
 
     #[test]
     fn reads_the_1001tracklists_fixture() {
-        let page = Source::Tracklists1001.parse(TRACKLISTS.as_bytes()).unwrap();
+        let page = parse(Source::Tracklists1001, TRACKLISTS.as_bytes()).unwrap();
         assert_eq!(page.title, "Peggy Gou @ Boiler Room Seoul 2025-09-27");
         assert!(
             page.url
@@ -228,9 +195,9 @@ mod tests {
 
     #[test]
     fn one_format_is_not_mistaken_for_the_other() {
-        assert!(Source::Mixesdb.parse(TRACKLISTS.as_bytes()).is_err());
-        assert!(Source::Tracklists1001.parse(MIXESDB.as_bytes()).is_err());
-        assert!(Source::Mixesdb.parse(b"<html>503</html>").is_err());
+        assert!(parse(Source::Mixesdb, TRACKLISTS.as_bytes()).is_err());
+        assert!(parse(Source::Tracklists1001, MIXESDB.as_bytes()).is_err());
+        assert!(parse(Source::Mixesdb, b"<html>503</html>").is_err());
     }
 
     #[test]
@@ -241,7 +208,7 @@ mod tests {
             {"title": "No Artist"},
             {"artist": "No Title", "title": "  "}
         ]}"#;
-        let page = Source::Mixesdb.parse(body).unwrap();
+        let page = parse(Source::Mixesdb, body).unwrap();
         assert_eq!(page.tracks.len(), 4);
         assert_eq!(page.tracks[1].artist.as_deref(), Some(""));
         assert_eq!(page.tracks[2].artist, None);
@@ -252,17 +219,21 @@ mod tests {
     #[test]
     fn a_cue_without_a_track_is_an_empty_entry() {
         let body = br#"{"tracklist": {"name": "n", "url": "u"}, "entries": [{"cue": 1}]}"#;
-        let page = Source::Tracklists1001.parse(body).unwrap();
+        let page = parse(Source::Tracklists1001, body).unwrap();
         assert_eq!(page.incomplete_positions(), [1]);
     }
 
     #[test]
     fn each_scraper_service_has_its_site() {
-        assert_eq!(Source::of(Service::ScraperMixesdb), Some(Source::Mixesdb));
+        use wire::Service;
         assert_eq!(
-            Source::of(Service::Scraper1001Tracklists).map(Source::name),
+            Source::scraped_by(Service::ScraperMixesdb),
+            Some(Source::Mixesdb)
+        );
+        assert_eq!(
+            Source::scraped_by(Service::Scraper1001Tracklists).map(Source::name),
             Some("1001tracklists")
         );
-        assert_eq!(Source::of(Service::RestApi), None);
+        assert_eq!(Source::scraped_by(Service::RestApi), None);
     }
 }

@@ -33,7 +33,7 @@ fn main() {
     let service = match args.as_slice() {
         [_, twin, service] if twin == "twin" => service.clone(),
         _ => {
-            eprintln!("usage: harness-stub-twin twin <service>");
+            eprintln!("usage: stack-stub-twin twin <service>");
             std::process::exit(2);
         }
     };

@@ -7,7 +7,7 @@
 //! program flip a switch on that service's chaos control surface; a DLQ flood is
 //! rows in PostgreSQL; container faults (a full disk, the gateway disconnected from
 //! the providers' network) are facts of the docker engine
-//! ([`crate::docker::faults`]) and need the docker backend. Every kind passes one
+//! ([`stack::docker::faults`]) and need the docker backend. Every kind passes one
 //! conformance suite: inactive is passthrough, heal restores the baseline, healing
 //! twice is a no-op.
 
@@ -28,8 +28,8 @@ use wire::{Clock, Service};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use super::scenario::FaultSpec;
-use crate::docker::DockerStack;
-use crate::docker::faults::{ContainerFaultError, ContainerHeal};
+use stack::docker::DockerStack;
+use stack::docker::faults::{ContainerFaultError, ContainerHeal};
 
 /// What a fault needs of a running stack.
 pub trait FaultTarget: Send + Sync {

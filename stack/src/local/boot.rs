@@ -30,9 +30,11 @@ use super::{Binaries, logs, reaper, redis, run_dir, template};
 use crate::catalogue::Catalogue;
 use crate::error::{most_telling, task_failed};
 use crate::local::BootReport;
-use crate::providers::{self, Provider, Providers};
-use crate::stack::{Endpoints, PortMode, StackOptions};
+use crate::providers::{self, Providers};
+use crate::stack::{PortMode, StackOptions};
 use crate::{StackError, dirs, ports, seed};
+use wire::Endpoints;
+use wire::api::{Provider, SourceSite};
 
 /// Everything a booted local stack consists of.
 pub(crate) struct Booted {
@@ -77,8 +79,8 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     let mut supervisor = Supervisor::new(run, http.clone());
     let data_dir = supervisor.run_dir().path().to_owned();
     let addresses = Addresses::allocate(options.ports, supervisor.run_dir())?;
-    let endpoints = addresses.endpoints();
     let listening = providers::Listening::start().await;
+    let endpoints = addresses.endpoints(&listening);
     add_slots(
         &mut supervisor,
         &host,
@@ -199,7 +201,7 @@ impl Addresses {
         })
     }
 
-    fn endpoints(&self) -> Endpoints {
+    fn endpoints(&self, providers: &providers::Listening) -> Endpoints {
         let api = |service: Service| base_url(self.listen[&service]);
         Endpoints {
             enrichment: api(Service::MetadataEnrichment),
@@ -208,10 +210,11 @@ impl Addresses {
             rest_api: api(Service::RestApi),
             graph_api: api(Service::GraphApi),
             database_url: postgres::url(self.postgres, APP_USER, DATABASE),
-            admin_database_url: postgres::url(self.postgres, SUPERUSER, DATABASE),
-            redis_url: redis::url(self.redis),
+            postgres_host: "localhost".to_owned(),
             postgres_port: self.postgres,
+            redis_url: redis::url(self.redis),
             redis_port: self.redis,
+            providers: providers.public_urls(),
         }
     }
 }
@@ -266,10 +269,10 @@ fn add_slots(
         enrichment_url: endpoints.enrichment.clone(),
         gateway_url: endpoints.gateway.clone(),
         spotify_url: listening.url(Provider::Spotify),
-        musicbrainz_url: listening.url(Provider::MusicBrainz),
-        lastfm_url: listening.url(Provider::LastFm),
-        mixesdb_url: listening.url(Provider::MixesDb),
-        tracklists1001_url: listening.url(Provider::Tracklists1001),
+        musicbrainz_url: listening.url(Provider::Musicbrainz),
+        lastfm_url: listening.url(Provider::Lastfm),
+        mixesdb_url: listening.url(SourceSite::Mixesdb),
+        tracklists1001_url: listening.url(SourceSite::Tracklists1001),
         run_id: supervisor.run_dir().run_id().to_owned(),
     };
     for service in Service::TWIN {

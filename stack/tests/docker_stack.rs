@@ -11,10 +11,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::docker::stack::DockerOptions;
-use harness::docker::{DockerStack, Images, engine};
-use harness::{Stack, StackOptions};
 use runbooks::ops::ServiceStatus;
+use stack::docker::stack::DockerOptions;
+use stack::docker::{DockerStack, Images, engine};
+use stack::{Stack, StackOptions};
 use support::{drill_binary, http, skip_without_docker};
 use wire::Service;
 
@@ -153,9 +153,9 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
         .await
         .expect("the table outlives a restart and a recreation of postgres");
     assert_eq!(survivors, 1);
-    let runtime_root = harness::dirs::runtime_root().unwrap();
+    let runtime_root = stack::dirs::runtime_root().unwrap();
     assert!(
-        !harness::ports::claimed_by(&runtime_root, &run_id).is_empty(),
+        !stack::ports::claimed_by(&runtime_root, &run_id).is_empty(),
         "a running stack holds claims on its published ports"
     );
 
@@ -180,7 +180,7 @@ async fn docker_stack_boots_answers_obeys_the_orchestrator_and_leaves_nothing() 
         "no container, network or volume of run {run_id} is left"
     );
     assert_eq!(
-        harness::ports::claimed_by(&runtime_root, &run_id),
+        stack::ports::claimed_by(&runtime_root, &run_id),
         Vec::<u16>::new(),
         "the stack's host port claims are released"
     );
@@ -258,7 +258,7 @@ async fn a_drill_mode_docker_stack_publishes_the_documented_ports_on_loopback() 
         return;
     }
     let mut options = StackOptions::for_tests(drill_binary());
-    options.ports = harness::PortMode::Documented;
+    options.ports = stack::PortMode::Documented;
     let docker_stack = DockerStack::start(options)
         .await
         .expect("the docker stack boots");
@@ -331,7 +331,7 @@ async fn a_killed_runs_containers_are_reaped_by_label_at_the_next_start() {
     .await
     .unwrap();
     let run_id = run_id.expect("drill up printed its run id");
-    let run_dir = harness::dirs::runtime_root()
+    let run_dir = stack::dirs::runtime_root()
         .unwrap()
         .join("runs")
         .join(&run_id);

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use runbooks::DynRunbook;
 use runbooks::criteria::{readings_before, verify_all};
-use runbooks::ops::{Approver, Endpoints, Host, Ops, Orchestrator, Outcome, Phase, Timeline};
+use runbooks::ops::{Approver, Host, Ops, Orchestrator, Outcome, Phase, Timeline};
 use tokio::sync::Mutex;
-use wire::Clock;
+use wire::{Clock, Endpoints};
 
 use super::alerts::{AlertEvaluator, AlertState, rules};
 use super::faults::{Fault, FaultGuard, FaultTarget};

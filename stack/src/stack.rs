@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 use url::Url;
-use wire::{Clock, Service};
+use wire::{Clock, Endpoints, Service};
 
 use crate::StackError;
 use crate::backend::Backend;
@@ -58,26 +58,6 @@ impl StackOptions {
             label: std::thread::current().name().unwrap_or("test").to_owned(),
         }
     }
-}
-
-/// Where a stack's services answer.
-#[derive(Clone, Debug)]
-pub struct Endpoints {
-    /// metadata-enrichment (`localhost:8020` in drill mode).
-    pub enrichment: Url,
-    /// api-gateway-internal (8022).
-    pub gateway: Url,
-    /// dlq-manager (8024).
-    pub dlq: Url,
-    pub rest_api: Url,
-    pub graph_api: Url,
-    /// musicdb as `musicdb_user`, as the runbooks connect.
-    pub database_url: String,
-    /// musicdb as the `postgres` superuser, for the harness's own work.
-    pub admin_database_url: String,
-    pub redis_url: String,
-    pub postgres_port: u16,
-    pub redis_port: u16,
 }
 
 /// A running twin on either backend. Dropping it stops everything it started.

@@ -50,9 +50,11 @@ use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
 use crate::local::run_dir::{Owner, RunDir};
 use crate::local::twin::{self, Wiring};
 use crate::local::{Binaries, TemplateOutcome};
-use crate::providers::{Listening, Provider, Providers};
-use crate::stack::{Endpoints, PortMode, StackOptions};
+use crate::providers::{Listening, Providers, StandIn};
+use crate::stack::{PortMode, StackOptions};
 use crate::{StackError, dirs, seed};
+use wire::Endpoints;
+use wire::api::{Provider, SourceSite};
 
 /// The chaos surface's port in a twin container, published on the host's loopback.
 const CHAOS_PORT: u16 = 9000;
@@ -118,7 +120,7 @@ pub(super) async fn boot(
     let listening = Listening::start().await;
     let (forwarders, provider_urls) = forward_providers(&listening, &resources).await?;
     let ports = HostPorts::claim(teardown.run_dir(), options.ports)?;
-    let endpoints = ports.endpoints();
+    let endpoints = ports.endpoints(&listening);
     let specs = ContainerSpecs {
         project: &project,
         labels: &labels,
@@ -148,11 +150,11 @@ pub(super) async fn boot(
         redis_url: "redis://redis:6379".to_owned(),
         enrichment_url: service_url(Service::MetadataEnrichment),
         gateway_url: service_url(Service::ApiGatewayInternal),
-        spotify_url: provider_urls[&Provider::Spotify].clone(),
-        musicbrainz_url: provider_urls[&Provider::MusicBrainz].clone(),
-        lastfm_url: provider_urls[&Provider::LastFm].clone(),
-        mixesdb_url: provider_urls[&Provider::MixesDb].clone(),
-        tracklists1001_url: provider_urls[&Provider::Tracklists1001].clone(),
+        spotify_url: provider_urls[&Provider::Spotify.into()].clone(),
+        musicbrainz_url: provider_urls[&Provider::Musicbrainz.into()].clone(),
+        lastfm_url: provider_urls[&Provider::Lastfm.into()].clone(),
+        mixesdb_url: provider_urls[&SourceSite::Mixesdb.into()].clone(),
+        tracklists1001_url: provider_urls[&SourceSite::Tracklists1001.into()].clone(),
         run_id: run_id.clone(),
     };
     let twin_image = TwinImage::choose(&bins, &images)?;
@@ -493,10 +495,10 @@ async fn create_disk(
 async fn forward_providers(
     listening: &Listening,
     resources: &Resources,
-) -> Result<(Vec<Forwarder>, BTreeMap<Provider, Url>), DockerError> {
+) -> Result<(Vec<Forwarder>, BTreeMap<StandIn, Url>), DockerError> {
     let mut forwarders = Vec::new();
     let mut urls = BTreeMap::new();
-    for provider in Provider::ALL {
+    for provider in StandIn::ALL {
         let url = listening.url(provider);
         let target = url
             .socket_addrs(|| None)
@@ -518,12 +520,9 @@ async fn forward_providers(
     Ok((forwarders, urls))
 }
 
-/// Whether api-gateway-internal calls `provider` (the scrapers call their own sites).
-fn called_by_the_gateway(provider: Provider) -> bool {
-    matches!(
-        provider,
-        Provider::Spotify | Provider::MusicBrainz | Provider::LastFm
-    )
+/// Whether api-gateway-internal calls `party` (the scrapers call their own sites).
+fn called_by_the_gateway(party: StandIn) -> bool {
+    matches!(party, StandIn::Provider(_))
 }
 
 /// The provider stand-ins' responses, from the catalogue for `seed` and `tracks`.
@@ -580,7 +579,7 @@ impl HostPorts {
         local_url(self.listen[&service])
     }
 
-    fn endpoints(&self) -> Endpoints {
+    fn endpoints(&self, providers: &Listening) -> Endpoints {
         let (pg, redis) = (self.postgres, self.redis);
         Endpoints {
             enrichment: self.api(Service::MetadataEnrichment),
@@ -589,10 +588,11 @@ impl HostPorts {
             rest_api: self.api(Service::RestApi),
             graph_api: self.api(Service::GraphApi),
             database_url: format!("postgres://{APP_USER}@127.0.0.1:{pg}/{DATABASE}"),
-            admin_database_url: format!("postgres://{SUPERUSER}@127.0.0.1:{pg}/{DATABASE}"),
-            redis_url: format!("redis://127.0.0.1:{redis}"),
+            postgres_host: "localhost".to_owned(),
             postgres_port: pg,
+            redis_url: format!("redis://127.0.0.1:{redis}"),
             redis_port: redis,
+            providers: providers.public_urls(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The local backend end to end, with the stand-in twin (`harness-stub-twin`), so these
+//! The local backend end to end, with the stand-in twin (`stack-stub-twin`), so these
 //! tests exercise the harness's own machinery whatever state the real twin is in.
 //! `real_twin.rs` repeats the boot with the real `drill` binary.
 
@@ -7,13 +7,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::local::template::{self, TemplateOutcome};
-use harness::local::{Binaries, run_dir};
-use harness::{PortMode, Provider, Stack, StackError, StackOptions};
 use runbooks::ops::ServiceStatus;
 use sqlx::{Connection, PgConnection};
+use stack::local::template::{self, TemplateOutcome};
+use stack::local::{Binaries, run_dir};
+use stack::{PortMode, Stack, StackError, StackOptions};
 use support::{alive, http, listening, stub_options, stub_twin};
 use wire::Service;
+use wire::api::{Provider, SourceSite};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -174,7 +175,7 @@ async fn a_stack_boots_and_every_endpoint_answers() {
     let scraper = stub_info(&stack, Service::Scraper1001Tracklists).await;
     assert_eq!(
         scraper["env"]["SOURCE_URL"],
-        stack.providers().url(Provider::Tracklists1001).as_str()
+        stack.providers().url(SourceSite::Tracklists1001).as_str()
     );
     assert!(
         scraper["env"].get("LISTEN_ADDR").is_none(),
@@ -347,7 +348,7 @@ async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
     o.pause(scraper).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Paused);
     let pid = support::local(&stack).pid(scraper).unwrap() as i32;
-    assert_eq!(harness::local::procfs::stat(pid).unwrap().state, 'T');
+    assert_eq!(stack::local::procfs::stat(pid).unwrap().state, 'T');
     o.unpause(scraper).await.unwrap();
     assert_eq!(o.status(scraper).await.unwrap(), ServiceStatus::Running);
 
@@ -391,7 +392,7 @@ async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
 
     let junk = support::local(&stack)
         .data_dir()
-        .join(harness::local::JUNK_DIR);
+        .join(stack::local::JUNK_DIR);
     std::fs::create_dir_all(&junk).unwrap();
     std::fs::write(junk.join("dangling-image.tar"), vec![0u8; 4096]).unwrap();
     let pruned = o.prune().await.unwrap();
@@ -401,7 +402,7 @@ async fn the_orchestrator_stops_starts_kills_and_pauses_services() {
 #[tokio::test]
 async fn the_template_is_built_once_and_then_reused() {
     let cache = tempfile::tempdir().unwrap();
-    let root = harness::dirs::runtime_root().unwrap();
+    let root = stack::dirs::runtime_root().unwrap();
     let bins = Binaries::locate(&stub_twin()).unwrap();
     let first = template::ensure(&bins, cache.path(), &root, 7, 100)
         .await
@@ -458,7 +459,7 @@ fn every_pid(stack: &Stack) -> Vec<u32> {
             .pid(service)
             .expect("every service runs");
         pids.extend(
-            harness::local::procfs::family(leader as i32)
+            stack::local::procfs::family(leader as i32)
                 .into_iter()
                 .map(|p| p as u32),
         );
@@ -639,7 +640,7 @@ async fn a_documented_port_in_use_is_reported_before_anything_starts() {
         StackError::PortInUse { .. } => {}
         other => panic!("expected PortInUse, got {other}"),
     }
-    let root = harness::dirs::runtime_root().unwrap();
+    let root = stack::dirs::runtime_root().unwrap();
     let ours = std::fs::read_dir(root.join("runs"))
         .into_iter()
         .flatten()
@@ -711,13 +712,13 @@ async fn a_service_that_exits_during_boot_is_reported_with_its_log() {
         .parse()
         .unwrap();
     assert!(!listening(port), "PostgreSQL on {port} was stopped");
-    let root = harness::dirs::runtime_root().unwrap();
+    let root = stack::dirs::runtime_root().unwrap();
     assert!(!root.join("runs").join(run_id).exists());
 }
 
 #[tokio::test]
 async fn a_stale_run_is_reaped_when_the_next_stack_starts() {
-    let root = harness::dirs::runtime_root().unwrap();
+    let root = stack::dirs::runtime_root().unwrap();
     let mut sleeper = std::process::Command::new("sleep")
         .arg("60")
         .spawn()

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use harness::StackOptions;
+use stack::StackOptions;
 use support::{alive, drill_binary, http};
 use wire::Service;
 

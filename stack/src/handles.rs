@@ -16,8 +16,8 @@ use wire::{Clock, Service};
 
 use crate::catalogue::Catalogue;
 use crate::providers::Providers;
-use crate::stack::Endpoints;
 use crate::{StackError, seed};
+use wire::Endpoints;
 
 /// The handles of one running twin.
 pub(crate) struct StackHandles {
@@ -90,26 +90,5 @@ impl StackHandles {
             .await
             .into_iter()
             .collect::<Result<(), _>>()
-    }
-
-    /// The addresses as the runbooks' `Ops` facade takes them.
-    pub fn ops_endpoints(&self) -> runbooks::ops::Endpoints {
-        let ep = &self.endpoints;
-        let providers = wire::api::Provider::ALL
-            .into_iter()
-            .map(|p| (p, self.providers.url(p.into())))
-            .collect();
-        runbooks::ops::Endpoints {
-            enrichment: ep.enrichment.clone(),
-            gateway: ep.gateway.clone(),
-            dlq: ep.dlq.clone(),
-            rest_api: ep.rest_api.clone(),
-            graph_api: ep.graph_api.clone(),
-            database_url: ep.database_url.clone(),
-            postgres_host: "localhost".to_owned(),
-            postgres_port: ep.postgres_port,
-            redis_url: ep.redis_url.clone(),
-            providers,
-        }
     }
 }

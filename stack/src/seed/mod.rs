@@ -18,6 +18,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rand::Rng;
 use serde_json::json;
 
+use twin::enrichment::contract::EnrichedFields;
+use twin::quality;
+
 use crate::catalogue::{Catalogue, CatalogueTrack, rng_for};
 
 /// Bumped whenever generation or loading changes (it is part of the template's cache key).
@@ -79,7 +82,7 @@ pub struct SeedQuality {
     pub quality_score: f64,
     pub quality_tier: &'static str,
     /// A JSON array of rule names, or `None` when the track is clean.
-    pub validation_errors: Option<Vec<&'static str>>,
+    pub validation_errors: Option<Vec<String>>,
     pub created_age_ms: i64,
 }
 
@@ -331,20 +334,23 @@ impl SeedData {
                         _ => track.isrc = None,
                     }
                 }
-                let (score, errors) = quality_of(&track);
+                let fields = track.fields();
+                let assessment = quality::assess(&fields);
+                let score = assessment.score;
                 self.quality.push(SeedQuality {
                     id: 0,
                     track_id,
                     quality_score: score,
-                    quality_tier: tier(score),
-                    validation_errors: errors,
+                    quality_tier: assessment.tier.name(),
+                    validation_errors: (!assessment.validation_errors.is_empty())
+                        .then_some(assessment.validation_errors),
                     created_age_ms: enriched_age,
                 });
                 self.audit.push(SeedAudit {
                     id: 0,
                     track_id,
                     sources_used: sources.join(","),
-                    fields_enriched: present_fields(&track),
+                    fields_enriched: fields.present(),
                     quality_score: Some(score),
                     status: "success",
                     worker,
@@ -369,55 +375,22 @@ impl SeedData {
     }
 }
 
-/// The score and validation errors of an enriched track, computed as the twin's quality
-/// scoring does (twin/src/quality.rs): the weights of the fields present (they sum to
-/// 100), and a `missing_<field>` rule per absent field, in the twin's order, so seeded
-/// and live rows group together under `GROUP BY validation_errors`.
-fn quality_of(track: &SeedTrack) -> (f64, Option<Vec<&'static str>>) {
-    let fields: [(&'static str, bool, f64); 7] = [
-        ("missing_spotify_id", track.spotify_id.is_some(), 25.0),
-        ("missing_isrc", track.isrc.is_some(), 15.0),
-        ("missing_bpm", track.bpm.is_some(), 20.0),
-        ("missing_key", track.key.is_some(), 15.0),
-        (
-            "missing_musicbrainz_id",
-            track.musicbrainz_id.is_some(),
-            10.0,
-        ),
-        ("missing_genre", track.genre.is_some(), 10.0),
-        ("missing_duration_ms", track.duration_ms.is_some(), 5.0),
-    ];
-    let score = fields.iter().filter(|f| f.1).map(|f| f.2).sum();
-    let errors: Vec<&'static str> = fields.iter().filter(|f| !f.1).map(|f| f.0).collect();
-    (score, (!errors.is_empty()).then_some(errors))
-}
-
-/// The columns a track has values for, in column order, as the twin lists them in
-/// `enrichment_audit.fields_enriched`.
-fn present_fields(track: &SeedTrack) -> Vec<&'static str> {
-    [
-        ("spotify_id", track.spotify_id.is_some()),
-        ("isrc", track.isrc.is_some()),
-        ("musicbrainz_id", track.musicbrainz_id.is_some()),
-        ("bpm", track.bpm.is_some()),
-        ("key", track.key.is_some()),
-        ("duration_ms", track.duration_ms.is_some()),
-        ("genre", track.genre.is_some()),
-        ("popularity", track.popularity.is_some()),
-        ("lastfm_listeners", track.lastfm_listeners.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect()
-}
-
-/// 'excellent' (>= 90), 'good' (>= 70), 'fair' (>= 50), 'poor'.
-pub fn tier(score: f64) -> &'static str {
-    match score {
-        s if s >= 90.0 => "excellent",
-        s if s >= 70.0 => "good",
-        s if s >= 50.0 => "fair",
-        _ => "poor",
+impl SeedTrack {
+    /// The fields enrichment filled, as the twin holds them: the seed scores and
+    /// lists them with the twin's own code, so seeded and live rows agree (they
+    /// group together under the runbooks' `GROUP BY validation_errors`).
+    fn fields(&self) -> EnrichedFields {
+        EnrichedFields {
+            spotify_id: self.spotify_id.clone(),
+            isrc: self.isrc.clone(),
+            musicbrainz_id: self.musicbrainz_id.clone(),
+            bpm: self.bpm,
+            key: self.key.clone(),
+            duration_ms: self.duration_ms,
+            genre: self.genre.clone(),
+            popularity: self.popularity,
+            lastfm_listeners: self.lastfm_listeners,
+        }
     }
 }
 
@@ -548,11 +521,21 @@ mod tests {
     }
 
     #[test]
-    fn tiers_follow_the_documented_bounds() {
-        assert_eq!(tier(95.0), "excellent");
-        assert_eq!(tier(90.0), "excellent");
-        assert_eq!(tier(70.0), "good");
-        assert_eq!(tier(69.99), "fair");
-        assert_eq!(tier(12.0), "poor");
+    fn seeded_fields_break_no_rule_of_the_twin_but_absence() {
+        // The catalogue's ids, keys, tempos and durations are all valid by the twin's
+        // rules; the only validation errors the history holds are fields a provider
+        // did not have, as in production.
+        let data = generate(42, 2000);
+        let broken: Vec<&String> = data
+            .quality
+            .iter()
+            .flat_map(|q| q.validation_errors.iter().flatten())
+            .filter(|rule| !rule.starts_with("missing_"))
+            .collect();
+        assert!(broken.is_empty(), "{broken:?}");
+        assert!(
+            data.quality.iter().any(|q| q.validation_errors.is_some()),
+            "some tracks lack a field"
+        );
     }
 }

@@ -3,17 +3,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use runbooks::ops::{Endpoints, Host, Orchestrator};
+use runbooks::ops::{Host, Orchestrator};
 use sqlx::PgPool;
 use url::Url;
+use wire::Endpoints;
 use wire::api::Provider;
 use wire::{Clock, Service};
 use wiremock::{MockServer, Respond};
 
 use super::faults::FaultTarget;
 use super::runner::DrillStack;
-use crate::docker::DockerStack;
-use crate::stack::Stack;
+use stack::Stack;
+use stack::docker::DockerStack;
 
 impl FaultTarget for Stack {
     fn clock(&self) -> Clock {
@@ -21,11 +22,11 @@ impl FaultTarget for Stack {
     }
 
     fn provider_server(&self, provider: Provider) -> &MockServer {
-        self.providers().server(provider.into())
+        self.providers().server(provider)
     }
 
     fn provider_baseline(&self, provider: Provider) -> Box<dyn Respond> {
-        self.providers().baseline_responder(provider.into())
+        self.providers().baseline_responder(provider)
     }
 
     fn chaos_url(&self, service: Service) -> Option<Url> {
@@ -52,7 +53,7 @@ impl FaultTarget for Stack {
 #[async_trait]
 impl DrillStack for Stack {
     fn ops_endpoints(&self) -> Endpoints {
-        self.handles().ops_endpoints()
+        self.endpoints().clone()
     }
 
     fn ops_orchestrator(&self) -> Arc<dyn Orchestrator> {

@@ -30,57 +30,52 @@ use url::Url;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use wire::api::{Provider, SourceSite};
+
 use crate::catalogue::Catalogue;
 
 /// The priority of baseline mocks. Lower numbers win in wiremock; a fault mock mounted
 /// at the default priority (5) or anything below 10 overrides the baseline.
 pub const BASELINE_PRIORITY: u8 = 10;
 
-/// One mocked external party.
+/// One mocked external party: an enrichment provider or a scraped site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    Spotify,
-    MusicBrainz,
-    LastFm,
-    /// The source site of `scraper-mixesdb`.
-    MixesDb,
-    /// The source site of `scraper-1001tracklists`.
-    Tracklists1001,
+pub enum StandIn {
+    Provider(Provider),
+    Site(SourceSite),
 }
 
-/// The enrichment providers of the wire API, as the stand-ins that mock them.
-impl From<wire::api::Provider> for Provider {
-    fn from(provider: wire::api::Provider) -> Self {
-        match provider {
-            wire::api::Provider::Spotify => Provider::Spotify,
-            wire::api::Provider::Musicbrainz => Provider::MusicBrainz,
-            wire::api::Provider::Lastfm => Provider::LastFm,
-        }
+impl From<Provider> for StandIn {
+    fn from(provider: Provider) -> Self {
+        StandIn::Provider(provider)
     }
 }
 
-impl Provider {
-    pub const ALL: [Provider; 5] = [
-        Provider::Spotify,
-        Provider::MusicBrainz,
-        Provider::LastFm,
-        Provider::MixesDb,
-        Provider::Tracklists1001,
+impl From<SourceSite> for StandIn {
+    fn from(site: SourceSite) -> Self {
+        StandIn::Site(site)
+    }
+}
+
+impl StandIn {
+    pub const ALL: [StandIn; 5] = [
+        StandIn::Provider(Provider::Spotify),
+        StandIn::Provider(Provider::Musicbrainz),
+        StandIn::Provider(Provider::Lastfm),
+        StandIn::Site(SourceSite::Mixesdb),
+        StandIn::Site(SourceSite::Tracklists1001),
     ];
 
-    /// The provider's name as `dlq_messages.provider` and the config rows spell it.
+    /// The party's name as the config rows and `tracks.source` spell it.
     pub fn name(self) -> &'static str {
         match self {
-            Provider::Spotify => "spotify",
-            Provider::MusicBrainz => "musicbrainz",
-            Provider::LastFm => "lastfm",
-            Provider::MixesDb => "mixesdb",
-            Provider::Tracklists1001 => "1001tracklists",
+            StandIn::Provider(provider) => provider.name(),
+            StandIn::Site(site) => site.name(),
         }
     }
 }
 
-impl fmt::Display for Provider {
+impl fmt::Display for StandIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -89,7 +84,7 @@ impl fmt::Display for Provider {
 /// The running provider stand-ins.
 pub struct Providers {
     catalogue: Arc<Catalogue>,
-    servers: Vec<(Provider, MockServer)>,
+    servers: Vec<(StandIn, MockServer)>,
 }
 
 impl Providers {
@@ -99,7 +94,8 @@ impl Providers {
     }
 
     /// The server standing in for `provider`, to mount fault mocks on.
-    pub fn server(&self, provider: Provider) -> &MockServer {
+    pub fn server(&self, party: impl Into<StandIn>) -> &MockServer {
+        let provider = party.into();
         &self
             .servers
             .iter()
@@ -109,7 +105,8 @@ impl Providers {
     }
 
     /// Base URL of the provider's server, e.g. `http://127.0.0.1:41234/`.
-    pub fn url(&self, provider: Provider) -> Url {
+    pub fn url(&self, party: impl Into<StandIn>) -> Url {
+        let provider = party.into();
         Url::parse(&self.server(provider).uri()).expect("wiremock serves a valid URI")
     }
 
@@ -123,7 +120,7 @@ impl Providers {
     /// panics when such a guard is dropped after the server it was mounted on was reset.
     /// Faults that must heal independently of resets mount plainly behind a switch.
     pub async fn reset(&self) {
-        futures::future::join_all(Provider::ALL.map(|provider| async move {
+        futures::future::join_all(StandIn::ALL.map(|provider| async move {
             self.server(provider).reset().await;
             self.mount_baseline(provider).await;
         }))
@@ -132,15 +129,15 @@ impl Providers {
 
     /// The provider's normal answers as one responder, for faults that serve them
     /// changed (late, for a latency fault) rather than replacing them.
-    pub fn baseline_responder(&self, provider: Provider) -> Box<dyn wiremock::Respond> {
-        Box::new(Baseline::new(provider, self.catalogue.clone()))
+    pub fn baseline_responder(&self, party: impl Into<StandIn>) -> Box<dyn wiremock::Respond> {
+        Box::new(Baseline::new(party.into(), self.catalogue.clone()))
     }
 
-    async fn mount_baseline(&self, provider: Provider) {
+    async fn mount_baseline(&self, provider: StandIn) {
         let server = self.server(provider);
         let catalogue = self.catalogue.clone();
         let mocks = match provider {
-            Provider::Spotify => vec![
+            StandIn::Provider(Provider::Spotify) => vec![
                 Mock::given(method("GET"))
                     .and(path("/v1/search"))
                     .respond_with(spotify::Search::new(catalogue.clone())),
@@ -148,22 +145,22 @@ impl Providers {
                     .and(path_regex(r"^/v1/audio-features/[^/]+$"))
                     .respond_with(spotify::AudioFeatures::new(catalogue)),
             ],
-            Provider::MusicBrainz => vec![
+            StandIn::Provider(Provider::Musicbrainz) => vec![
                 Mock::given(method("GET"))
                     .and(path_regex(r"^/ws/2/recording/?$"))
                     .respond_with(musicbrainz::Recording::new(catalogue)),
             ],
-            Provider::LastFm => vec![
+            StandIn::Provider(Provider::Lastfm) => vec![
                 Mock::given(method("GET"))
                     .and(path_regex(r"^/2\.0/?$"))
                     .respond_with(lastfm::TrackInfo::new(catalogue)),
             ],
-            Provider::MixesDb => vec![
+            StandIn::Site(SourceSite::Mixesdb) => vec![
                 Mock::given(method("GET"))
                     .and(path("/api/tracklists"))
                     .respond_with(sources::Tracklists::mixesdb(catalogue)),
             ],
-            Provider::Tracklists1001 => vec![
+            StandIn::Site(SourceSite::Tracklists1001) => vec![
                 Mock::given(method("GET"))
                     .and(path("/api/tracklist"))
                     .respond_with(sources::Tracklists::tracklists1001(catalogue)),
@@ -181,12 +178,12 @@ impl Providers {
 /// The provider servers, listening but without mocks: their URLs are known before the
 /// catalogue they answer from is generated (which takes a while in debug builds), so a
 /// stack can wire its services while the catalogue is being made.
-pub(crate) struct Listening(Vec<(Provider, MockServer)>);
+pub(crate) struct Listening(Vec<(StandIn, MockServer)>);
 
 impl Listening {
     pub(crate) async fn start() -> Self {
-        let mut servers = Vec::with_capacity(Provider::ALL.len());
-        for provider in Provider::ALL {
+        let mut servers = Vec::with_capacity(StandIn::ALL.len());
+        for provider in StandIn::ALL {
             let server = MockServer::builder()
                 .disable_request_recording()
                 .start()
@@ -196,7 +193,8 @@ impl Listening {
         Self(servers)
     }
 
-    pub(crate) fn url(&self, provider: Provider) -> Url {
+    pub(crate) fn url(&self, party: impl Into<StandIn>) -> Url {
+        let provider = party.into();
         let server = &self
             .0
             .iter()
@@ -206,13 +204,22 @@ impl Listening {
         Url::parse(&server.uri()).expect("wiremock serves a valid URI")
     }
 
+    /// The enrichment providers' addresses as an engineer at the stack's host reaches
+    /// them (`curl -I` of "check external API status").
+    pub(crate) fn public_urls(&self) -> std::collections::BTreeMap<Provider, Url> {
+        Provider::ALL
+            .into_iter()
+            .map(|provider| (provider, self.url(provider)))
+            .collect()
+    }
+
     /// Mounts the baselines, answering from `catalogue`.
     pub(crate) async fn mount(self, catalogue: Arc<Catalogue>) -> Providers {
         let providers = Providers {
             catalogue,
             servers: self.0,
         };
-        for provider in Provider::ALL {
+        for provider in StandIn::ALL {
             providers.mount_baseline(provider).await;
         }
         providers
@@ -251,16 +258,22 @@ enum Baseline {
 }
 
 impl Baseline {
-    fn new(provider: Provider, catalogue: Arc<Catalogue>) -> Self {
+    fn new(provider: StandIn, catalogue: Arc<Catalogue>) -> Self {
         match provider {
-            Provider::Spotify => Baseline::Spotify {
+            StandIn::Provider(Provider::Spotify) => Baseline::Spotify {
                 search: spotify::Search::new(catalogue.clone()),
                 features: spotify::AudioFeatures::new(catalogue),
             },
-            Provider::MusicBrainz => Baseline::MusicBrainz(musicbrainz::Recording::new(catalogue)),
-            Provider::LastFm => Baseline::LastFm(lastfm::TrackInfo::new(catalogue)),
-            Provider::MixesDb => Baseline::Source(sources::Tracklists::mixesdb(catalogue)),
-            Provider::Tracklists1001 => {
+            StandIn::Provider(Provider::Musicbrainz) => {
+                Baseline::MusicBrainz(musicbrainz::Recording::new(catalogue))
+            }
+            StandIn::Provider(Provider::Lastfm) => {
+                Baseline::LastFm(lastfm::TrackInfo::new(catalogue))
+            }
+            StandIn::Site(SourceSite::Mixesdb) => {
+                Baseline::Source(sources::Tracklists::mixesdb(catalogue))
+            }
+            StandIn::Site(SourceSite::Tracklists1001) => {
                 Baseline::Source(sources::Tracklists::tracklists1001(catalogue))
             }
         }
