@@ -24,6 +24,7 @@ mod error;
 mod handles;
 pub mod keep;
 pub mod local;
+pub mod pg_clock;
 pub mod ports;
 pub mod providers;
 pub mod seed;

@@ -488,3 +488,15 @@ async fn postgres_and_redis_run_from_foreign_images_under_the_engines_init() {
     stack.shutdown().await.unwrap();
     assert_eq!(engine::count_run(&docker, &run_id).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn postgres_keeps_the_stacks_modeled_clock_in_its_container() {
+    skip_without_docker!();
+    let stack = Stack::from(
+        DockerStack::start(StackOptions::for_tests(drill_binary()))
+            .await
+            .expect("the docker stack boots"),
+    );
+    support::assert_postgres_keeps_the_stack_clock(&stack).await;
+    stack.shutdown().await.unwrap();
+}

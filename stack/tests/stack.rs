@@ -786,3 +786,12 @@ async fn boot_and_reset_times() {
     eprintln!("boot: median {:?} of {boots:?}", median(boots.clone()));
     eprintln!("reset: median {:?} of {resets:?}", median(resets.clone()));
 }
+
+#[tokio::test]
+async fn postgres_keeps_the_stacks_modeled_clock_for_the_runbooks_sql() {
+    let mut options = stub_options();
+    options.scale = 60.0;
+    let stack = support::start_local(options).await.unwrap();
+    support::assert_postgres_keeps_the_stack_clock(&stack).await;
+    stack.shutdown().await.unwrap();
+}

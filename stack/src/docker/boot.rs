@@ -50,6 +50,7 @@ use crate::local::postgres::{APP_USER, DATABASE, SUPERUSER};
 use crate::local::run_dir::{Owner, RunDir};
 use crate::local::twin::{self, Wiring};
 use crate::local::{Binaries, TemplateOutcome};
+use crate::pg_clock::PgClock;
 use crate::providers::{Listening, Providers, StandIn};
 use crate::stack::{PortMode, StackOptions};
 use crate::{StackError, dirs, seed};
@@ -139,11 +140,21 @@ pub(super) async fn boot(
         .username(SUPERUSER)
         .database(DATABASE)
         .application_name("runbook-drill-harness");
+    let pg_clock = faked_clock(clock, teardown.run_dir().path())?;
     orchestrator.add(
         Service::Postgres,
-        specs.postgres(&pg_data, &resources.disk, ports.postgres),
+        specs.postgres(
+            &pg_data,
+            &resources.disk,
+            ports.postgres,
+            pg_clock.as_ref().map(|(c, dir)| (c, dir.as_path())),
+            clock.scale(),
+        ),
         Probe::Postgres(Box::new(admin_options.clone())),
     );
+    if let Some((pg_clock, _)) = &pg_clock {
+        orchestrator.run_on_faked_clock(Service::Postgres, pg_clock.clone());
+    }
     let wiring = Wiring {
         clock,
         database_url: format!("postgres://{APP_USER}@postgres:5432/{DATABASE}"),
@@ -183,7 +194,13 @@ pub(super) async fn boot(
     let orchestrator = Arc::new(orchestrator);
     let postgres_ready = phases.elapsed();
 
-    let (admin, seed_restore) = restore_seed(admin_options, clock, &phases).await?;
+    let (admin, seed_restore) = restore_seed(
+        admin_options,
+        clock,
+        pg_clock.as_ref().map(|(c, _)| c),
+        &phases,
+    )
+    .await?;
     let twin_started = Instant::now();
     start_twin(&orchestrator, &phases).await?;
     let twin_ready = twin_started.elapsed();
@@ -326,10 +343,36 @@ async fn create_twin(
     Ok(())
 }
 
+/// PostgreSQL's clock for a docker stack, with the host directory its container
+/// mounts at [`spec::CLOCK_DIR`]: the spec, and a copy of the host's libfaketime (so
+/// that images without it, such as the official `postgres`, run on the clock too).
+fn faked_clock(clock: Clock, run_dir: &Path) -> Result<Option<(PgClock, PathBuf)>, StackError> {
+    let dir = run_dir.join("clock");
+    let Some(host) = PgClock::new(clock, &dir)? else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(&dir).map_err(StackError::io(format!("creating {}", dir.display())))?;
+    let library = dir.join(host.library().file_name().unwrap_or_default());
+    std::fs::copy(host.library(), &library).map_err(StackError::io(format!(
+        "copying {} into the stack",
+        host.library().display()
+    )))?;
+    // The server runs as the data directory's owner, not as us.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [&dir, &library] {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+            StackError::io(format!("opening {} to the server", path.display())),
+        )?;
+    }
+    Ok(Some((host.with_library(library), dir)))
+}
+
 /// The seed restored at modeled now, through the superuser pool the stack keeps.
 async fn restore_seed(
     admin_options: PgConnectOptions,
     clock: Clock,
+    pg_clock: Option<&PgClock>,
     phases: &Phases,
 ) -> Result<(PgPool, Duration), DockerError> {
     let admin = PgPoolOptions::new()
@@ -340,6 +383,10 @@ async fn restore_seed(
         .connect_with(admin_options)
         .await
         .map_err(StackError::db("connecting to musicdb as postgres"))?;
+    if let Some(pg_clock) = pg_clock {
+        let skew = pg_clock.align(&admin).await?;
+        phases.mark(&format!("postgres clock aligned ({skew:+.2} s modeled)"));
+    }
     let restore_started = Instant::now();
     seed::snapshot::restore(&admin, clock.now()).await?;
     phases.mark("seed restored");
@@ -666,20 +713,45 @@ impl ContainerSpecs<'_> {
         }
     }
 
-    /// PostgreSQL on the data directory `data` of the host, its backups on the disk.
-    fn postgres(&self, data: &Path, disk: &Disk, host_port: u16) -> ServiceSpec {
+    /// PostgreSQL on the data directory `data` of the host, its backups on the disk,
+    /// on the stack's modeled clock when it runs faster than real time (`clock`: the
+    /// host directory that holds libfaketime and its spec).
+    fn postgres(
+        &self,
+        data: &Path,
+        disk: &Disk,
+        host_port: u16,
+        clock: Option<(&PgClock, &Path)>,
+        scale: f64,
+    ) -> ServiceSpec {
+        let mut binds = vec![
+            format!("{}:{}", data.display(), spec::PGDATA),
+            format!("{}:{BACKUP_DIR}", disk.volume),
+        ];
+        let mut env = BTreeMap::new();
+        if let Some((pg_clock, dir)) = clock {
+            binds.push(format!("{}:{}:ro", dir.display(), spec::CLOCK_DIR));
+            let inside =
+                |file: &Path| Path::new(spec::CLOCK_DIR).join(file.file_name().unwrap_or_default());
+            env.extend(
+                PgClock::env(&inside(pg_clock.spec_file()), &inside(pg_clock.library()))
+                    .into_iter()
+                    .map(|(name, value)| match name.as_str() {
+                        "LD_PRELOAD" => (spec::PRELOAD_ENV.to_owned(), value),
+                        _ => (name, value),
+                    }),
+            );
+        }
         ServiceSpec {
-            binds: vec![
-                format!("{}:{}", data.display(), spec::PGDATA),
-                format!("{}:{BACKUP_DIR}", disk.volume),
-            ],
+            binds,
+            env,
             ports: vec![(5432, host_port)],
             // Fast shutdown, as the official image's STOPSIGNAL.
             stop_signal: Some("SIGINT".into()),
             ..self.common(
                 Service::Postgres,
                 &self.images.postgres,
-                spec::postgres_cmd(),
+                spec::postgres_cmd(scale),
             )
         }
     }

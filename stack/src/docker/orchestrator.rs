@@ -36,6 +36,7 @@ use wire::Service;
 use super::engine::{self, DockerError, LABEL_RUN};
 use super::sdk::{self, Started};
 use super::spec::{ReadyLine, ServiceSpec};
+use crate::pg_clock::PgClock;
 
 /// How a service is known to be ready.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ struct Managed {
     spec: ServiceSpec,
     probe: Probe,
     ready_timeout: Duration,
+    /// The modeled clock the container's server runs on through libfaketime
+    /// (PostgreSQL), whose spec is written for each start.
+    faked_clock: Option<PgClock>,
 }
 
 /// `docker compose …` over one stack's containers.
@@ -116,8 +120,17 @@ impl DockerOrchestrator {
                 spec,
                 probe,
                 ready_timeout,
+                faked_clock: None,
             },
         );
+    }
+
+    /// Runs `service` on `clock` (see [`crate::pg_clock`]): its spec is written
+    /// before each start, by whatever starts it.
+    pub(crate) fn run_on_faked_clock(&mut self, service: Service, clock: PgClock) {
+        if let Some(managed) = self.services.get_mut(&service) {
+            managed.faked_clock = Some(clock);
+        }
     }
 
     /// The container of `service`, e.g. `drill-1a2b3c4d-rest-api-1`.
@@ -172,6 +185,9 @@ impl DockerOrchestrator {
     ) -> Result<Started, DockerError> {
         let managed = &self.services[&service];
         let overrides = lock(&self.pending).remove(&service).unwrap_or_default();
+        if let Some(clock) = &managed.faked_clock {
+            clock.prepare_start()?;
+        }
         let started = sdk::start(
             &self.docker,
             service.name(),
@@ -198,6 +214,9 @@ impl DockerOrchestrator {
         if lock(&self.pending).contains_key(&service) {
             engine::remove_container(&self.docker, name).await?;
             self.create(service).await?;
+        }
+        if let Some(clock) = &managed.faked_clock {
+            clock.prepare_start()?;
         }
         match self
             .docker

@@ -243,7 +243,7 @@ mod tests {
         ServiceSpec {
             container: "drill-x-postgres-1".into(),
             image: "runbook-drill/base:latest".into(),
-            cmd: spec::postgres_cmd(),
+            cmd: spec::postgres_cmd(60.0),
             env: BTreeMap::from([("A".into(), "1".into())]),
             binds: vec![
                 "/dev/shm/runbook-drill/runs/x/pg:/var/lib/postgresql/data".into(),

@@ -14,6 +14,18 @@ use bollard::models::{
 };
 
 use super::engine::DockerError;
+use crate::pg_clock::PgClock;
+
+/// Where PostgreSQL finds libfaketime and its clock's spec inside the container: a
+/// directory of the host's run directory (see [`crate::pg_clock`]), so that the spec
+/// the harness rewrites is the one the server reads.
+pub(crate) const CLOCK_DIR: &str = "/drill-clock";
+
+/// The library PostgreSQL preloads (libfaketime), if any. Not `LD_PRELOAD` itself:
+/// that would load it into the root shell and `setpriv` before the server, and
+/// libfaketime's shared state, made by root under the process's PID, would then be
+/// closed to the server that execs under the same PID as another user.
+pub(crate) const PRELOAD_ENV: &str = "DRILL_PG_PRELOAD";
 
 /// Where PostgreSQL keeps its data inside the container: a directory of the host
 /// (`super::pgdata`), so it survives stop, start and recreation, as a compose volume.
@@ -156,14 +168,19 @@ impl ServiceSpec {
 /// a user other than root, as PostgreSQL requires. The server runs with that uid and
 /// gid, which need no entry in the image's `/etc/passwd`, so the host can remove every
 /// file it writes. `setpriv` execs PostgreSQL without the extra process `runuser` keeps.
-pub(crate) fn postgres_cmd() -> Vec<String> {
-    let settings: Vec<String> = PG_SETTINGS.iter().map(|s| format!("-c '{s}'")).collect();
+pub(crate) fn postgres_cmd(scale: f64) -> Vec<String> {
+    let settings: Vec<String> = PG_SETTINGS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(PgClock::settings(scale))
+        .map(|s| format!("-c '{s}'"))
+        .collect();
     let script = format!(
         "set -e\n\
          owner=$(stat -c %u:%g {PGDATA}/PG_VERSION) || {{ echo 'no data directory at {PGDATA}' >&2; exit 1; }}\n\
          if [ \"${{owner%%:*}}\" = 0 ]; then echo '{PGDATA} is owned by root, and PostgreSQL refuses to run as root' >&2; exit 1; fi\n\
          exec setpriv --reuid=\"${{owner%%:*}}\" --regid=\"${{owner##*:}}\" --clear-groups \
-         postgres -D {PGDATA} -p 5432 {}\n",
+         env ${{{PRELOAD_ENV}:+LD_PRELOAD=${PRELOAD_ENV}}} postgres -D {PGDATA} -p 5432 {}\n",
         settings.join(" ")
     );
     vec!["bash".into(), "-c".into(), script]

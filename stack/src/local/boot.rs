@@ -30,6 +30,7 @@ use super::{Binaries, logs, reaper, redis, run_dir, template};
 use crate::catalogue::Catalogue;
 use crate::error::{most_telling, task_failed};
 use crate::local::BootReport;
+use crate::pg_clock::PgClock;
 use crate::providers::{self, Providers};
 use crate::stack::{PortMode, StackOptions};
 use crate::{StackError, dirs, ports, seed};
@@ -81,7 +82,7 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     let addresses = Addresses::allocate(options.ports, supervisor.run_dir())?;
     let listening = providers::Listening::start().await;
     let endpoints = addresses.endpoints(&listening);
-    add_slots(
+    let pg_clock = add_slots(
         &mut supervisor,
         &host,
         &addresses,
@@ -107,8 +108,8 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
             &host,
             &addresses,
             clock,
-            seed_value,
-            tracks,
+            pg_clock.as_ref(),
+            options,
             &data_dir
         ),
         supervisor.start(Service::Redis),
@@ -228,8 +229,9 @@ fn add_slots(
     listening: &providers::Listening,
     clock: Clock,
     mode: PortMode,
-) -> Result<(), StackError> {
+) -> Result<Option<PgClock>, StackError> {
     let data_dir = supervisor.run_dir().path().to_owned();
+    let pg_clock = PgClock::new(clock, &data_dir)?;
     let redis_dir = data_dir.join("redis");
     std::fs::create_dir(&redis_dir)
         .map_err(StackError::io(format!("creating {}", redis_dir.display())))?;
@@ -250,6 +252,7 @@ fn add_slots(
             host.pg_owner,
             &logs::path(&data_dir, Service::Postgres),
             DATABASE,
+            pg_clock.as_ref(),
         ),
     );
     supervisor.add(
@@ -289,7 +292,7 @@ fn add_slots(
             ),
         );
     }
-    Ok(())
+    Ok(pg_clock)
 }
 
 /// The database part of a boot, with its timings.
@@ -308,8 +311,8 @@ async fn start_database(
     host: &Host,
     addresses: &Addresses,
     clock: Clock,
-    seed_value: u64,
-    tracks: usize,
+    pg_clock: Option<&PgClock>,
+    options: &StackOptions,
     data_dir: &Path,
 ) -> Result<Database, StackError> {
     let boot_started = Instant::now();
@@ -317,8 +320,8 @@ async fn start_database(
         &host.bins,
         &dirs::cache_dir(),
         &host.root,
-        seed_value,
-        tracks,
+        options.seed,
+        options.tracks,
     )
     .await?;
     let copy_started = Instant::now();
@@ -342,6 +345,10 @@ async fn start_database(
         ))
         .await
         .map_err(StackError::db("connecting to musicdb as postgres"))?;
+    if let Some(pg_clock) = pg_clock {
+        let skew = pg_clock.align(&admin).await?;
+        tracing::debug!("PostgreSQL runs {skew:+.2} s (modeled) off the stack's clock");
+    }
     let restore_started = Instant::now();
     seed::snapshot::restore(&admin, clock.now()).await?;
     Ok(Database {

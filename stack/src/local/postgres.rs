@@ -26,6 +26,7 @@ use super::binaries::Binaries;
 use super::process::LaunchSpec;
 use super::supervisor::{Readiness, SlotConfig, StopPolicy};
 use crate::StackError;
+use crate::pg_clock::PgClock;
 
 /// The superuser initdb creates.
 pub const SUPERUSER: &str = "postgres";
@@ -195,6 +196,7 @@ pub(crate) fn slot(
     run_as: Option<(u32, u32)>,
     log: &Path,
     ready_db: &str,
+    clock: Option<&PgClock>,
 ) -> SlotConfig {
     let setting = |s: String| [OsString::from("-c"), OsString::from(s)];
     let mut args: Vec<OsString> = vec!["-D".into(), data_dir.into()];
@@ -212,7 +214,10 @@ pub(crate) fn slot(
         "min_wal_size=2MB".to_owned(),
         // Stderr goes to the stack's log file; timestamps make it readable there.
         "log_line_prefix=%m [%p] %q%a ".to_owned(),
-    ] {
+    ]
+    .into_iter()
+    .chain(PgClock::settings(clock.map_or(1.0, PgClock::scale)))
+    {
         args.extend(setting(s));
     }
     SlotConfig {
@@ -226,6 +231,7 @@ pub(crate) fn slot(
             log: log.to_owned(),
             // The postmaster's command line names its data directory: that is its identity.
             identity: data_dir.to_string_lossy().into_owned(),
+            faked_clock: clock.cloned(),
         },
         readiness: Readiness::Postgres(Box::new(connect_options(listen.port, SUPERUSER, ready_db))),
         policy: StopPolicy {

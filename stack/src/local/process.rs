@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 use super::logs;
 use super::procfs::{self, Identity};
+use crate::pg_clock::PgClock;
 
 /// How to start a service's process.
 #[derive(Clone, Debug)]
@@ -37,12 +38,18 @@ pub(crate) struct LaunchSpec {
     pub log: PathBuf,
     /// A word the command line contains while it runs, for the reaper's identity check.
     pub identity: String,
+    /// The modeled clock the process runs on through libfaketime (PostgreSQL), whose
+    /// spec is written for each start.
+    pub faked_clock: Option<PgClock>,
 }
 
 impl LaunchSpec {
     /// Starts the process with `overrides` applied over [`LaunchSpec::env`].
     pub(crate) fn spawn(&self, overrides: &BTreeMap<String, String>) -> io::Result<Child> {
         let log = logs::open_for_append(&self.log)?;
+        if let Some(clock) = &self.faked_clock {
+            clock.prepare_start().map_err(io::Error::other)?;
+        }
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -55,6 +62,9 @@ impl LaunchSpec {
             command.env_remove(var);
         }
         command.envs(&self.env).envs(overrides);
+        if let Some(clock) = &self.faked_clock {
+            command.envs(PgClock::env(clock.spec_file(), clock.library()));
+        }
         if let Some((uid, gid)) = self.run_as {
             command.uid(uid).gid(gid);
         }

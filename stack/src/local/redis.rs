@@ -42,6 +42,7 @@ pub(crate) fn slot(bins: &Binaries, port: u16, bind: &str, dir: &Path, log: &Pat
             cwd: dir.to_owned(),
             log: log.to_owned(),
             identity: "redis-server".into(),
+            faked_clock: None,
         },
         readiness: Readiness::Redis { port },
         policy: StopPolicy {

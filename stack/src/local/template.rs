@@ -164,7 +164,7 @@ async fn build(
     let mut supervisor = Supervisor::new(run, http);
     supervisor.add(
         Service::Postgres,
-        postgres::slot(bins, pgdata, &listen, owner, &log, "postgres"),
+        postgres::slot(bins, pgdata, &listen, owner, &log, "postgres", None),
     );
     supervisor.start(Service::Postgres).await?;
 

@@ -118,6 +118,7 @@ pub(crate) fn slot(
             cwd: cwd.to_owned(),
             log: log.to_owned(),
             identity: service.name().to_owned(),
+            faked_clock: None,
         },
         readiness: Readiness::Twin {
             chaos: chaos_url,
