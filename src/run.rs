@@ -100,6 +100,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                     tracks: args.tracks,
                     twin_binary: twin_binary.clone(),
                     label: format!("drill-run {}", args.selector),
+                    takes_turn: true,
                 },
                 backend,
             )

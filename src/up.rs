@@ -48,6 +48,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         tracks: args.tracks,
         twin_binary,
         label: "drill-up".to_owned(),
+        // A game-day stack runs for hours; it does not hold up drills and tests.
+        takes_turn: false,
     };
     let selected = args.backend.select().await?;
     eprintln!(

@@ -30,6 +30,7 @@ pub mod providers;
 pub mod seed;
 mod stack;
 pub mod testing;
+pub mod turn;
 mod wait;
 
 pub use backend::{Backend, BackendChoice, Selected};

@@ -44,10 +44,15 @@ pub struct StackOptions {
     pub twin_binary: PathBuf,
     /// The scenario or test this stack serves, recorded for reaping and debugging.
     pub label: String,
+    /// Whether the stack waits for its turn and holds it while it runs (see
+    /// [`crate::turn`]): stacks that measure modeled time do; a game-day stack and
+    /// the stand-in twins of the stack's own tests do not.
+    pub takes_turn: bool,
 }
 
 impl StackOptions {
-    /// Free ports, scale 60, seed 42, 2000 tracks, labelled with the current test's name.
+    /// Free ports, scale 60, seed 42, 2000 tracks, labelled with the current test's name,
+    /// one stack at a time.
     pub fn for_tests(twin_binary: impl Into<PathBuf>) -> Self {
         Self {
             ports: PortMode::Free,
@@ -56,6 +61,7 @@ impl StackOptions {
             tracks: 2000,
             twin_binary: twin_binary.into(),
             label: std::thread::current().name().unwrap_or("test").to_owned(),
+            takes_turn: true,
         }
     }
 }

@@ -48,6 +48,7 @@ use crate::StackError;
 use crate::handles::StackHandles;
 use crate::local::run_dir::RunDir;
 use crate::stack::StackOptions;
+use crate::turn::Turn;
 
 /// What the docker backend needs beyond [`StackOptions`].
 #[derive(Clone, Debug, Default)]
@@ -91,6 +92,8 @@ pub struct DockerStack {
     /// remove their containers: `teardown` does, with everything else of the run.
     _started: [Started; 2],
     teardown: Teardown,
+    /// Released once the teardown above has removed everything.
+    _turn: Option<Turn>,
 }
 
 /// The stack's disk volume.
@@ -193,6 +196,7 @@ impl DockerStack {
         options: StackOptions,
         docker_options: DockerOptions,
     ) -> Result<DockerStack, DockerError> {
+        let turn = Turn::for_options(&options).await?;
         let booted = super::boot::boot(options, docker_options).await?;
         Ok(DockerStack {
             handles: booted.handles,
@@ -204,6 +208,7 @@ impl DockerStack {
             _forwarders: booted.forwarders,
             _started: booted.started,
             teardown: booted.teardown,
+            _turn: turn,
         })
     }
 

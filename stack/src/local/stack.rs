@@ -15,6 +15,7 @@ use crate::handles::StackHandles;
 use crate::local::supervisor::{SlotStatus, Supervisor};
 use crate::local::{LocalOrchestrator, TemplateOutcome, boot};
 use crate::stack::StackOptions;
+use crate::turn::Turn;
 
 /// How long each phase of a boot took.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +41,15 @@ pub struct LocalStack {
     orchestrator: Arc<LocalOrchestrator>,
     data_dir: PathBuf,
     boot: BootReport,
+    /// Released once everything else is gone.
+    _turn: Option<Turn>,
 }
 
 impl LocalStack {
     /// Boots a stack (see [`crate::local::boot`] for the steps); on error nothing is
     /// left running.
     pub async fn start(options: StackOptions) -> Result<LocalStack, StackError> {
+        let turn = Turn::for_options(&options).await?;
         let booted = boot::boot(&options).await?;
         let redis = ::redis::Client::open(booted.endpoints.redis_url.as_str())
             .map_err(StackError::redis("opening a Redis client"))?;
@@ -66,6 +70,7 @@ impl LocalStack {
             supervisor: booted.supervisor,
             data_dir: booted.data_dir,
             boot: booted.report,
+            _turn: turn,
         })
     }
 

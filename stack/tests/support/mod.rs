@@ -13,7 +13,11 @@ pub fn stub_twin() -> PathBuf {
 
 /// Test options with the stand-in twin.
 pub fn stub_options() -> StackOptions {
-    StackOptions::for_tests(stub_twin())
+    StackOptions {
+        // Stand-in stacks measure nothing, and some tests hold two at once.
+        takes_turn: false,
+        ..StackOptions::for_tests(stub_twin())
+    }
 }
 
 #[allow(unused_imports)] // each test target uses a different subset
