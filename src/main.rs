@@ -2,7 +2,9 @@
 //!
 //! - `drill up` brings the SongNodes twin up at the ports the runbooks name, with
 //!   seed data loaded and the pipeline running, until Ctrl-C: a game-day stack.
-//! - `drill list` lists the runbooks and their scenarios; `drill run` drills them.
+//! - `drill list` lists the runbooks and their scenarios; `drill run` drills them
+//!   (`--control`: without their resolution); `drill matrix` measures how well each
+//!   runbook's investigation chooses among its scenarios.
 //! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
 //!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
@@ -10,8 +12,10 @@
 
 mod approve;
 mod backend_arg;
+mod matrix;
 mod reap;
 mod run;
+mod stacks;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +36,7 @@ struct Cli {
 enum Command {
     Up(up::UpArgs),
     Run(run::RunArgs),
+    Matrix(matrix::MatrixArgs),
     /// Lists the runbooks and their scenarios.
     List {
         /// Directory of scenario files.
@@ -67,10 +72,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             init_logging();
-            if !runtime.block_on(run::run(args))? {
-                std::process::exit(1);
-            }
-            Ok(())
+            exit_unless(runtime.block_on(run::run(args))?)
+        }
+        Command::Matrix(args) => {
+            init_logging();
+            exit_unless(runtime.block_on(matrix::run(args))?)
         }
     }
 }

@@ -2,38 +2,51 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use harness::report::junit;
 use harness::scenario::{self, Scenario};
-use harness::{DrillOptions, DrillReport, run_drill};
+use harness::{DrillOptions, DrillReport, Response, run_drill};
 use runbooks::ops::AutoApprove;
-use stack::{KeepPolicy, PortMode, Stack, StackOptions};
+use stack::KeepPolicy;
 
 use crate::approve::{AskOperator, operator_present};
 use crate::backend_arg::BackendArg;
+use crate::stacks::Stacks;
 
 /// Runs the drills of a runbook, or one scenario of it.
 ///
-/// Each drill resets the stack, injects the scenario's faults, waits for the alert,
-/// runs the runbook's investigation and resolution, checks its verification, and
-/// checks that no track or DLQ message was lost. Exit status 1 when any drill fails.
+/// Each drill resets the stack, lets the scenario's faults strike under its workload,
+/// waits for the alert, runs the runbook's investigation and resolution, checks its
+/// verification, and checks that no track or DLQ message was lost. Exit status 1
+/// when any drill fails.
+///
+/// With `--control` the resolution is replaced by doing nothing: each control run must
+/// fail to resolve (else the drill cannot tell the runbook's work from the world's),
+/// unless its scenario declares that the world heals it. Exit status 1 when a control
+/// run resolves although it should not.
 ///
 /// With `DRILL_KEEP=on-failure` a failed drill's stack is left up and described (how
 /// to reach it, how to remove it: `drill reap --kept`).
 #[derive(Args)]
 pub struct RunArgs {
     /// A runbook (`dlq-overflow`) or one scenario of it (`dlq-overflow/a-breaker-errors`);
-    /// `all` for every scenario.
-    selector: String,
-    /// Seed of the generated data.
+    /// `all` for every scenario. Not needed with --scenario-file.
+    #[arg(required_unless_present = "scenario_file")]
+    selector: Option<String>,
+    /// Drills this scenario file instead (e.g. one a property test printed).
+    #[arg(long, conflicts_with = "selector")]
+    scenario_file: Option<PathBuf>,
+    /// Seed of the generated data and of every fault time drawn from the scenarios.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Modeled seconds per real second; defaults to each scenario's own scale.
     #[arg(long)]
     scale: Option<f64>,
+    /// Replaces each resolution by doing nothing, to show the runbook is what resolves.
+    #[arg(long)]
+    control: bool,
     /// Writes the reports as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -62,71 +75,70 @@ enum Approval {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    let all = scenario::load_all(&dir)?;
-    let chosen = if args.selector == "all" {
-        all
-    } else {
-        scenario::select(all, &args.selector)?
+    let chosen: Vec<Scenario> = match (&args.scenario_file, &args.selector) {
+        (Some(file), _) => vec![scenario::load_file(file)?],
+        (None, Some(selector)) => {
+            let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
+            scenario::select(scenario::load_all(&dir)?, selector)?
+        }
+        (None, None) => unreachable!("clap requires a selector or a scenario file"),
     };
-    let twin_binary = std::env::current_exe().context("finding the drill binary")?;
     let approver: Arc<dyn runbooks::ops::Approver> = match args.approve {
         Some(Approval::Ask) => Arc::new(AskOperator),
         Some(Approval::Auto) => Arc::new(AutoApprove),
         None if operator_present() => Arc::new(AskOperator),
         None => Arc::new(AutoApprove),
     };
-    let options = DrillOptions::new(approver, args.seed);
+    let response = if args.control {
+        Response::Control
+    } else {
+        Response::Runbook
+    };
+    let options = DrillOptions::new(approver, args.seed).with_response(response);
     let backend = args.backend.select().await?.backend;
     let keep = KeepPolicy::from_env()?;
+    let label = format!(
+        "drill-run {}",
+        args.selector.as_deref().unwrap_or("scenario file")
+    );
+    let mut stacks = Stacks::new(backend, args.tracks, label)?;
     let mut reports: Vec<DrillReport> = Vec::new();
-    let mut stack: Option<(f64, Stack)> = None;
-    for scenario in &chosen {
+    for (i, scenario) in chosen.iter().enumerate() {
         let scale = args.scale.unwrap_or(scenario.scale);
-        if stack.as_ref().is_none_or(|(s, _)| *s != scale) {
-            if let Some((_, old)) = stack.take() {
-                old.shutdown().await?;
-            }
-            eprintln!(
-                "starting a {backend} stack (scale {scale}, seed {}, {} tracks)…",
-                args.seed, args.tracks
-            );
-            let started = Instant::now();
-            let new = Stack::start(
-                StackOptions {
-                    ports: PortMode::Free,
-                    scale,
-                    seed: args.seed,
-                    tracks: args.tracks,
-                    twin_binary: twin_binary.clone(),
-                    label: format!("drill-run {}", args.selector),
-                    takes_turn: true,
-                },
-                backend,
-            )
+        let stack = stacks.get(scale, args.seed).await?;
+        let runbook = runbooks::by_id(&scenario.runbook)?;
+        eprintln!(
+            "[{}/{}] {}{} — {}",
+            i + 1,
+            chosen.len(),
+            if args.control {
+                "control run of "
+            } else {
+                "drilling "
+            },
+            scenario.id,
+            scenario.title
+        );
+        let report = run_drill(stack, runbook.as_ref(), scenario, &options)
             .await
-            .context("starting the stack")?;
-            eprintln!("stack up in {:.2} s", started.elapsed().as_secs_f64());
-            stack = Some((scale, new));
-        }
-        let Some((_, current)) = stack.as_ref() else {
-            unreachable!()
-        };
-        let report = drill_one(current, scenario, &options).await?;
-        if keep.keeps(report.passed())
-            && let Some((_, failed)) = stack.take()
-        {
-            // The next scenario, if any, gets a stack of its own.
-            eprintln!("{}", failed.keep()?);
+            .with_context(|| format!("drilling {}", scenario.id))?;
+        println!("{}", report.render());
+        if keep.keeps(report.passed()) {
+            stacks.keep_current()?;
         }
         reports.push(report);
     }
-    if let Some((_, stack)) = stack.take() {
-        stack.shutdown().await?;
-    }
+    stacks.shutdown().await?;
 
     let passed = reports.iter().filter(|r| r.passed()).count();
-    println!("{passed} passed, {} failed", reports.len() - passed);
+    if args.control {
+        println!(
+            "{passed} control runs as expected, {} resolved without the runbook",
+            reports.len() - passed
+        );
+    } else {
+        println!("{passed} passed, {} failed", reports.len() - passed);
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -138,34 +150,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     Ok(passed == reports.len())
 }
 
-async fn drill_one(
-    stack: &Stack,
-    scenario: &Scenario,
-    options: &DrillOptions,
-) -> anyhow::Result<DrillReport> {
-    let runbook = runbooks::by_id(&scenario.runbook)?;
-    eprintln!("drilling {} — {}", scenario.id, scenario.title);
-    let report = run_drill(stack, runbook.as_ref(), scenario, options).await?;
-    println!("{}", report.render());
-    Ok(report)
-}
-
 /// `drill list`: the runbooks and their scenarios.
 pub fn list(scenarios: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = scenarios.unwrap_or_else(scenario::default_dir);
     let all = scenario::load_all(&dir)?;
     for runbook in runbooks::all() {
         let meta = runbook.meta();
+        let rule = &meta.rule;
         println!(
             "{} — {} ({}, {:?}, {}; typical {} min)",
-            meta.id,
+            meta.id(),
             meta.title,
-            meta.alert,
-            meta.severity,
-            meta.threshold,
-            meta.typical_resolution.as_secs() / 60
+            rule.name,
+            rule.severity,
+            rule.threshold,
+            rule.typical_resolution.as_secs() / 60
         );
-        for scenario in all.iter().filter(|s| s.runbook == meta.id) {
+        for scenario in all.iter().filter(|s| s.runbook == meta.id()) {
             println!("  {:<45} {}", scenario.id, scenario.title);
         }
     }

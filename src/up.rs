@@ -1,10 +1,13 @@
 //! `drill up`: the twin at the documented ports, until Ctrl-C.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use harness::alerts::AlertEvaluator;
+use runbooks::ops::{Ops, RefuseAll, Timeline};
 use stack::{PortMode, Stack, StackOptions};
 
 use crate::backend_arg::BackendArg;
@@ -31,6 +34,9 @@ pub struct UpArgs {
     /// Bind free ports instead of the documented ones (to run beside another stack).
     #[arg(long)]
     free_ports: bool,
+    /// New tracks per modeled minute, arriving through the two scrapers.
+    #[arg(long, default_value_t = stack::workload::DEFAULT_TRACKS_PER_MINUTE)]
+    workload: u32,
     #[command(flatten)]
     backend: BackendArg,
 }
@@ -82,12 +88,56 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ep.postgres_port
     );
     println!("  redis                 redis-cli -p {}", ep.redis_port);
+    stack.providers().set_workload(stack::Workload {
+        tracks_per_minute: args.workload,
+    });
+    println!(
+        "  workload              {} tracks per modeled minute",
+        args.workload
+    );
+    let alerts = watch_alerts(&stack).await?;
+    println!("alerts are evaluated every 15 modeled seconds; their changes show here");
     println!("press Ctrl-C to stop");
     wait_for_stop().await;
+    alerts.abort();
     eprintln!("stopping…");
     stack.shutdown().await.context("stopping the stack")?;
     eprintln!("stopped; nothing left running");
     Ok(())
+}
+
+/// Evaluates every runbook's alert rule in the background and prints each change of
+/// state, as an alert board would; a rule whose probe cannot be read is reported (by
+/// the evaluator's log) with the probe and the reason.
+async fn watch_alerts(stack: &Stack) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let clock = stack.clock();
+    let ops = Ops::connect(
+        stack.endpoints().clone(),
+        stack.orchestrator(),
+        clock,
+        Arc::new(RefuseAll),
+        Timeline::new(clock),
+    )
+    .await
+    .context("connecting the alert evaluator to the stack")?
+    .with_host(stack.host());
+    Ok(tokio::spawn(async move {
+        let mut evaluator = AlertEvaluator::for_all_runbooks();
+        let mut tick = clock.interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            for change in evaluator.evaluate(&ops).await {
+                println!(
+                    "{} {} {:?} → {:?}: {}",
+                    change.at.format("%H:%M:%S"),
+                    change.alert,
+                    change.from,
+                    change.to,
+                    change.reading
+                );
+            }
+        }
+    }))
 }
 
 /// The binary that runs the twin's services: this very program (`drill twin …`).

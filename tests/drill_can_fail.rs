@@ -1,32 +1,68 @@
-//! The harness must be able to fail: a wrong runbook, or a fault nobody heals,
-//! makes a drill fail with a message that says what was expected, what was seen,
-//! what was injected when, and what the runbook did.
+//! The harness must be able to fail: a wrong runbook, or a fault nobody heals, makes a
+//! drill fail with a message that says what was expected, what was seen, what struck
+//! when, and what the runbook did.
+//!
+//! The wrong runbooks are built here, from the real runbooks' own steps: the
+//! `runbooks` crate holds only the real ones.
 
 mod common;
 
-use common::{drill_scenario, drill_with, scenario};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{Drill, scenario};
+use harness::Response;
 use harness::scenario::FaultSpec;
-use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm};
-use runbooks::dlq_overflow::{self, DlqOverflow};
+use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm, StormDiagnosis};
+use runbooks::criteria::Criterion;
+use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
+use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
+use runbooks::steps::{self, RowsNaming};
+use runbooks::{Evidence, Runbook, RunbookMeta};
+use wire::api::ErrorKind;
+
+/// A scenario whose outages never end during the drill.
+fn without_recovery(id: &str) -> harness::Scenario {
+    let mut scenario = scenario(id);
+    for fault in &mut scenario.faults {
+        if let FaultSpec::ProviderOutage {
+            recovers_after_minutes,
+            ..
+        } = fault
+        {
+            *recovers_after_minutes = None;
+        }
+    }
+    scenario
+}
+
+/// DLQ Overflow, but scenario A replays at once, without waiting for the breakers.
+struct ReplayBeforeRecovery;
+
+#[async_trait]
+impl Runbook for ReplayBeforeRecovery {
+    type Diagnosis = DlqDiagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        &dlq_overflow::META
+    }
+    async fn investigate(&self, ops: &Ops) -> Result<DlqDiagnosis, StepError> {
+        DlqOverflow.investigate(ops).await
+    }
+    async fn resolve(&self, ops: &Ops, _: &DlqDiagnosis) -> Result<(), StepError> {
+        steps::replay_dlq(ops, Phase::Resolve, 100, 800).await?;
+        Ok(())
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        DlqOverflow.criteria()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
-    let runbook = DlqOverflow::with_flaw(dlq_overflow::Flaw::ReplayBeforeRecovery);
-    // The outage outlasts the drill's verification, so that whatever is replayed
-    // early fails for certain (with the scenario's 7 minutes, part of a slow replay
-    // could land after the provider is back).
-    let mut scenario = scenario("dlq-overflow/a-breaker-errors");
-    // The flaw fails the drill at any scale; at 60 its long outage passes faster.
-    scenario.scale = 60.0;
-    for fault in &mut scenario.faults {
-        if let FaultSpec::ProviderOutage {
-            heal_after_minutes, ..
-        } = fault
-        {
-            *heal_after_minutes = Some(40.0);
-        }
-    }
-    let report = drill_scenario(&runbook, &scenario).await;
+    // Spotify stays down for the whole drill: whatever is replayed fails again.
+    let scenario = without_recovery("dlq-overflow/a-breaker-errors");
+    let report = Drill::of(&ReplayBeforeRecovery).run(&scenario).await;
     let text = report.render();
     assert!(
         !report.passed(),
@@ -39,7 +75,7 @@ async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     );
     assert!(text.contains("fault timeline:"), "{text}");
     assert!(
-        text.contains("spotify answers 503"),
+        text.contains("spotify answers 503 — the world does not end it"),
         "the fault is named:\n{text}"
     );
     assert!(text.contains("step log:"), "{text}");
@@ -49,10 +85,41 @@ async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     );
 }
 
+/// Circuit Breaker Storm, but scenario A disables the provider and walks away.
+struct NeverReEnable;
+
+#[async_trait]
+impl Runbook for NeverReEnable {
+    type Diagnosis = StormDiagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        &circuit_breaker_storm::META
+    }
+    async fn investigate(&self, ops: &Ops) -> Result<StormDiagnosis, StepError> {
+        CircuitBreakerStorm.investigate(ops).await
+    }
+    async fn resolve(&self, ops: &Ops, diagnosis: &StormDiagnosis) -> Result<(), StepError> {
+        for provider in &diagnosis.affected {
+            steps::set_provider_enabled(
+                ops,
+                Phase::Resolve,
+                *provider,
+                RowsNaming::AnyPriority,
+                false,
+            )
+            .await?;
+        }
+        steps::reload_config(ops, Phase::Resolve).await
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        CircuitBreakerStorm.criteria()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_re_enabling_the_provider_fails_the_storm_drill() {
-    let runbook = CircuitBreakerStorm::with_flaw(circuit_breaker_storm::Flaw::NeverReEnable);
-    let report = drill_with(&runbook, "circuit-breaker-storm/a-external-outage").await;
+    let report = Drill::of(&NeverReEnable)
+        .run(&scenario("circuit-breaker-storm/a-external-outage"))
+        .await;
     let text = report.render();
     assert!(!report.passed(), "{text}");
     assert!(
@@ -64,25 +131,8 @@ async fn never_re_enabling_the_provider_fails_the_storm_drill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condition() {
-    // The scenario's outage, minus its end: the provider never comes back.
-    let mut scenario = scenario("circuit-breaker-storm/a-external-outage");
-    for fault in &mut scenario.faults {
-        if let harness::scenario::FaultSpec::ProviderOutage {
-            heal_after_minutes, ..
-        } = fault
-        {
-            *heal_after_minutes = None;
-        }
-    }
-    let stack = common::stack("unhealed-outage", scenario.scale).await;
-    let options = harness::DrillOptions::new(
-        std::sync::Arc::new(runbooks::ops::AutoApprove),
-        common::SEED,
-    );
-    let report = harness::run_drill(&stack, &CircuitBreakerStorm::default(), &scenario, &options)
-        .await
-        .expect("the drill runs");
-    stack.shutdown().await.expect("the stack stops");
+    let scenario = without_recovery("circuit-breaker-storm/a-external-outage");
+    let report = Drill::of(&CircuitBreakerStorm).run(&scenario).await;
     let text = report.render();
     assert!(!report.passed(), "{text}");
     assert!(
@@ -98,12 +148,9 @@ async fn an_outage_that_never_heals_fails_the_storm_drill_with_the_awaited_condi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_purge_stops_the_drill_at_the_approval_gate() {
-    let report = common::drill_approved_by(
-        &DlqOverflow::default(),
-        &scenario("dlq-overflow/d-invalid-data"),
-        std::sync::Arc::new(runbooks::ops::RefuseAll),
-    )
-    .await;
+    let mut drill = Drill::of(&DlqOverflow);
+    drill.approver = Arc::new(RefuseAll);
+    let report = drill.run(&scenario("dlq-overflow/d-invalid-data")).await;
     let text = report.render();
     assert!(!report.passed(), "{text}");
     assert!(
@@ -114,7 +161,135 @@ async fn a_refused_purge_stops_the_drill_at_the_approval_gate() {
     );
     let ledger = report.ledger.as_ref().expect("a ledger");
     assert_eq!(
-        ledger.archived, 0,
+        ledger.discarded_unfixable, 0,
         "nothing is purged without approval: {ledger:?}"
+    );
+}
+
+/// DLQ Overflow, but its investigation reads the DLQ's totals: the largest group of
+/// `/dlq/errors/grouped` picks the scenario, as the text's "identify error types"
+/// read literally would.
+struct ReadsTotals;
+
+#[async_trait]
+impl Runbook for ReadsTotals {
+    type Diagnosis = DlqDiagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        &dlq_overflow::META
+    }
+    async fn investigate(&self, ops: &Ops) -> Result<DlqDiagnosis, StepError> {
+        let grouped =
+            steps::dlq_errors_grouped(ops, Phase::Investigate, "Identify error types").await?;
+        let (largest, count) = grouped
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (k.clone(), *n))
+            .unwrap_or_default();
+        let scenario = match largest.parse::<ErrorKind>() {
+            Ok(ErrorKind::Timeout) => DlqScenario::TimeoutErrors,
+            Ok(ErrorKind::ApiRateLimit) => DlqScenario::ApiRateLimit,
+            Ok(ErrorKind::InvalidData) => DlqScenario::InvalidData,
+            _ => DlqScenario::CircuitBreakerErrors,
+        };
+        Ok(DlqDiagnosis {
+            scenario,
+            recent: Default::default(),
+            evidence: vec![Evidence::new(
+                "largest group",
+                format!("{largest} ({count})"),
+            )],
+        })
+    }
+    async fn resolve(&self, ops: &Ops, diagnosis: &DlqDiagnosis) -> Result<(), StepError> {
+        DlqOverflow.resolve(ops, diagnosis).await
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        DlqOverflow.criteria()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigation_that_reads_totals_is_misled_by_the_dlqs_history() {
+    // Spotify is slow: its calls time out and its breaker opens on the timeouts. The
+    // DLQ's totals (an older backlog of every kind, and this incident's breaker
+    // refusals) say "breaker errors"; what fails now says "timeouts".
+    let mut drill = Drill::of(&ReadsTotals);
+    drill.response = Response::Diagnose;
+    let report = drill.run(&scenario("dlq-overflow/b-timeouts")).await;
+    let text = report.render();
+    assert!(!report.passed(), "{text}");
+    assert!(
+        text.contains(
+            "diagnosis: expected timeout-errors, the runbook chose circuit-breaker-errors"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("largest group = circuit_breaker_open"),
+        "the misleading evidence is shown:\n{text}"
+    );
+    // The real investigation, on the same incident, reads it right.
+    let mut drill = Drill::of(&DlqOverflow);
+    drill.response = Response::Diagnose;
+    let report = drill.run(&scenario("dlq-overflow/b-timeouts")).await;
+    assert!(report.passed(), "{}", report.render());
+}
+
+/// DLQ Overflow, but scenario D purges at once, by a date that takes the whole DLQ:
+/// what the text's purge does once its literal date is brought up to date.
+struct PurgeEverything;
+
+#[async_trait]
+impl Runbook for PurgeEverything {
+    type Diagnosis = DlqDiagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        &dlq_overflow::META
+    }
+    async fn investigate(&self, ops: &Ops) -> Result<DlqDiagnosis, StepError> {
+        DlqOverflow.investigate(ops).await
+    }
+    async fn resolve(&self, ops: &Ops, _: &DlqDiagnosis) -> Result<(), StepError> {
+        // The invalid data stops arriving first (as in the real runbook), so that only
+        // the purge's own choice differs.
+        ops.pause(
+            Phase::Resolve,
+            "Wait for the site's fix",
+            Duration::from_secs(20 * 60),
+        )
+        .await;
+        let tomorrow = (ops.clock.now() + Duration::from_secs(24 * 3600))
+            .format("%Y-%m-%d")
+            .to_string();
+        ops.dlq
+            .purge_before(&tomorrow)
+            .await
+            .map_err(|source| StepError::Api {
+                step: "Purge bad messages that can't be fixed".into(),
+                source,
+            })?;
+        Ok(())
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        DlqOverflow.criteria()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_that_archives_replayable_work_fails_on_lost_work() {
+    let report = Drill::of(&PurgeEverything)
+        .run(&scenario("dlq-overflow/d-invalid-data"))
+        .await;
+    let text = report.render();
+    assert!(!report.passed(), "{text}");
+    let ledger = report.ledger.as_ref().expect("a ledger");
+    assert!(ledger.lost_work > 0, "{ledger:?}");
+    assert!(
+        text.contains("tracks that could have been enriched were archived by a purge (lost work)"),
+        "{text}"
+    );
+    // What the literal purge would cost, for `runbooks/docs/dlq-overflow.md`.
+    println!(
+        "the purge by date archived {} tracks that could have been enriched, beside {} unfixable",
+        ledger.lost_work, ledger.discarded_unfixable
     );
 }

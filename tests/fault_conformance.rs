@@ -28,15 +28,16 @@ use serde_json::Value;
 use stack::Stack;
 use stack::catalogue::CatalogueTrack;
 use wire::Service;
-use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider};
+use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, SourceSite};
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "provider status",
     "provider latency",
     "rate limit",
     "bad payload",
+    "garbled tracklists",
     "network partition",
     "stuck breaker",
     "dlq flood",
@@ -50,6 +51,7 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::ProviderLatency { .. } => "provider latency",
         Fault::RateLimit { .. } => "rate limit",
         Fault::BadPayload { .. } => "bad payload",
+        Fault::GarbledTracklists { .. } => "garbled tracklists",
         Fault::NetworkPartition { .. } => "network partition",
         Fault::StuckBreaker { .. } => "stuck breaker",
         Fault::DlqFlood { .. } => "dlq flood",
@@ -68,6 +70,7 @@ fn cases() -> Vec<Fault> {
         Fault::provider(Provider::Musicbrainz).latency(Duration::from_secs(45)),
         Fault::provider(Provider::Lastfm).rate_limit(Duration::from_secs(30)),
         Fault::provider(Provider::Spotify).bad_payload(),
+        Fault::garbled_tracklists(SourceSite::Mixesdb, 20),
         Fault::network_partition(Provider::Musicbrainz),
         Fault::stuck_breaker(Provider::Spotify),
         Fault::dlq_flood(5_000).with_mix([
@@ -95,7 +98,7 @@ async fn every_fault_kind_is_passthrough_when_inactive_and_heals_idempotently() 
     for fault in cases() {
         // Each case starts from the seeded state, whatever the last one left.
         stack.reset().await.expect("the stack resets");
-        let checked = if fault.needs_docker().is_some() && stack.as_docker().is_none() {
+        let checked = if needs_containers(&fault) && stack.as_docker().is_none() {
             refused_without_docker(&stack, &fault).await
         } else {
             conforms(&stack, &probes, &fault).await
@@ -171,6 +174,10 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
     Ok(())
 }
 
+fn needs_containers(fault: &Fault) -> bool {
+    matches!(fault, Fault::DiskFill | Fault::GatewayDisconnect)
+}
+
 /// A container fault on a backend without containers: injecting it fails at once,
 /// saying that it needs `--backend docker` and why, and changes nothing.
 async fn refused_without_docker(stack: &Stack, fault: &Fault) -> Result<(), String> {
@@ -179,11 +186,10 @@ async fn refused_without_docker(stack: &Stack, fault: &Fault) -> Result<(), Stri
             guard.forget();
             Err("injected without the docker backend".into())
         }
-        Err(error @ FaultError::NeedsDocker { .. }) => {
+        Err(error @ FaultError::Stack { .. }) => {
             let message = error.to_string();
-            let why = fault.needs_docker().unwrap_or_default();
             if message.contains("needs the docker backend (`--backend docker`")
-                && message.contains(why)
+                && message.contains("local")
             {
                 Ok(())
             } else {
@@ -226,6 +232,8 @@ enum Probe {
     Breaker(Provider),
     /// `total_messages` of dlq-manager's `/dlq/stats`.
     DlqDepth,
+    /// A listing page of a scraped site, read from its stand-in as its scraper does.
+    Site(SourceSite),
     /// The stack's disk: free bytes, and a write of a new file from a container.
     Disk,
 }
@@ -239,6 +247,7 @@ impl Probe {
             | Fault::BadPayload { provider }
             | Fault::NetworkPartition { provider } => Probe::Gateway(*provider),
             Fault::StuckBreaker { provider } => Probe::Breaker(*provider),
+            Fault::GarbledTracklists { site, .. } => Probe::Site(*site),
             Fault::DlqFlood { .. } => Probe::DlqDepth,
             Fault::DiskFill => Probe::Disk,
             // Every provider is cut off; one stands for all.
@@ -261,6 +270,8 @@ enum Seen {
     },
     Breaker(BreakerState),
     DlqDepth(i64),
+    /// Entries of a listing page without an artist or a title.
+    Garbage(usize),
     Disk {
         available_bytes: u64,
         /// Writing a new file there: `Err` with what the shell said.
@@ -285,6 +296,7 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
             },
         ) if *elapsed < PROMPT => Ok(()),
         (Probe::Breaker(_), Seen::Breaker(BreakerState::Closed)) => Ok(()),
+        (Probe::Site(_), Seen::Garbage(0)) => Ok(()),
         (
             Probe::Disk,
             Seen::Disk {
@@ -316,13 +328,16 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
             },
         ) => *elapsed >= delay.div_f64(scale),
         (
-            Fault::RateLimit { retry_after, .. },
+            Fault::RateLimit { quiet, .. },
             Seen::Answer {
                 status: 429,
                 retry_after: Some(header),
                 ..
             },
-        ) => *header == retry_after.as_secs().to_string(),
+        ) => *header == quiet.as_secs().to_string(),
+        (Fault::GarbledTracklists { garbage, .. }, Seen::Garbage(seen)) => {
+            *seen == *garbage as usize
+        }
         (
             Fault::BadPayload { .. },
             Seen::Answer {
@@ -408,6 +423,30 @@ impl<'a> Probes<'a> {
                     .get(&provider)
                     .ok_or_else(|| format!("/health names no breaker for {provider}"))?;
                 Ok(Seen::Breaker(client.state))
+            }
+            Probe::Site(site) => {
+                let base = self.stack.providers().url(site);
+                let page: Value = self
+                    .get_json(self.url(&base, &format!("{}?page=3", site.listing_path())))
+                    .await?;
+                let entries = page["tracks"]
+                    .as_array()
+                    .or(page["entries"].as_array())
+                    .ok_or_else(|| format!("page 3 of {site} lists no tracks: {page}"))?;
+                let blank = |v: &Value| v.as_str().is_none_or(|s| s.trim().is_empty());
+                Ok(Seen::Garbage(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            if e["track"].is_object() {
+                                &e["track"]
+                            } else {
+                                e
+                            }
+                        })
+                        .filter(|t| blank(&t["artist"]) || blank(&t["title"]))
+                        .count(),
+                ))
             }
             Probe::DlqDepth => {
                 let url = self.url(&self.stack.endpoints().dlq, "dlq/stats");

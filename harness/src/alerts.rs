@@ -1,156 +1,22 @@
-//! The nine alert rules of the Quick Alert Index, as data, and their evaluation.
+//! Evaluating the alert rules over the running stack.
 //!
-//! A rule is a probe, a condition and a `for` duration, as in Prometheus: the rule
-//! is *pending* while the condition holds for less than `for`, *firing* once it has
-//! held that long, and *resolved* when it stops holding. Durations are modeled time.
-//! The thresholds, severities and typical resolution times come from the runbook
-//! text; a test keeps them in step with `runbooks/docs/`.
+//! The rules are the runbooks' ([`runbooks::alert_rules`]): each runbook keeps the
+//! alert that sends an engineer to it. A rule is *pending* while its condition holds
+//! for less than its `for` duration, *firing* once it has held that long, and
+//! *resolved* when it stops holding, as in Prometheus; durations are modeled time.
+//!
+//! A probe that cannot be read is never skipped in silence: the rule keeps its state
+//! (a failed scrape is not a recovery), and the failure is recorded with the probe and
+//! the reason, on the timeline and in [`AlertEvaluator::probe_failures`], so that a
+//! rule which could never be read fails the drill that relied on it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use runbooks::Severity;
-use runbooks::criteria::Check;
+use runbooks::AlertRule;
 use runbooks::ops::{Ops, Phase};
-use runbooks::probe::{Api, Probe, Reading};
 use serde::Serialize;
-use wire::api::BreakerState;
-
-/// One alert rule.
-#[derive(Clone, Debug)]
-pub struct AlertRule {
-    pub name: &'static str,
-    pub severity: Severity,
-    /// The runbook that handles it (`runbooks::RunbookMeta::id`).
-    pub runbook: &'static str,
-    /// The threshold as the runbook words it.
-    pub threshold: &'static str,
-    pub probe: Probe,
-    /// The condition under which the alert is active.
-    pub condition: Check,
-    pub for_duration: Duration,
-    pub typical_resolution: Duration,
-}
-
-const MIN: u64 = 60;
-
-/// The Quick Alert Index.
-pub fn rules() -> Vec<AlertRule> {
-    vec![
-        AlertRule {
-            name: "DLQDepthCritical",
-            severity: Severity::P1,
-            runbook: "dlq-overflow",
-            threshold: "DLQ depth > 1000 messages",
-            probe: Probe::Json {
-                api: Api::Dlq,
-                path: "/dlq/stats",
-                field: ".total_messages",
-            },
-            condition: Check::Above(1000.0),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(30 * MIN),
-        },
-        AlertRule {
-            name: "CircuitBreakerOpen",
-            severity: Severity::P1,
-            runbook: "circuit-breaker-storm",
-            threshold: "Circuit breaker open for > 5 minutes",
-            probe: Probe::Breakers,
-            // An open breaker half-opens for each trial call; a breaker that has not
-            // closed again is still the incident, so both count.
-            condition: Check::AnyBreakerIn(vec![BreakerState::Open, BreakerState::HalfOpen]),
-            for_duration: Duration::from_secs(5 * MIN),
-            typical_resolution: Duration::from_secs(15 * MIN),
-        },
-        AlertRule {
-            name: "EnrichmentSuccessRateLow",
-            severity: Severity::P2,
-            runbook: "low-enrichment-success-rate",
-            threshold: "Success rate < 70% for > 15 minutes",
-            probe: Probe::Json {
-                api: Api::Enrichment,
-                path: "/stats",
-                field: ".success_rate",
-            },
-            condition: Check::Below(0.70),
-            for_duration: Duration::from_secs(15 * MIN),
-            typical_resolution: Duration::from_secs(60 * MIN),
-        },
-        AlertRule {
-            name: "DataQualityScoreLow",
-            severity: Severity::P2,
-            runbook: "data-quality-issues",
-            threshold: "Quality score < 70 for > 1 hour",
-            probe: Probe::Sql {
-                sql: "SELECT COALESCE(AVG(quality_score), 100)::float8 FROM data_quality_scores \
-                      WHERE created_at > $1::timestamptz - INTERVAL '1 hour'",
-            },
-            condition: Check::Below(70.0),
-            for_duration: Duration::from_secs(60 * MIN),
-            typical_resolution: Duration::from_secs(120 * MIN),
-        },
-        AlertRule {
-            name: "DatabaseConnectionPoolHigh",
-            severity: Severity::P1,
-            runbook: "database-connection-pool-exhaustion",
-            threshold: "Pool usage > 80%",
-            probe: Probe::PoolUsage,
-            condition: Check::Above(0.80),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(15 * MIN),
-        },
-        AlertRule {
-            name: "DiskSpaceHigh",
-            severity: Severity::P1,
-            runbook: "disk-space-critical",
-            threshold: "Disk usage > 85%",
-            probe: Probe::DiskUsage,
-            condition: Check::Above(0.85),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(30 * MIN),
-        },
-        AlertRule {
-            name: "MemoryUsageHigh",
-            severity: Severity::P1,
-            runbook: "memory-exhaustion",
-            threshold: "Memory usage > 90%",
-            probe: Probe::MemoryUsage,
-            condition: Check::Above(0.90),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(20 * MIN),
-        },
-        AlertRule {
-            name: "ScraperStalled",
-            severity: Severity::P2,
-            runbook: "scraper-stalled",
-            threshold: "No new tracks for > 2 hours",
-            // Minutes since the newest track of the stalest scraper.
-            probe: Probe::Sql {
-                sql: "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM ($1::timestamptz - newest)) / 60), 0)::float8 \
-                      FROM (SELECT MAX(created_at) AS newest FROM tracks \
-                            WHERE source IN ('mixesdb', '1001tracklists') GROUP BY source) AS per_scraper",
-            },
-            condition: Check::Above(120.0),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(30 * MIN),
-        },
-        AlertRule {
-            name: "APIGatewayErrorRateHigh",
-            severity: Severity::P1,
-            runbook: "api-gateway-high-error-rate",
-            threshold: "Error rate > 10%",
-            probe: Probe::Metric {
-                api: Api::Gateway,
-                name: "error_rate",
-            },
-            condition: Check::Above(0.10),
-            for_duration: Duration::ZERO,
-            typical_resolution: Duration::from_secs(30 * MIN),
-        },
-    ]
-}
 
 /// Where a rule stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -181,16 +47,30 @@ pub struct Transition {
     pub reading: String,
 }
 
+/// A rule whose probe could not be read, and how often.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProbeFailure {
+    pub alert: &'static str,
+    /// How a person reads the same figure.
+    pub probe: String,
+    pub last_error: String,
+    pub failures: u32,
+    /// Whether any evaluation read it at all.
+    pub ever_read: bool,
+}
+
 /// Evaluates every rule over fresh probe readings and keeps their states.
 pub struct AlertEvaluator {
-    rules: Vec<AlertRule>,
+    rules: Vec<&'static AlertRule>,
     states: BTreeMap<&'static str, AlertState>,
     /// Every alert that has fired since the evaluator began.
     fired: Vec<Fired>,
+    reads: BTreeMap<&'static str, u32>,
+    failures: BTreeMap<&'static str, ProbeFailure>,
 }
 
 impl AlertEvaluator {
-    pub fn new(rules: Vec<AlertRule>) -> Self {
+    pub fn new(rules: Vec<&'static AlertRule>) -> Self {
         let states = rules
             .iter()
             .map(|r| (r.name, AlertState::Inactive))
@@ -199,7 +79,14 @@ impl AlertEvaluator {
             rules,
             states,
             fired: Vec::new(),
+            reads: BTreeMap::new(),
+            failures: BTreeMap::new(),
         }
+    }
+
+    /// Every rule of the Quick Alert Index.
+    pub fn for_all_runbooks() -> Self {
+        Self::new(runbooks::alert_rules())
     }
 
     pub fn state(&self, alert: &str) -> AlertState {
@@ -213,26 +100,68 @@ impl AlertEvaluator {
         matches!(self.state(alert), AlertState::Firing { .. })
     }
 
+    /// The alerts firing now.
+    pub fn firing(&self) -> Vec<&'static str> {
+        self.rules
+            .iter()
+            .map(|r| r.name)
+            .filter(|name| self.is_firing(name))
+            .collect()
+    }
+
     /// Alerts that have fired at least once, in order.
     pub fn fired(&self) -> &[Fired] {
         &self.fired
     }
 
-    /// Reads every probe once and advances each rule. A probe that cannot be read
-    /// leaves its rule as it was (a scrape failure is not a recovery).
+    /// The rules whose probe failed at least once.
+    pub fn probe_failures(&self) -> Vec<ProbeFailure> {
+        self.failures
+            .values()
+            .map(|failure| ProbeFailure {
+                ever_read: self.reads.get(failure.alert).is_some_and(|n| *n > 0),
+                ..failure.clone()
+            })
+            .collect()
+    }
+
+    /// Reads every probe once and advances each rule.
     pub async fn evaluate(&mut self, ops: &Ops) -> Vec<Transition> {
         let now = ops.clock.now();
         let mut transitions = Vec::new();
         for rule in &self.rules {
-            let Ok(reading) = rule.probe.read(ops).await else {
-                continue;
+            let reading = match rule.probe.read(ops).await {
+                Ok(reading) => {
+                    *self.reads.entry(rule.name).or_default() += 1;
+                    reading
+                }
+                Err(error) => {
+                    let failure = self.failures.entry(rule.name).or_insert(ProbeFailure {
+                        alert: rule.name,
+                        probe: rule.probe.command(ops),
+                        last_error: String::new(),
+                        failures: 0,
+                        ever_read: false,
+                    });
+                    if failure.failures == 0 {
+                        ops.timeline.note(
+                            Phase::Detect,
+                            format!("{} cannot be evaluated", rule.name),
+                            format!("`{}` failed: {error}", failure.probe),
+                        );
+                        tracing::warn!(
+                            "alert {} cannot be evaluated: `{}` failed: {error}",
+                            rule.name,
+                            failure.probe
+                        );
+                    }
+                    failure.failures += 1;
+                    failure.last_error = error.to_string();
+                    continue;
+                }
             };
             let active = rule.condition.holds(std::slice::from_ref(&reading));
-            let from = self
-                .states
-                .get(rule.name)
-                .copied()
-                .unwrap_or(AlertState::Inactive);
+            let from = self.state(rule.name);
             let to = advance(from, active, now, rule.for_duration);
             if to != from {
                 if matches!(to, AlertState::Firing { .. }) {
@@ -251,7 +180,7 @@ impl AlertEvaluator {
                     at: now,
                     from,
                     to,
-                    reading: describe(&reading),
+                    reading: reading.to_string(),
                 };
                 ops.timeline.note(
                     Phase::Detect,
@@ -294,10 +223,6 @@ fn state_word(state: AlertState) -> &'static str {
     }
 }
 
-fn describe(reading: &Reading) -> String {
-    reading.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,13 +263,5 @@ mod tests {
             advance(lapsed, true, at(4), five),
             AlertState::Pending { since: at(4) }
         );
-    }
-
-    #[test]
-    fn the_index_has_nine_rules_with_distinct_names() {
-        let rules = rules();
-        assert_eq!(rules.len(), 9);
-        let names: std::collections::BTreeSet<_> = rules.iter().map(|r| r.name).collect();
-        assert_eq!(names.len(), 9);
     }
 }

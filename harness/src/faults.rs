@@ -2,53 +2,34 @@
 //!
 //! `Fault::provider(Spotify).status(503)` is a value; `fault.inject(&stack)` makes
 //! it true and returns a [`FaultGuard`]; dropping the guard (or awaiting
-//! [`FaultGuard::heal`]) makes it false again. Faults that live at a provider are
-//! scoped wiremock mocks mounted above the baseline; faults that live inside a
-//! program flip a switch on that service's chaos control surface; a DLQ flood is
-//! rows in PostgreSQL; container faults (a full disk, the gateway disconnected from
-//! the providers' network) are facts of the docker engine
-//! ([`stack::docker::faults`]) and need the docker backend. Every kind passes one
-//! conformance suite: inactive is passthrough, heal restores the baseline, healing
-//! twice is a no-op.
+//! [`FaultGuard::heal`]) makes it false again. Each strikes where the failure strikes
+//! in production: faults that live at a provider or a scraped site are wiremock mocks
+//! mounted above the stand-in's baseline; faults that live inside a program flip a
+//! switch on that service's chaos control surface; container faults (a full disk, the
+//! gateway disconnected from the providers' network) are facts of the docker engine,
+//! which the stack's interface offers where its backend has them. A DLQ flood (rows in
+//! PostgreSQL) is no root cause and no scenario may use it: it serves the DLQ
+//! benchmarks. Every kind passes one conformance suite: inactive is passthrough, heal
+//! restores the baseline, healing twice is a no-op.
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Utc};
+use runbooks::ops::timeline::format_modeled;
 use serde_json::json;
 use sqlx::PgPool;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use url::Url;
-use wire::api::{ErrorKind, Provider};
-use wire::{Clock, Service};
-
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
-
-use super::scenario::FaultSpec;
-use stack::docker::DockerStack;
 use stack::docker::faults::{ContainerFaultError, ContainerHeal};
-
-/// What a fault needs of a running stack.
-pub trait FaultTarget: Send + Sync {
-    fn clock(&self) -> Clock;
-    /// The wiremock server standing in for a provider.
-    fn provider_server(&self, provider: Provider) -> &MockServer;
-    /// The provider's normal behaviour, to serve late (latency faults).
-    fn provider_baseline(&self, provider: Provider) -> Box<dyn Respond>;
-    fn chaos_url(&self, service: Service) -> Option<Url>;
-    /// A pool on `musicdb` for bulk faults.
-    fn admin_db(&self) -> &PgPool;
-    /// Artist and title of the `index`-th track a flood reuses: real catalogue
-    /// tracks, so that replayed messages enrich like any other track.
-    fn track_name(&self, index: usize) -> (String, String);
-    /// The docker stack, for container faults; `None` on other backends.
-    fn docker(&self) -> Option<&DockerStack> {
-        None
-    }
-}
+use stack::{CapabilityError, Stack, StandIn};
+use url::Url;
+use wire::api::{ErrorKind, Provider, SourceSite};
+use wire::{Clock, Service};
+use wiremock::{Mock, Respond, ResponseTemplate};
 
 /// A fault, before it is injected.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,12 +42,20 @@ pub enum Fault {
         provider: Provider,
         delay: Duration,
     },
+    /// The provider refuses every API call with 429 until it has seen none for
+    /// `quiet` (modeled); its Retry-After says so. A call within the window restarts
+    /// it, as real rate limiters do: the limit lifts only once the caller stops.
     RateLimit {
         provider: Provider,
-        retry_after: Duration,
+        quiet: Duration,
     },
     BadPayload {
         provider: Provider,
+    },
+    /// A scraped site's pages carry `garbage` entries without artist or title each.
+    GarbledTracklists {
+        site: SourceSite,
+        garbage: u32,
     },
     NetworkPartition {
         provider: Provider,
@@ -105,11 +94,11 @@ impl ProviderFault {
             delay,
         }
     }
-    /// Every call answers 429 with `Retry-After` (modeled seconds).
-    pub fn rate_limit(self, retry_after: Duration) -> Fault {
+    /// API calls answer 429 until none came for `quiet` (modeled).
+    pub fn rate_limit(self, quiet: Duration) -> Fault {
         Fault::RateLimit {
             provider: self.0,
-            retry_after,
+            quiet,
         }
     }
     /// Every call answers 200 with a body that is not the provider's format.
@@ -133,6 +122,12 @@ impl Fault {
         Fault::StuckBreaker { provider }
     }
 
+    /// `site`'s spider reads `garbage` cue lines per page as entries without an artist
+    /// or a title, which enrichment refuses as `invalid_data`.
+    pub fn garbled_tracklists(site: SourceSite, garbage: u32) -> Fault {
+        Fault::GarbledTracklists { site, garbage }
+    }
+
     /// `messages` failed tracks with DLQ messages, all `circuit_breaker_open` unless
     /// [`Fault::with_mix`] says otherwise.
     pub fn dlq_flood(messages: usize) -> Fault {
@@ -154,19 +149,6 @@ impl Fault {
         Fault::GatewayDisconnect
     }
 
-    /// Why the fault needs the docker backend, when it does.
-    pub fn needs_docker(&self) -> Option<&'static str> {
-        match self {
-            Fault::DiskFill => Some(
-                "it fills the stack's size-limited tmpfs volume, which only containers                  have; the local backend writes to the host's own disk, which a drill must                  not fill",
-            ),
-            Fault::GatewayDisconnect => Some(
-                "it disconnects the gateway's container from a docker network; local                  processes share the host's loopback, which has no such link to cut                  (Fault::network_partition is the local equivalent)",
-            ),
-            _ => None,
-        }
-    }
-
     /// The error mix of a DLQ flood, by weight.
     pub fn with_mix(self, mix: impl IntoIterator<Item = (ErrorKind, u32)>) -> Fault {
         match self {
@@ -178,41 +160,14 @@ impl Fault {
         }
     }
 
-    /// The fault a scenario file describes.
-    pub fn from_spec(spec: &FaultSpec) -> Fault {
-        match spec {
-            FaultSpec::ProviderOutage {
-                provider, status, ..
-            } => Fault::provider(*provider).status(*status),
-            FaultSpec::ProviderLatency {
-                provider,
-                delay_seconds,
-                ..
-            } => Fault::provider(*provider).latency(Duration::from_secs_f64(*delay_seconds)),
-            FaultSpec::RateLimit {
-                provider,
-                retry_after_seconds,
-                ..
-            } => Fault::provider(*provider).rate_limit(Duration::from_secs(*retry_after_seconds)),
-            FaultSpec::BadPayload { provider, .. } => Fault::provider(*provider).bad_payload(),
-            FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
-            FaultSpec::StuckBreaker { provider, .. } => Fault::stuck_breaker(*provider),
-            FaultSpec::DlqFlood { messages, mix, .. } => {
-                Fault::dlq_flood(*messages).with_mix(mix.iter().map(|(k, w)| (*k, *w)))
-            }
-            FaultSpec::DiskFill { .. } => Fault::disk_fill(),
-            FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),
-        }
-    }
-
-    /// Makes the fault true on `target`.
-    pub async fn inject(&self, target: &dyn FaultTarget) -> Result<FaultGuard, FaultError> {
+    /// Makes the fault true on `stack`.
+    pub async fn inject(&self, stack: &Stack) -> Result<FaultGuard, FaultError> {
         let healer = match self {
             Fault::ProviderStatus { provider, status } => {
                 let body = json!({"error": {"status": status, "message": "Service unavailable"}});
                 Healer::Mock(
                     mount(
-                        target,
+                        stack,
                         *provider,
                         ResponseTemplate::new(*status).set_body_json(body),
                     )
@@ -220,32 +175,40 @@ impl Fault {
                 )
             }
             Fault::ProviderLatency { provider, delay } => {
-                let real = target.clock().to_real(*delay);
+                let real = stack.clock().to_real(*delay);
                 let responder = Delayed {
-                    inner: target.provider_baseline(*provider),
+                    inner: stack.providers().baseline_responder(*provider),
                     delay: real,
                 };
-                Healer::Mock(mount(target, *provider, responder).await)
+                Healer::Mock(mount(stack, *provider, responder).await)
             }
-            Fault::RateLimit {
-                provider,
-                retry_after,
-            } => {
+            Fault::RateLimit { provider, quiet } => {
+                let active = Arc::new(AtomicBool::new(true));
+                let window = RateLimitWindow::new(stack.clock(), *quiet, active.clone());
                 let response = ResponseTemplate::new(429)
-                    .insert_header("Retry-After", retry_after.as_secs().to_string().as_str())
+                    .insert_header("Retry-After", quiet.as_secs().to_string().as_str())
                     .set_body_json(
                         json!({"error": {"status": 429, "message": "API rate limit exceeded"}}),
                     );
-                Healer::Mock(mount(target, *provider, response).await)
+                Mock::given(window)
+                    .respond_with(response)
+                    .with_priority(1)
+                    .mount(stack.providers().server(*provider))
+                    .await;
+                Healer::Mock(active)
             }
             Fault::BadPayload { provider } => {
                 let response = ResponseTemplate::new(200)
                     .set_body_json(json!({"unexpected": "format", "items": null}));
-                Healer::Mock(mount(target, *provider, response).await)
+                Healer::Mock(mount(stack, *provider, response).await)
+            }
+            Fault::GarbledTracklists { site, garbage } => {
+                let garbled = stack.providers().garbled_site(*site, *garbage);
+                Healer::Mock(mount(stack, *site, garbled).await)
             }
             Fault::NetworkPartition { provider } => {
                 chaos_switch(
-                    target,
+                    stack,
                     Service::ApiGatewayInternal,
                     "partition",
                     json!({"provider": provider}),
@@ -254,7 +217,7 @@ impl Fault {
             }
             Fault::StuckBreaker { provider } => {
                 chaos_switch(
-                    target,
+                    stack,
                     Service::MetadataEnrichment,
                     "stuck_breaker",
                     json!({"provider": provider}),
@@ -262,22 +225,18 @@ impl Fault {
                 .await?
             }
             Fault::DlqFlood { messages, mix } => {
-                flood(target, *messages, mix).await?;
-                Healer::Flood(target.admin_db().clone())
+                flood(stack, *messages, mix).await?;
+                Healer::Flood(stack.admin_pool().clone())
             }
             Fault::DiskFill => {
-                let docker = self.docker_stack(target)?;
-                Healer::Container(docker.fill_disk().await.map_err(self.container_error())?)
+                Healer::Container(stack.fill_disk().await.map_err(self.capability_error())?)
             }
-            Fault::GatewayDisconnect => {
-                let docker = self.docker_stack(target)?;
-                Healer::Container(
-                    docker
-                        .disconnect_gateway()
-                        .await
-                        .map_err(self.container_error())?,
-                )
-            }
+            Fault::GatewayDisconnect => Healer::Container(
+                stack
+                    .disconnect_gateway()
+                    .await
+                    .map_err(self.capability_error())?,
+            ),
         };
         Ok(FaultGuard {
             description: self.to_string(),
@@ -287,19 +246,24 @@ impl Fault {
 }
 
 impl Fault {
-    fn docker_stack<'a>(&self, target: &'a dyn FaultTarget) -> Result<&'a DockerStack, FaultError> {
-        target.docker().ok_or_else(|| FaultError::NeedsDocker {
-            fault: self.to_string(),
-            why: self.needs_docker().unwrap_or("it acts on containers"),
-        })
-    }
-
-    fn container_error(&self) -> impl FnOnce(ContainerFaultError) -> FaultError {
+    fn capability_error(&self) -> impl FnOnce(CapabilityError) -> FaultError {
         let fault = self.to_string();
-        move |source| FaultError::Container {
+        move |source| FaultError::Stack {
             fault,
             source: Box::new(source),
         }
+    }
+
+    /// Whether the world may end this fault by itself (a provider that comes back, a
+    /// site that is fixed), as opposed to one only a remedy removes.
+    pub fn world_may_end_it(&self) -> bool {
+        matches!(
+            self,
+            Fault::ProviderStatus { .. }
+                | Fault::ProviderLatency { .. }
+                | Fault::BadPayload { .. }
+                | Fault::GarbledTracklists { .. }
+        )
     }
 }
 
@@ -308,20 +272,23 @@ impl fmt::Display for Fault {
         match self {
             Fault::ProviderStatus { provider, status } => write!(f, "{provider} answers {status}"),
             Fault::ProviderLatency { provider, delay } => {
-                write!(f, "{provider} answers after {} s", delay.as_secs_f64())
+                write!(f, "{provider} answers after {:.0} s", delay.as_secs_f64())
             }
-            Fault::RateLimit {
-                provider,
-                retry_after,
-            } => {
+            Fault::RateLimit { provider, quiet } => {
                 write!(
                     f,
-                    "{provider} answers 429 (Retry-After {} s)",
-                    retry_after.as_secs()
+                    "{provider} rate-limits the stack until {} without a call",
+                    format_modeled(*quiet)
                 )
             }
             Fault::BadPayload { provider } => {
                 write!(f, "{provider} answers with an invalid payload")
+            }
+            Fault::GarbledTracklists { site, garbage } => {
+                write!(
+                    f,
+                    "{site}'s pages read with {garbage} entries without artist or title each"
+                )
             }
             Fault::NetworkPartition { provider } => {
                 write!(f, "api-gateway-internal cannot reach {provider}")
@@ -355,14 +322,16 @@ pub enum FaultError {
     },
     #[error("DLQ flood: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error(
-        "'{fault}' needs the docker backend (`--backend docker` or DRILL_BACKEND=docker): {why}"
-    )]
-    NeedsDocker { fault: String, why: &'static str },
     #[error("'{fault}': {source}")]
-    Container {
+    Stack {
         fault: String,
         /// Boxed: the engine's errors are large, and every fault's result carries this.
+        #[source]
+        source: Box<CapabilityError>,
+    },
+    #[error("'{fault}': healing: {source}")]
+    Heal {
+        fault: String,
         #[source]
         source: Box<ContainerFaultError>,
     },
@@ -429,12 +398,10 @@ impl FaultGuard {
                 remove_flood(&db).await?;
                 Ok(())
             }
-            Some(Healer::Container(heal)) => {
-                heal.heal().await.map_err(|source| FaultError::Container {
-                    fault: self.description.clone(),
-                    source: Box::new(source),
-                })
-            }
+            Some(Healer::Container(heal)) => heal.heal().await.map_err(|source| FaultError::Heal {
+                fault: self.description.clone(),
+                source: Box::new(source),
+            }),
         }
     }
 
@@ -476,8 +443,8 @@ impl Drop for FaultGuard {
 /// to whatever is below it (the baseline, or a fault injected later). A switch rather
 /// than an unmount: healing must work from any task, at once, even from `Drop`.
 async fn mount(
-    target: &dyn FaultTarget,
-    provider: Provider,
+    stack: &Stack,
+    party: impl Into<StandIn>,
     response: impl Respond + 'static,
 ) -> Arc<AtomicBool> {
     let active = Arc::new(AtomicBool::new(true));
@@ -485,7 +452,7 @@ async fn mount(
         .respond_with(response)
         // The baseline mocks sit at a lower priority (a higher number).
         .with_priority(1)
-        .mount(target.provider_server(provider))
+        .mount(stack.providers().server(party))
         .await;
     active
 }
@@ -496,6 +463,49 @@ struct WhileActive(Arc<AtomicBool>);
 impl wiremock::Match for WhileActive {
     fn matches(&self, _request: &wiremock::Request) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The window of a rate limit: matches (refuses) every API call while calls keep
+/// coming, and stops matching for good once `quiet` (modeled) has passed since the last
+/// refused one. `curl -I` from an engineer's terminal is not an API call against the
+/// stack's quota (an anonymous HEAD reaches the status page) and passes.
+struct RateLimitWindow {
+    clock: Clock,
+    quiet: chrono::TimeDelta,
+    active: Arc<AtomicBool>,
+    last_refused: Mutex<Option<DateTime<Utc>>>,
+    lifted: AtomicBool,
+}
+
+impl RateLimitWindow {
+    fn new(clock: Clock, quiet: Duration, active: Arc<AtomicBool>) -> Self {
+        Self {
+            clock,
+            quiet: chrono::TimeDelta::from_std(quiet).unwrap_or(chrono::TimeDelta::MAX),
+            active,
+            last_refused: Mutex::new(None),
+            lifted: AtomicBool::new(false),
+        }
+    }
+}
+
+impl wiremock::Match for RateLimitWindow {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        if !self.active.load(Ordering::SeqCst)
+            || self.lifted.load(Ordering::SeqCst)
+            || request.method != wiremock::http::Method::GET
+        {
+            return false;
+        }
+        let now = self.clock.now();
+        let mut last = self.last_refused.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| now - at >= self.quiet) {
+            self.lifted.store(true, Ordering::SeqCst);
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 }
 
@@ -512,12 +522,12 @@ impl Respond for Delayed {
 }
 
 async fn chaos_switch(
-    target: &dyn FaultTarget,
+    stack: &Stack,
     service: Service,
     switch: &'static str,
     params: serde_json::Value,
 ) -> Result<Healer, FaultError> {
-    let base = target
+    let base = stack
         .chaos_url(service)
         .ok_or(FaultError::NoChaosSurface { service })?;
     let url = base
@@ -594,12 +604,13 @@ fn kind_for(index: usize, mix: &[(ErrorKind, u32)]) -> ErrorKind {
 /// same statement inserts, so the row-by-row checks (each locking its track row again)
 /// would prove nothing, and they cost about a fifth of a 100k flood.
 async fn flood(
-    target: &dyn FaultTarget,
+    stack: &Stack,
     messages: usize,
     mix: &[(ErrorKind, u32)],
 ) -> Result<(), sqlx::Error> {
-    let db = target.admin_db();
-    let now: DateTime<Utc> = target.clock().now();
+    let db = stack.admin_pool();
+    let now: DateTime<Utc> = stack.clock().now();
+    let catalogue = stack.catalogue();
     let mut artists = Vec::with_capacity(messages);
     let mut titles = Vec::with_capacity(messages);
     let mut kinds = Vec::with_capacity(messages);
@@ -614,7 +625,8 @@ async fn flood(
                 (format!("Unknown Artist {}", i % 89), String::new())
             }
         } else {
-            target.track_name(i)
+            let track = &catalogue.tracks()[i % catalogue.len().max(1)];
+            (track.artist.clone(), track.title.clone())
         };
         artists.push(artist);
         titles.push(title);
@@ -735,24 +747,48 @@ mod tests {
     }
 
     #[test]
-    fn only_container_faults_need_docker() {
-        assert!(Fault::disk_fill().needs_docker().is_some());
-        assert!(Fault::gateway_disconnect().needs_docker().is_some());
+    fn only_what_the_world_ends_may_end_on_a_schedule() {
         assert!(
-            Fault::network_partition(Provider::Spotify)
-                .needs_docker()
-                .is_none()
+            Fault::provider(Provider::Spotify)
+                .status(503)
+                .world_may_end_it()
         );
-        let error = FaultError::NeedsDocker {
-            fault: Fault::disk_fill().to_string(),
-            why: Fault::disk_fill().needs_docker().unwrap(),
+        assert!(Fault::garbled_tracklists(SourceSite::Mixesdb, 10).world_may_end_it());
+        for removed_by_the_runbook in [
+            Fault::provider(Provider::Spotify).rate_limit(Duration::from_secs(600)),
+            Fault::stuck_breaker(Provider::Spotify),
+            Fault::network_partition(Provider::Spotify),
+            Fault::disk_fill(),
+        ] {
+            assert!(
+                !removed_by_the_runbook.world_may_end_it(),
+                "{removed_by_the_runbook}"
+            );
         }
-        .to_string();
-        assert!(
-            error.starts_with(
-                "'the stack's disk is full' needs the docker backend (`--backend docker`"
-            ),
-            "{error}"
-        );
+    }
+
+    #[test]
+    fn a_rate_limit_window_lifts_only_after_a_quiet_period() {
+        use wiremock::Match;
+        let clock = Clock::starting_now(6_000.0).unwrap();
+        let active = Arc::new(AtomicBool::new(true));
+        // A minute of quiet is ten milliseconds of real time at this scale.
+        let window = RateLimitWindow::new(clock, Duration::from_secs(60), active.clone());
+        let call = |method: &str| wiremock::Request {
+            url: "http://provider/v1/search".parse().unwrap(),
+            method: method.parse().unwrap(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        assert!(window.matches(&call("GET")), "the first call is refused");
+        assert!(!window.matches(&call("HEAD")), "curl -I is no API call");
+        // Calls keep coming, faster than the quiet period: the limit holds.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+            assert!(window.matches(&call("GET")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!window.matches(&call("GET")), "lifted after a quiet minute");
+        assert!(!window.matches(&call("GET")), "and stays lifted");
     }
 }

@@ -1,10 +1,15 @@
-//! The ledger: after a drill, every track and every DLQ message is accounted for.
+//! The ledger: after a drill, every track is accounted for.
 //!
-//! A remediation that "works" by dropping data is not a remediation. After each
-//! drill the ledger checks, in the database, that every track is enriched, still
-//! queued (pending or claimed), or failed with exactly one live DLQ message or an
-//! archive record; that no live message belongs to a track that is not failed (a
-//! duplicate in flight); and that no replayed message is still in the queue.
+//! A remediation that "works" by dropping data is not a remediation, and one that
+//! archives work that could have been done has lost it just the same. After each drill
+//! the ledger follows every track, in the database, to one of: enriched; still queued
+//! (pending, or claimed by a worker); failed with exactly one live DLQ message; or
+//! failed, its message archived by a purge, and *unfixable* (a scraped entry without
+//! an artist or a title: no provider can enrich it). A failed track whose message was
+//! archived although it names an artist and a title is **lost work**; one with neither
+//! a live message nor an archive record is **lost**. It also checks that no live
+//! message belongs to a track that is not failed (a duplicate in flight) and that no
+//! replayed message is still in the queue.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -16,7 +21,10 @@ pub struct Ledger {
     pub enriched: i64,
     pub queued: i64,
     pub dead_lettered: i64,
-    pub archived: i64,
+    /// Failed, archived, and without an artist or a title: discarded on purpose.
+    pub discarded_unfixable: i64,
+    /// Failed and archived, though a provider could have enriched them.
+    pub lost_work: i64,
     /// Failed tracks with neither a live message nor an archive record.
     pub lost: i64,
     /// Live messages whose track is not failed.
@@ -27,14 +35,17 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn balanced(&self) -> bool {
-        self.lost == 0
-            && self.duplicated == 0
-            && self.replayed_but_queued == 0
-            && self.enriched + self.queued + self.dead_lettered + self.archived == self.tracks
+        self.problems().is_empty()
     }
 
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.lost_work > 0 {
+            problems.push(format!(
+                "{} tracks that could have been enriched were archived by a purge (lost work)",
+                self.lost_work
+            ));
+        }
         if self.lost > 0 {
             problems.push(format!(
                 "{} failed tracks have neither a DLQ message nor an archive record (lost)",
@@ -53,16 +64,48 @@ impl Ledger {
                 self.replayed_but_queued
             ));
         }
-        let sum = self.enriched + self.queued + self.dead_lettered + self.archived;
-        if sum != self.tracks {
+        let sum = self.accounted_for();
+        if sum + self.lost_work + self.lost != self.tracks {
             problems.push(format!(
-                "{} tracks, but enriched {} + queued {} + dead-lettered {} + archived {} = {sum}",
-                self.tracks, self.enriched, self.queued, self.dead_lettered, self.archived
+                "{} tracks, but enriched {} + queued {} + dead-lettered {} + discarded {} + \
+                 lost work {} + lost {} = {}",
+                self.tracks,
+                self.enriched,
+                self.queued,
+                self.dead_lettered,
+                self.discarded_unfixable,
+                self.lost_work,
+                self.lost,
+                sum + self.lost_work + self.lost
             ));
         }
         problems
     }
+
+    /// Tracks in a state the drill accepts.
+    fn accounted_for(&self) -> i64 {
+        self.enriched + self.queued + self.dead_lettered + self.discarded_unfixable
+    }
+
+    /// One line for the report and the timeline.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{} tracks = {} enriched + {} queued + {} dead-lettered + {} discarded as unfixable",
+            self.tracks, self.enriched, self.queued, self.dead_lettered, self.discarded_unfixable
+        );
+        if self.lost_work > 0 {
+            text.push_str(&format!(" + {} LOST WORK", self.lost_work));
+        }
+        if self.lost > 0 {
+            text.push_str(&format!(" + {} LOST", self.lost));
+        }
+        text
+    }
 }
+
+/// Whether a track names both an artist and a title (SQL, over `tracks t`).
+const ENRICHABLE: &str =
+    "COALESCE(BTRIM(t.artist_name), '') <> '' AND COALESCE(BTRIM(t.track_name), '') <> ''";
 
 /// Counts the ledger in one snapshot (one REPEATABLE READ transaction).
 pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
@@ -70,34 +113,48 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT
+    let sql = format!(
+        "WITH failed AS (
+            SELECT t.track_id, ({ENRICHABLE}) AS enrichable,
+                   EXISTS (SELECT 1 FROM dlq_messages m WHERE m.track_id = t.track_id) AS live,
+                   EXISTS (SELECT 1 FROM dlq_archive a WHERE a.track_id = t.track_id) AS archived
+            FROM tracks t WHERE t.enrichment_status = 'failed'
+        )
+        SELECT
             (SELECT COUNT(*) FROM tracks),
             (SELECT COUNT(*) FROM tracks WHERE enrichment_status = 'enriched'),
             (SELECT COUNT(*) FROM tracks WHERE enrichment_status IN ('pending', 'in_progress')),
-            (SELECT COUNT(*) FROM tracks t WHERE t.enrichment_status = 'failed'
-                AND EXISTS (SELECT 1 FROM dlq_messages m WHERE m.track_id = t.track_id)),
-            (SELECT COUNT(*) FROM tracks t WHERE t.enrichment_status = 'failed'
-                AND NOT EXISTS (SELECT 1 FROM dlq_messages m WHERE m.track_id = t.track_id)
-                AND EXISTS (SELECT 1 FROM dlq_archive a WHERE a.track_id = t.track_id)),
-            (SELECT COUNT(*) FROM tracks t WHERE t.enrichment_status = 'failed'
-                AND NOT EXISTS (SELECT 1 FROM dlq_messages m WHERE m.track_id = t.track_id)
-                AND NOT EXISTS (SELECT 1 FROM dlq_archive a WHERE a.track_id = t.track_id)),
+            (SELECT COUNT(*) FROM failed WHERE live),
+            (SELECT COUNT(*) FROM failed WHERE NOT live AND archived AND NOT enrichable),
+            (SELECT COUNT(*) FROM failed WHERE NOT live AND archived AND enrichable),
+            (SELECT COUNT(*) FROM failed WHERE NOT live AND NOT archived),
             (SELECT COUNT(*) FROM dlq_messages m JOIN tracks t USING (track_id)
                 WHERE t.enrichment_status <> 'failed'),
-            (SELECT COUNT(*) FROM dlq_messages m JOIN dlq_replay_log r USING (message_id))",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+            (SELECT COUNT(*) FROM dlq_messages m JOIN dlq_replay_log r USING (message_id))"
+    );
+    let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
-    let (tracks, enriched, queued, dead_lettered, archived, lost, duplicated, replayed_but_queued) =
-        row;
+    let (
+        tracks,
+        enriched,
+        queued,
+        dead_lettered,
+        discarded_unfixable,
+        lost_work,
+        lost,
+        duplicated,
+        replayed_but_queued,
+    ) = row;
     Ok(Ledger {
         tracks,
         enriched,
         queued,
         dead_lettered,
-        archived,
+        discarded_unfixable,
+        lost_work,
         lost,
         duplicated,
         replayed_but_queued,
@@ -114,8 +171,6 @@ mod tests {
             tracks: 10,
             enriched: 8,
             queued: 1,
-            dead_lettered: 0,
-            archived: 0,
             lost: 1,
             ..Ledger::default()
         };
@@ -125,17 +180,38 @@ mod tests {
             problems.contains("1 failed tracks have neither"),
             "{problems}"
         );
-        assert!(problems.contains("= 9"), "{problems}");
     }
 
     #[test]
-    fn every_track_in_one_bucket_balances() {
+    fn archived_work_that_could_have_been_done_is_lost_work() {
+        let ledger = Ledger {
+            tracks: 10,
+            enriched: 5,
+            discarded_unfixable: 2,
+            lost_work: 3,
+            ..Ledger::default()
+        };
+        assert!(!ledger.balanced());
+        let problems = ledger.problems().join("; ");
+        assert!(
+            problems.contains("3 tracks that could have been enriched were archived"),
+            "{problems}"
+        );
+        assert!(
+            ledger.summary().ends_with("+ 3 LOST WORK"),
+            "{}",
+            ledger.summary()
+        );
+    }
+
+    #[test]
+    fn every_track_in_an_accepted_state_balances() {
         let ledger = Ledger {
             tracks: 10,
             enriched: 6,
             queued: 2,
             dead_lettered: 1,
-            archived: 1,
+            discarded_unfixable: 1,
             ..Ledger::default()
         };
         assert!(ledger.balanced(), "{:?}", ledger.problems());

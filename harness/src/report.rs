@@ -1,7 +1,9 @@
 //! Drill reports: a human summary, JSON, and JUnit XML for CI.
 //!
-//! A failed drill must say what was expected, what was observed, what was injected
-//! when, and every step the runbook took; [`DrillReport::render`] is that message.
+//! A failed drill must say what was expected, what was observed, what struck when, and
+//! every step the runbook took; [`DrillReport::render`] is that message. Times are
+//! modeled: time to detect from the first fault, time to resolve from the alert, and
+//! the resolution split into waiting on the world and the runbook's own time.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,19 +11,45 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use runbooks::RunbookMeta;
 use runbooks::criteria::CriterionOutcome;
-use runbooks::ops::Phase;
 use runbooks::ops::timeline::{Entry, format_modeled};
 use runbooks::runbook::DiagnosisReport;
 use serde::Serialize;
 
-use super::ledger::Ledger;
-use super::scenario::Scenario;
+use crate::ledger::Ledger;
+use crate::runner::{DrillOptions, Response};
+use crate::scenario::Scenario;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Passed,
     Failed,
+}
+
+/// What a control run showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlOutcome {
+    /// Without the runbook the incident did not resolve (within its budget): the
+    /// runbook is what resolves it.
+    NeededTheRunbook,
+    /// The world ended the incident by itself, as the scenario declares it may.
+    WorldHealedIt,
+    /// The incident resolved without the runbook although the scenario says the world
+    /// does not end it: the drill cannot tell the runbook's work from the world's.
+    ProvesNothing,
+}
+
+/// One fault of the drill: what struck, when, and when it ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    pub fault: String,
+    #[serde(serialize_with = "minutes")]
+    pub struck_at: Duration,
+    #[serde(serialize_with = "opt_minutes")]
+    pub healed_at: Option<Duration>,
+    /// Whether the world ends it during this drill (else only a remedy does, if any).
+    pub world_ends_it: bool,
 }
 
 /// Everything a drill found.
@@ -32,22 +60,41 @@ pub struct DrillReport {
     pub title: String,
     pub seed: u64,
     pub scale: f64,
+    pub response: Response,
     pub alert: String,
-    pub expected_diagnosis: char,
+    pub tracks_per_minute: u32,
+    pub expected_diagnosis: String,
     pub diagnosis: Option<DiagnosisReport>,
+    /// Why the investigation escalated instead of choosing, if it did.
+    pub escalated: Option<String>,
+    pub faults: Vec<FaultRecord>,
+    /// When the first fault struck, after the drill began.
+    #[serde(serialize_with = "opt_minutes")]
+    pub onset: Option<Duration>,
     #[serde(serialize_with = "opt_minutes")]
     pub time_to_detect: Option<Duration>,
     #[serde(serialize_with = "opt_minutes")]
     pub time_to_resolve: Option<Duration>,
+    /// The part of the time to resolve spent waiting while the world was broken.
     #[serde(serialize_with = "opt_minutes")]
-    pub budget: Option<Duration>,
+    pub waiting_on_world: Option<Duration>,
+    /// Time to resolve less waiting on the world: what the budget applies to.
     #[serde(serialize_with = "opt_minutes")]
-    pub typical_resolution: Option<Duration>,
+    pub runbook_time: Option<Duration>,
+    #[serde(serialize_with = "minutes")]
+    pub budget: Duration,
+    #[serde(serialize_with = "minutes")]
+    pub typical_resolution: Duration,
+    pub world_heals: bool,
     pub verification: Vec<CriterionOutcome>,
     pub ledger: Option<Ledger>,
     pub alerts_fired: Vec<String>,
     pub failures: Vec<String>,
+    /// What went wrong without failing the drill (a probe that failed now and then).
+    pub warnings: Vec<String>,
     pub verdict: Verdict,
+    /// For a control run: what it showed.
+    pub control: Option<ControlOutcome>,
     pub timeline: Vec<Entry>,
     #[serde(skip)]
     pub timeline_text: String,
@@ -55,33 +102,52 @@ pub struct DrillReport {
     pub resolve_started: Option<DateTime<Utc>>,
 }
 
+fn minutes<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() / 60.0 * 100.0).round() / 100.0)
+}
+
 fn opt_minutes<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => s.serialize_f64((d.as_secs_f64() / 60.0 * 100.0).round() / 100.0),
+        Some(d) => minutes(d, s),
         None => s.serialize_none(),
     }
 }
 
 impl DrillReport {
-    pub fn new(meta: &RunbookMeta, scenario: &Scenario, seed: u64, scale: f64) -> Self {
+    pub fn new(
+        meta: &RunbookMeta,
+        scenario: &Scenario,
+        options: &DrillOptions,
+        scale: f64,
+    ) -> Self {
         Self {
-            runbook: meta.id.to_owned(),
+            runbook: meta.id().to_owned(),
             scenario: scenario.id.clone(),
             title: scenario.title.clone(),
-            seed,
+            seed: options.seed,
             scale,
+            response: options.response,
             alert: scenario.expect.alert.clone(),
-            expected_diagnosis: scenario.expect.diagnosis,
+            tracks_per_minute: scenario.workload.tracks_per_minute,
+            expected_diagnosis: scenario.expect.diagnosis.clone(),
             diagnosis: None,
+            escalated: None,
+            faults: Vec::new(),
+            onset: None,
             time_to_detect: None,
             time_to_resolve: None,
-            budget: Some(scenario.expect.budget()),
-            typical_resolution: Some(meta.typical_resolution),
+            waiting_on_world: None,
+            runbook_time: None,
+            budget: scenario.expect.budget(),
+            typical_resolution: meta.rule.typical_resolution,
+            world_heals: scenario.expect.world_heals,
             verification: Vec::new(),
             ledger: None,
             alerts_fired: Vec::new(),
             failures: Vec::new(),
+            warnings: Vec::new(),
             verdict: Verdict::Failed,
+            control: None,
             timeline: Vec::new(),
             timeline_text: String::new(),
             resolve_started: None,
@@ -92,84 +158,119 @@ impl DrillReport {
         self.failures.push(failure.into());
     }
 
-    /// Settles the verdict: passed only if nothing failed and the drill resolved.
+    /// Settles the verdict: passed only if nothing failed and the drill resolved; for a
+    /// control run, also what the control showed.
     pub fn finish(&mut self) {
-        self.verdict = if self.failures.is_empty() && self.time_to_resolve.is_some() {
-            Verdict::Passed
-        } else {
-            if self.failures.is_empty() {
-                self.failures
-                    .push("the drill did not reach a verified resolution".into());
+        let resolved = self.failures.is_empty() && self.time_to_resolve.is_some();
+        self.verdict = match (self.response, resolved) {
+            (Response::Diagnose, _) if self.failures.is_empty() => Verdict::Passed,
+            (_, true) => Verdict::Passed,
+            _ => {
+                if self.failures.is_empty() {
+                    self.failures
+                        .push("the drill did not reach a verified resolution".into());
+                }
+                Verdict::Failed
             }
-            Verdict::Failed
         };
+        if self.response == Response::Control {
+            self.control = Some(match (resolved, self.world_heals) {
+                (false, _) => ControlOutcome::NeededTheRunbook,
+                (true, true) => ControlOutcome::WorldHealedIt,
+                (true, false) => ControlOutcome::ProvesNothing,
+            });
+        }
     }
 
+    /// Whether the drill showed what it exists to show: for a drill, that the runbook
+    /// resolved the incident; for a control run, that the runbook is needed (or the
+    /// world heals it, as declared); for a diagnosis, that it is the expected one.
     pub fn passed(&self) -> bool {
-        self.verdict == Verdict::Passed
+        match self.response {
+            Response::Runbook | Response::Diagnose => self.verdict == Verdict::Passed,
+            Response::Control => self.control != Some(ControlOutcome::ProvesNothing),
+        }
     }
 
     /// The summary a person reads: verdict, times, failures, faults, steps.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let verdict = if self.passed() { "PASSED" } else { "FAILED" };
+        let what = match self.response {
+            Response::Runbook => "drill",
+            Response::Control => "control run of",
+            Response::Diagnose => "diagnosis of",
+        };
+        let verdict = match (self.response, self.control, self.passed()) {
+            (Response::Control, Some(ControlOutcome::NeededTheRunbook), _) => {
+                "OK: it did not resolve without the runbook"
+            }
+            (Response::Control, Some(ControlOutcome::WorldHealedIt), _) => {
+                "OK: the world healed it, as the scenario declares"
+            }
+            (Response::Control, _, _) => "PROVES NOTHING: it resolved without the runbook",
+            (_, _, true) => "PASSED",
+            (_, _, false) => "FAILED",
+        };
         let _ = writeln!(
             out,
-            "drill {} {verdict} (seed {}, scale {})",
-            self.scenario, self.seed, self.scale
+            "{what} {} {verdict} (seed {}, scale {}, {} tracks/min)",
+            self.scenario, self.seed, self.scale, self.tracks_per_minute
         );
         let _ = writeln!(out, "  {}", self.title);
         let minutes = |d: Option<Duration>| d.map(format_modeled).unwrap_or_else(|| "—".into());
         let _ = writeln!(
             out,
-            "  alert {}: detected in {}, resolved in {} (budget {}, typical {})",
+            "  alert {}: detected {} after the first fault, resolved in {} \
+             ({} waiting on the world, {} runbook time; budget {}, typical {})",
             self.alert,
             minutes(self.time_to_detect),
             minutes(self.time_to_resolve),
-            minutes(self.budget),
-            minutes(self.typical_resolution),
+            minutes(self.waiting_on_world),
+            minutes(self.runbook_time),
+            format_modeled(self.budget),
+            format_modeled(self.typical_resolution),
         );
-        if let Some(diagnosis) = &self.diagnosis {
-            let _ = writeln!(
-                out,
-                "  diagnosis: scenario {} ({}), expected {}",
-                diagnosis.scenario, diagnosis.scenario_name, self.expected_diagnosis
-            );
+        match (&self.diagnosis, &self.escalated) {
+            (Some(diagnosis), _) => {
+                let _ = writeln!(
+                    out,
+                    "  diagnosis: {}, expected {}",
+                    diagnosis.scenario, self.expected_diagnosis
+                );
+            }
+            (None, Some(reason)) => {
+                let _ = writeln!(out, "  diagnosis: escalated ({reason})");
+            }
+            (None, None) => {}
         }
         for outcome in &self.verification {
             let _ = writeln!(out, "  {outcome}");
         }
         if let Some(ledger) = &self.ledger {
-            let _ = writeln!(
-                out,
-                "  ledger: {} tracks = {} enriched + {} queued + {} dead-lettered + {} archived{}",
-                ledger.tracks,
-                ledger.enriched,
-                ledger.queued,
-                ledger.dead_lettered,
-                ledger.archived,
-                if ledger.balanced() {
-                    ""
-                } else {
-                    " (UNBALANCED)"
-                }
-            );
+            let _ = writeln!(out, "  ledger: {}", ledger.summary());
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "  ! {warning}");
         }
         if !self.failures.is_empty() {
             let _ = writeln!(out, "failures:");
             for failure in &self.failures {
                 let _ = writeln!(out, "  ✗ {failure}");
             }
-            let _ = writeln!(out, "fault timeline:");
-            for entry in self.timeline.iter().filter(|e| e.phase == Phase::Inject) {
-                let _ = writeln!(
-                    out,
-                    "  {:>8} {} {}",
-                    format_modeled(entry.at),
-                    entry.title,
-                    entry.observed
-                );
-            }
+        }
+        let _ = writeln!(out, "fault timeline:");
+        for fault in &self.faults {
+            let ends = match (fault.healed_at, fault.world_ends_it) {
+                (Some(at), _) => format!("the world ended it at {}", format_modeled(at)),
+                (None, true) => "the world had not ended it yet".to_owned(),
+                (None, false) => "the world does not end it".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:>8} {} — {ends}",
+                format_modeled(fault.struck_at),
+                fault.fault
+            );
         }
         let _ = writeln!(out, "step log:");
         out.push_str(&self.timeline_text);
@@ -191,11 +292,16 @@ pub fn junit(reports: &[DrillReport]) -> String {
             .time_to_resolve
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        let name = match report.response {
+            Response::Runbook => report.scenario.clone(),
+            Response::Control => format!("{} (control)", report.scenario),
+            Response::Diagnose => format!("{} (diagnosis)", report.scenario),
+        };
         let _ = write!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\" time=\"{seconds:.1}\"",
             xml(&report.runbook),
-            xml(&report.scenario)
+            xml(&name)
         );
         if report.passed() {
             out.push_str("/>\n");

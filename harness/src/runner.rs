@@ -1,47 +1,63 @@
 //! The drill runner: inject → detect → investigate → resolve → verify → ledger.
 //!
-//! One drill is one scenario of one runbook against a running stack. The runner
-//! resets the stack, injects the scenario's faults (healing those that heal by
-//! themselves on schedule, as a provider that comes back would), evaluates the alert
-//! rules in the background, and times the runbook from the alert firing to the
-//! moment its verification holds and the alert has cleared. It then checks that no
-//! track or message was lost or duplicated, that the remediation raised no new
-//! alert, and that it left the configuration as it found it.
+//! One drill is one scenario of one runbook against a running stack. The runner resets
+//! the stack, sets the scenario's workload, lets the scenario's root-cause faults strike
+//! at their seeded times (the world ends those it ends, at their seeded times),
+//! evaluates every runbook's alert rule in the background, and times the runbook from
+//! its alert firing to the moment its verification holds and the alert has cleared,
+//! telling the time it spent waiting on the world from its own ([`crate::world`]).
+//! It then checks that nothing was lost ([`crate::ledger`]), that the remediation
+//! raised no new alert and left the configuration as it found it, and that every
+//! alert rule could be read.
+//!
+//! A *control run* ([`Response::Control`]) is the same drill with the resolution
+//! replaced by doing nothing: it must fail, unless the scenario declares that the
+//! world heals by itself, or the drill proves nothing about the runbook.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use runbooks::DynRunbook;
 use runbooks::criteria::{readings_before, verify_all};
-use runbooks::ops::{Approver, Host, Ops, Orchestrator, Outcome, Phase, Timeline};
-use tokio::sync::Mutex;
-use wire::{Clock, Endpoints};
+use runbooks::ops::timeline::format_modeled;
+use runbooks::ops::{Approver, ConnectError, Ops, Outcome, Phase, StepError, Timeline};
+use serde::Serialize;
+use stack::{Stack, StackError};
+use tokio::sync::{Mutex, oneshot};
+use wire::Clock;
+use wire::wait::{self, Poll};
 
-use super::alerts::{AlertEvaluator, AlertState, rules};
-use super::faults::{Fault, FaultGuard, FaultTarget};
-use super::ledger;
-use super::report::{DrillReport, Verdict};
-use super::scenario::Scenario;
+use crate::alerts::{AlertEvaluator, AlertState};
+use crate::faults::{FaultError, FaultGuard};
+use crate::ledger;
+use crate::report::{DrillReport, FaultRecord};
+use crate::scenario::{Scenario, ScheduledFault};
+use crate::world::{self, Interval};
 
-/// What the runner needs of a stack, on any backend.
-#[async_trait]
-pub trait DrillStack: FaultTarget {
-    fn ops_endpoints(&self) -> Endpoints;
-    fn ops_orchestrator(&self) -> Arc<dyn Orchestrator>;
-    fn ops_host(&self) -> Option<Arc<dyn Host>>;
-    /// Back to the seeded state, every service running, every fault healed.
-    async fn reset_for_drill(&self) -> anyhow::Result<()>;
+/// What the drill does once the alert has fired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Response {
+    /// The runbook investigates, resolves and is verified.
+    #[default]
+    Runbook,
+    /// The runbook investigates; its resolution is replaced by doing nothing; then
+    /// the same verification. Shows whether the runbook is what resolved the incident.
+    Control,
+    /// The runbook investigates, and the drill ends with its diagnosis (`drill matrix`).
+    Diagnose,
 }
 
 /// How to run drills.
 #[derive(Clone)]
 pub struct DrillOptions {
     pub approver: Arc<dyn Approver>,
+    /// Draws every time and amount of the scenario's faults.
     pub seed: u64,
     /// Modeled time between two evaluations of the alert rules.
     pub evaluation_interval: Duration,
+    pub response: Response,
 }
 
 impl DrillOptions {
@@ -50,162 +66,132 @@ impl DrillOptions {
             approver,
             seed,
             evaluation_interval: Duration::from_secs(15),
+            response: Response::Runbook,
         }
+    }
+
+    pub fn with_response(mut self, response: Response) -> Self {
+        self.response = response;
+        self
     }
 }
 
+/// A drill that could not be run at all (as opposed to one that ran and failed).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("resetting the stack: {0}")]
+    Reset(#[source] StackError),
+    #[error("connecting to the stack: {0}")]
+    Connect(#[source] ConnectError),
+    #[error("reading metadata_enrichment_config: {0}")]
+    Config(#[source] sqlx::Error),
+    #[error("injecting '{fault}': {source}")]
+    Inject {
+        fault: String,
+        #[source]
+        source: FaultError,
+    },
+}
+
+/// Why a drill that ran ended before a verified resolution.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("the alert {alert} did not fire within {} after the first fault struck", format_modeled(*within))]
+    NotDetected { alert: String, within: Duration },
+    #[error("investigation escalated: {0}")]
+    Escalated(#[source] StepError),
+    #[error("investigation failed: {0}")]
+    Investigation(#[source] StepError),
+    #[error("resolution failed: {0}")]
+    Resolution(#[source] StepError),
+    #[error("the alert {alert} was still firing {} after verification passed", format_modeled(*waited))]
+    StillFiring { alert: String, waited: Duration },
+}
+
+/// How long after verification the alert may take to clear: its rule is evaluated
+/// every few modeled seconds, and a rate that has recovered may take one window.
+const CLEAR_BOUND: Duration = Duration::from_secs(20 * 60);
+
 /// Runs one scenario of `runbook` on `stack` and reports how it went.
 pub async fn run_drill(
-    stack: &dyn DrillStack,
+    stack: &Stack,
     runbook: &dyn DynRunbook,
     scenario: &Scenario,
     options: &DrillOptions,
-) -> anyhow::Result<DrillReport> {
-    stack.reset_for_drill().await?;
+) -> Result<DrillReport, DrillError> {
+    stack.reset().await.map_err(DrillError::Reset)?;
+    stack.providers().set_workload(scenario.workload);
     let clock = stack.clock();
     let timeline = Timeline::new(clock);
-    let mut ops = Ops::connect(
-        stack.ops_endpoints(),
-        stack.ops_orchestrator(),
+    let ops = Ops::connect(
+        stack.endpoints().clone(),
+        stack.orchestrator(),
         clock,
         options.approver.clone(),
         timeline.clone(),
     )
-    .await?;
-    if let Some(host) = stack.ops_host() {
-        ops = ops.with_host(host);
-    }
-    let mut report = DrillReport::new(runbook.meta(), scenario, options.seed, clock.scale());
-    let baseline_config = config_snapshot(&ops).await?;
+    .await
+    .map_err(DrillError::Connect)?
+    .with_host(stack.host());
+    let mut report = DrillReport::new(runbook.meta(), scenario, options, clock.scale());
+    let baseline_config = config_snapshot(&ops).await.map_err(DrillError::Config)?;
 
     // Alerts are evaluated from before the fault, so that a rule already firing is
     // not mistaken for one the fault raised.
-    let evaluator = Arc::new(Mutex::new(AlertEvaluator::new(rules())));
+    let evaluator = Arc::new(Mutex::new(AlertEvaluator::for_all_runbooks()));
     evaluator.lock().await.evaluate(&ops).await;
-    let firing_before: Vec<String> = rules()
-        .iter()
-        .filter(|r| {
-            evaluator
-                .try_lock()
-                .map(|e| e.is_firing(r.name))
-                .unwrap_or(false)
-        })
-        .map(|r| r.name.to_owned())
-        .collect();
+    let firing_before = evaluator.lock().await.firing();
     let evaluation = spawn_evaluation(evaluator.clone(), ops.clone(), options.evaluation_interval);
 
-    // Inject.
-    let injected_at = clock.now();
-    let mut guards = Vec::new();
-    let mut scheduled = Vec::new();
-    let mut specs: Vec<_> = scenario.faults.iter().collect();
-    specs.sort_by_key(|spec| spec.inject_at());
-    for spec in specs {
-        let due = spec.inject_at();
-        let elapsed = modeled_between(injected_at, clock.now());
-        if due > elapsed {
-            clock.sleep(due - elapsed).await;
+    let schedule = scenario.schedule(options.seed);
+    let mut faults = match strike(stack, &schedule, &timeline).await {
+        Ok(faults) => faults,
+        Err(error) => {
+            evaluation.abort();
+            return Err(error);
         }
-        let fault = Fault::from_spec(spec);
-        let guard = match fault.inject(stack).await {
-            Ok(guard) => guard,
-            Err(error) => {
-                evaluation.abort();
-                timeline.record(
-                    Phase::Inject,
-                    fault.to_string(),
-                    None,
-                    error.to_string(),
-                    Outcome::Failed,
-                );
-                return Err(anyhow::anyhow!("injecting '{fault}': {error}"));
-            }
-        };
-        let heals = spec
-            .heal_after()
-            .map(|d| {
-                format!(
-                    "heals by itself after {}",
-                    runbooks::ops::timeline::format_modeled(d)
-                )
-            })
-            .unwrap_or_else(|| "stays until remediated".into());
-        timeline.record(Phase::Inject, fault.to_string(), None, heals, Outcome::Ok);
-        match spec.heal_after() {
-            Some(after) => scheduled.push(schedule_heal(guard, after, clock, timeline.clone())),
-            None => guards.push(guard),
-        }
-    }
+    };
+    report.onset = faults
+        .first()
+        .map(|f| modeled_between(timeline.started_at(), f.struck_at));
 
-    let result = drive(
+    if let Err(stop) = drive(
         &ops,
         runbook,
         scenario,
+        options,
         &evaluator,
-        injected_at,
+        &faults,
         &mut report,
     )
-    .await;
-    if let Err(failure) = result {
-        report.fail(failure);
-    }
-
-    // What the remediation left behind.
-    if let Ok(ledger) = ledger::take(&ops.db).await {
-        timeline.note(
-            Phase::Ledger,
-            "Ledger",
-            format!(
-                "{} tracks: {} enriched, {} queued, {} dead-lettered, {} archived",
-                ledger.tracks,
-                ledger.enriched,
-                ledger.queued,
-                ledger.dead_lettered,
-                ledger.archived
-            ),
-        );
-        for problem in ledger.problems() {
-            report.fail(format!("ledger: {problem}"));
-        }
-        report.ledger = Some(ledger);
-    }
-    let config_after = config_snapshot(&ops).await?;
-    if config_after != baseline_config && !scenario.expect.config_may_change {
-        let drift: Vec<String> = config_after
-            .iter()
-            .filter(|row| !baseline_config.contains(row))
-            .map(|row| row.to_string())
-            .collect();
-        report.fail(format!(
-            "remediation left metadata_enrichment_config changed: {}",
-            drift.join("; ")
-        ));
-    }
+    .await
     {
-        let evaluator = evaluator.lock().await;
-        let resolve_started = report.resolve_started;
-        for fired in evaluator.fired() {
-            let alert = fired.alert;
-            report.alerts_fired.push(alert.to_string());
-            let expected = alert == scenario.expect.alert;
-            let tolerated = scenario.expect.tolerated_alerts.iter().any(|a| a == alert);
-            let before = firing_before.iter().any(|a| a == alert);
-            // Raised by the remediation: its condition began to hold only after the
-            // resolution started (an alert pending since the fault is the fault's).
-            let after_resolution_began =
-                resolve_started.is_some_and(|start| fired.active_since >= start);
-            if !expected && !tolerated && !before && after_resolution_began {
-                report.fail(format!("remediation raised a new alert: {alert}"));
-            }
+        report.fail(stop.to_string());
+        if let Stop::Escalated(error) = &stop {
+            report.escalated = Some(error.to_string());
         }
     }
 
-    evaluation.abort();
-    for task in scheduled {
-        task.abort();
+    if options.response != Response::Diagnose {
+        check_aftermath(
+            &ops,
+            scenario,
+            &evaluator,
+            &firing_before,
+            &baseline_config,
+            &mut report,
+        )
+        .await;
     }
-    for guard in guards {
-        let _ = guard.heal().await;
+    evaluation.abort();
+    for fault in &mut faults {
+        if let Err(error) = fault.end().await {
+            report.fail(format!(
+                "healing '{}' after the drill: {error}",
+                fault.description
+            ));
+        }
+        report.faults.push(fault.record(timeline.started_at()));
     }
     report.timeline = timeline.entries();
     report.timeline_text = timeline.render();
@@ -213,43 +199,205 @@ pub async fn run_drill(
     Ok(report)
 }
 
-/// Detect, investigate, resolve, verify; the first hard failure ends the drill.
+/// A fault that struck, and how it ends.
+struct Struck {
+    description: String,
+    struck_at: DateTime<Utc>,
+    /// Whether the world ends it during this drill (at its seeded recovery): only then
+    /// is waiting while it is active waiting on the world. A slow provider that stays
+    /// slow is the runbook's to work around, however long it waits.
+    world_ends_it: bool,
+    /// Heals at its seeded recovery, or when the drill ends.
+    ending: Ending,
+    healed_at: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
+}
+
+enum Ending {
+    /// Healed when the drill ends.
+    AtEnd(Option<FaultGuard>),
+    /// Healing on its own at its seeded time; the sender ends it early.
+    Scheduled {
+        stop: Option<oneshot::Sender<()>>,
+        task: Option<tokio::task::JoinHandle<Result<(), FaultError>>>,
+    },
+}
+
+impl Struck {
+    /// Heals the fault now if it has not healed yet, and says whether healing worked.
+    async fn end(&mut self) -> Result<(), FaultError> {
+        match &mut self.ending {
+            Ending::AtEnd(guard) => match guard.take() {
+                Some(guard) => guard.heal().await,
+                None => Ok(()),
+            },
+            Ending::Scheduled { stop, task } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+                match task.take() {
+                    Some(task) => task.await.unwrap_or(Ok(())),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// While it was active, if the world ends it: when the runbook's waiting was
+    /// waiting on the world.
+    fn world_interval(&self, until: DateTime<Utc>) -> Option<Interval> {
+        let healed = *self.healed_at.lock().unwrap_or_else(|p| p.into_inner());
+        self.world_ends_it
+            .then(|| Interval::new(self.struck_at, healed.unwrap_or(until)))
+    }
+
+    fn record(&self, started: DateTime<Utc>) -> FaultRecord {
+        let healed = *self.healed_at.lock().unwrap_or_else(|p| p.into_inner());
+        FaultRecord {
+            fault: self.description.clone(),
+            struck_at: modeled_between(started, self.struck_at),
+            healed_at: healed.map(|at| modeled_between(started, at)),
+            world_ends_it: self.world_ends_it,
+        }
+    }
+}
+
+/// Injects the scheduled faults at their times, arranging the world's recoveries.
+async fn strike(
+    stack: &Stack,
+    schedule: &[ScheduledFault],
+    timeline: &Timeline,
+) -> Result<Vec<Struck>, DrillError> {
+    let clock = stack.clock();
+    let mut struck = Vec::with_capacity(schedule.len());
+    for scheduled in schedule {
+        let elapsed = timeline.elapsed();
+        if scheduled.at > elapsed {
+            clock.sleep(scheduled.at - elapsed).await;
+        }
+        let fault = &scheduled.fault;
+        let guard = match fault.inject(stack).await {
+            Ok(guard) => guard,
+            Err(source) => {
+                timeline.record(
+                    Phase::Inject,
+                    fault.to_string(),
+                    None,
+                    source.to_string(),
+                    Outcome::Failed,
+                );
+                // Faults that struck before heal as their guards drop.
+                return Err(DrillError::Inject {
+                    fault: fault.to_string(),
+                    source,
+                });
+            }
+        };
+        let struck_at = clock.now();
+        let healed_at = Arc::new(std::sync::Mutex::new(None));
+        let (ending, ends) = match scheduled.recovers_after {
+            Some(after) => (
+                schedule_recovery(guard, after, clock, timeline.clone(), healed_at.clone()),
+                format!("the world ends it after {}", format_modeled(after)),
+            ),
+            None if fault.world_may_end_it() => (
+                Ending::AtEnd(Some(guard)),
+                "the world does not end it during this drill".to_owned(),
+            ),
+            None => (
+                Ending::AtEnd(Some(guard)),
+                "only a remedy removes it".to_owned(),
+            ),
+        };
+        timeline.record(Phase::Inject, fault.to_string(), None, ends, Outcome::Ok);
+        struck.push(Struck {
+            description: fault.to_string(),
+            struck_at,
+            world_ends_it: scheduled.recovers_after.is_some(),
+            ending,
+            healed_at,
+        });
+    }
+    Ok(struck)
+}
+
+/// Heals `guard` after `after` (modeled), or when told to stop, whichever is first.
+fn schedule_recovery(
+    guard: FaultGuard,
+    after: Duration,
+    clock: Clock,
+    timeline: Timeline,
+    healed_at: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
+) -> Ending {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let by_the_world = tokio::select! {
+            () = clock.sleep(after) => true,
+            _ = stopped => false,
+        };
+        let description = guard.description().to_owned();
+        let healed = guard.heal().await;
+        if by_the_world {
+            *healed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(clock.now());
+            let (title, observed, outcome) = match &healed {
+                Ok(()) => (
+                    format!("the world ends it: {description}"),
+                    String::new(),
+                    Outcome::Ok,
+                ),
+                Err(error) => (
+                    format!("the world's recovery failed: {description}"),
+                    error.to_string(),
+                    Outcome::Failed,
+                ),
+            };
+            timeline.record(Phase::Inject, title, None, observed, outcome);
+        }
+        healed
+    });
+    Ending::Scheduled {
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Detect, investigate, resolve (or not), verify; the first hard stop ends the drill.
 async fn drive(
     ops: &Ops,
     runbook: &dyn DynRunbook,
     scenario: &Scenario,
+    options: &DrillOptions,
     evaluator: &Arc<Mutex<AlertEvaluator>>,
-    injected_at: DateTime<Utc>,
+    faults: &[Struck],
     report: &mut DrillReport,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let alert = scenario.expect.alert.as_str();
-    let fired_at = wait_for_alert(ops, evaluator, alert, true, scenario.expect.detect_within())
+    let onset = faults
+        .first()
+        .map_or_else(|| ops.clock.now(), |f| f.struck_at);
+    let since_onset = modeled_between(onset, ops.clock.now());
+    let within = scenario.expect.detect_within().saturating_sub(since_onset);
+    let fired_at = wait_for_alert(ops, evaluator, alert, true, within)
         .await
-        .ok_or_else(|| {
-            format!(
-                "the alert {alert} did not fire within {} after injection",
-                runbooks::ops::timeline::format_modeled(scenario.expect.detect_within())
-            )
+        .ok_or_else(|| Stop::NotDetected {
+            alert: alert.to_owned(),
+            within: scenario.expect.detect_within(),
         })?;
-    report.time_to_detect = Some(modeled_between(injected_at, fired_at));
+    report.time_to_detect = Some(modeled_between(onset, fired_at));
 
-    let diagnosis = runbook
+    let diagnosed = runbook
         .investigate(ops)
         .await
-        .map_err(|e| format!("investigation failed: {e}"))?;
-    let diagnosis_report = diagnosis.report(runbook.meta());
-    if diagnosis_report.scenario != scenario.expect.diagnosis {
-        let expected_name = runbook
-            .meta()
-            .scenario(scenario.expect.diagnosis)
-            .map(|s| s.name)
-            .unwrap_or("?");
+        .map_err(|error| match error {
+            StepError::Escalate { .. } => Stop::Escalated(error),
+            error => Stop::Investigation(error),
+        })?;
+    let diagnosis = diagnosed.report();
+    if diagnosis.scenario.slug != scenario.expect.diagnosis {
         report.fail(format!(
-            "diagnosis: expected scenario {} ({expected_name}), the runbook chose {} ({}); evidence: {}",
+            "diagnosis: expected {}, the runbook chose {}; evidence: {}",
             scenario.expect.diagnosis,
-            diagnosis_report.scenario,
-            diagnosis_report.scenario_name,
-            diagnosis_report
+            diagnosis.scenario,
+            diagnosis
                 .evidence
                 .iter()
                 .map(|e| format!("{} = {}", e.what, e.seen))
@@ -257,15 +405,23 @@ async fn drive(
                 .join("; ")
         ));
     }
-    report.diagnosis = Some(diagnosis_report);
+    report.diagnosis = Some(diagnosis);
 
     let criteria = runbook.criteria();
     let before = readings_before(ops, &criteria).await;
     report.resolve_started = Some(ops.clock.now());
-    runbook
-        .resolve(ops, diagnosis.as_ref())
-        .await
-        .map_err(|e| format!("resolution failed: {e}"))?;
+    match options.response {
+        Response::Diagnose => return Ok(()),
+        Response::Runbook => runbook
+            .resolve(ops, diagnosed.as_ref())
+            .await
+            .map_err(Stop::Resolution)?,
+        Response::Control => ops.timeline.note(
+            Phase::Resolve,
+            "Control run: the resolution is replaced by doing nothing",
+            "",
+        ),
+    }
 
     let outcomes = verify_all(ops, &criteria, &before).await;
     for outcome in outcomes.iter().filter(|o| !o.passed) {
@@ -275,21 +431,136 @@ async fn drive(
     if !report.verification.iter().all(|o| o.passed) {
         return Ok(());
     }
-    let cleared_at = wait_for_alert(ops, evaluator, alert, false, scenario.expect.budget())
+    let clearing = ops.clock.now();
+    let cleared_at = wait_for_alert(ops, evaluator, alert, false, CLEAR_BOUND)
         .await
-        .ok_or_else(|| format!("the alert {alert} was still firing after verification passed"))?;
-    ops.timeline
-        .note(Phase::Verify, format!("{alert} cleared"), "");
+        .ok_or_else(|| Stop::StillFiring {
+            alert: alert.to_owned(),
+            waited: CLEAR_BOUND,
+        })?;
+    ops.timeline.record_wait(
+        Phase::Verify,
+        format!("{alert} cleared"),
+        None,
+        "",
+        Outcome::Ok,
+        modeled_between(clearing, cleared_at),
+    );
+
     let ttr = modeled_between(fired_at, cleared_at);
+    let world: Vec<Interval> = faults
+        .iter()
+        .filter_map(|f| f.world_interval(cleared_at))
+        .collect();
+    let waited = world::waiting_on_world(
+        Interval::new(fired_at, cleared_at),
+        waits(&ops.timeline),
+        world,
+    )
+    .to_std()
+    .unwrap_or_default();
+    let runbook_time = ttr.saturating_sub(waited);
     report.time_to_resolve = Some(ttr);
-    if ttr > scenario.expect.budget() {
+    report.waiting_on_world = Some(waited);
+    report.runbook_time = Some(runbook_time);
+    if runbook_time > scenario.expect.budget() {
         report.fail(format!(
-            "time to resolve {} exceeds the budget of {}",
-            runbooks::ops::timeline::format_modeled(ttr),
-            runbooks::ops::timeline::format_modeled(scenario.expect.budget())
+            "runbook time {} (time to resolve {} less {} waiting on the world) exceeds the budget of {}",
+            format_modeled(runbook_time),
+            format_modeled(ttr),
+            format_modeled(waited),
+            format_modeled(scenario.expect.budget())
         ));
     }
     Ok(())
+}
+
+/// The waits of the response (the runbook's polls and pauses, its verification, the
+/// alert's clearing) as intervals of modeled time.
+fn waits(timeline: &Timeline) -> Vec<Interval> {
+    let start = timeline.started_at();
+    timeline
+        .entries()
+        .into_iter()
+        .filter(|e| matches!(e.phase, Phase::Resolve | Phase::Verify))
+        .filter_map(|e| {
+            let waited = e.waited?;
+            let end = start + chrono::TimeDelta::from_std(e.at).ok()?;
+            Some(Interval::new(
+                end - chrono::TimeDelta::from_std(waited).ok()?,
+                end,
+            ))
+        })
+        .collect()
+}
+
+/// What the response left behind: every track accounted for, the configuration as it
+/// was (unless the scenario allows the change), no alert raised by the remediation,
+/// and every alert rule readable.
+async fn check_aftermath(
+    ops: &Ops,
+    scenario: &Scenario,
+    evaluator: &Arc<Mutex<AlertEvaluator>>,
+    firing_before: &[&'static str],
+    baseline_config: &[String],
+    report: &mut DrillReport,
+) {
+    match ledger::take(&ops.db).await {
+        Ok(ledger) => {
+            ops.timeline.note(Phase::Ledger, "Ledger", ledger.summary());
+            for problem in ledger.problems() {
+                report.fail(format!("ledger: {problem}"));
+            }
+            report.ledger = Some(ledger);
+        }
+        Err(error) => report.fail(format!("ledger: reading it failed: {error}")),
+    }
+    match config_snapshot(ops).await {
+        Ok(config_after)
+            if config_after != baseline_config && !scenario.expect.config_may_change =>
+        {
+            let drift: Vec<String> = config_after
+                .iter()
+                .filter(|row| !baseline_config.contains(row))
+                .cloned()
+                .collect();
+            report.fail(format!(
+                "remediation left metadata_enrichment_config changed: {}",
+                drift.join("; ")
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => report.fail(format!(
+            "reading metadata_enrichment_config after the drill failed: {error}"
+        )),
+    }
+    let evaluator = evaluator.lock().await;
+    let resolve_started = report.resolve_started;
+    for fired in evaluator.fired() {
+        let alert = fired.alert;
+        report.alerts_fired.push(alert.to_string());
+        let expected = alert == scenario.expect.alert;
+        let tolerated = scenario.expect.tolerated_alerts.iter().any(|a| a == alert);
+        let before = firing_before.contains(&alert);
+        // Raised by the remediation: its condition began to hold only after the
+        // resolution started (an alert pending since the fault is the fault's).
+        let after_resolution_began =
+            resolve_started.is_some_and(|start| fired.active_since >= start);
+        if !expected && !tolerated && !before && after_resolution_began {
+            report.fail(format!("remediation raised a new alert: {alert}"));
+        }
+    }
+    for failure in evaluator.probe_failures() {
+        let line = format!(
+            "alert {} could not be evaluated ({} of its readings failed): `{}` failed: {}",
+            failure.alert, failure.failures, failure.probe, failure.last_error
+        );
+        if failure.ever_read {
+            report.warnings.push(line);
+        } else {
+            report.fail(line);
+        }
+    }
 }
 
 /// Waits (modeled, bounded) until `alert` is firing (or, with `firing = false`, not
@@ -301,21 +572,17 @@ async fn wait_for_alert(
     firing: bool,
     bound: Duration,
 ) -> Option<DateTime<Utc>> {
-    let started = ops.clock.now();
-    loop {
-        let state = evaluator.lock().await.state(alert);
-        let is_firing = matches!(state, AlertState::Firing { .. });
-        if is_firing == firing {
-            return Some(match state {
-                AlertState::Firing { since } => since,
-                _ => ops.clock.now(),
-            });
+    wait::until(ops.clock, bound, Duration::from_secs(5), || async {
+        match evaluator.lock().await.state(alert) {
+            AlertState::Firing { since } if firing => Poll::Ready(since),
+            AlertState::Firing { .. } => Poll::Pending("firing".into()),
+            _ if !firing => Poll::Ready(ops.clock.now()),
+            state => Poll::Pending(format!("{state:?}")),
         }
-        if modeled_between(started, ops.clock.now()) > bound {
-            return None;
-        }
-        ops.clock.sleep(Duration::from_secs(5)).await;
-    }
+    })
+    .await
+    .ok()
+    .map(|done| done.value)
 }
 
 fn spawn_evaluation(
@@ -332,41 +599,13 @@ fn spawn_evaluation(
     })
 }
 
-fn schedule_heal(
-    guard: FaultGuard,
-    after: Duration,
-    clock: Clock,
-    timeline: Timeline,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        clock.sleep(after).await;
-        let description = guard.description().to_owned();
-        match guard.heal().await {
-            Ok(()) => timeline.record(
-                Phase::Inject,
-                format!("healed: {description}"),
-                None,
-                "",
-                Outcome::Ok,
-            ),
-            Err(error) => timeline.record(
-                Phase::Inject,
-                format!("healing failed: {description}"),
-                None,
-                error.to_string(),
-                Outcome::Failed,
-            ),
-        }
-    })
-}
-
-fn modeled_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+pub(crate) fn modeled_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or_default()
 }
 
 /// The config table, one line per row, for detecting what remediation changed.
 #[allow(clippy::type_complexity)] // one row of the config table, read once
-async fn config_snapshot(ops: &Ops) -> anyhow::Result<Vec<String>> {
+async fn config_snapshot(ops: &Ops) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(
         String,
         bool,
@@ -392,10 +631,4 @@ async fn config_snapshot(ops: &Ops) -> anyhow::Result<Vec<String>> {
             )
         })
         .collect())
-}
-
-impl DrillReport {
-    pub fn verdict(&self) -> Verdict {
-        self.verdict
-    }
 }

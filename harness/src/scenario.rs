@@ -1,15 +1,30 @@
 //! Scenario files: one TOML file per runbook scenario under `scenarios/`.
 //!
-//! A scenario says which faults to inject (and when they heal by themselves, as a
-//! provider that comes back after an outage does), which alert must fire, which
-//! diagnosis the runbook must reach, and the time budget for resolving it. A
-//! mistake in a file is reported with the file, the line and what is wrong.
+//! A scenario says which root-cause faults strike and when, what workload the stack
+//! carries meanwhile, which alert must fire, which diagnosis the runbook must reach and
+//! how much of the runbook's own time its resolution may take. It never says what the
+//! symptoms will be: those emerge from the twin working under the faults.
+//!
+//! Times are ranges the seed draws from (`at_minutes = [2, 5]`), or single numbers: an
+//! outage's onset and its end are facts of the world, which differ from one incident
+//! to the next. Only faults the world ends by itself may recover on a schedule
+//! (`recovers_after_minutes`); faults the runbook must remove (a rate limit, a stuck
+//! breaker, a lost route) stay until it does. A mistake in a file is reported with the
+//! file, the line and what is wrong.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 use serde::Deserialize;
-use wire::api::{ErrorKind, Provider};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use stack::Workload;
+use wire::api::{Provider, SourceSite};
+
+use crate::faults::Fault;
 
 /// A parsed scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,21 +35,25 @@ pub struct Scenario {
     pub title: String,
     /// Modeled seconds per real second for this drill.
     pub scale: f64,
+    pub workload: Workload,
     pub faults: Vec<FaultSpec>,
     pub expect: Expectation,
     pub path: PathBuf,
 }
 
+/// What the drill must show.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     /// The alert that must fire.
     pub alert: String,
-    /// The scenario letter the runbook's investigation must choose.
-    pub diagnosis: char,
-    /// Modeled minutes from the alert firing to verified resolution.
+    /// The scenario the runbook's investigation must choose, as the runbook's
+    /// scenario files name it (`circuit-breaker-errors`).
+    pub diagnosis: String,
+    /// Modeled minutes of runbook time (from the alert firing to verified resolution,
+    /// less the time it spent waiting on the world) the resolution may take.
     pub budget_minutes: f64,
-    /// Modeled minutes the alert may take to fire after injection.
+    /// Modeled minutes the alert may take to fire after the first fault strikes.
     #[serde(default = "default_detect_minutes")]
     pub detect_within_minutes: f64,
     /// Other alerts that may fire during this drill without failing it.
@@ -44,133 +63,287 @@ pub struct Expectation {
     /// purpose and leaves it so (e.g. "increase timeout temporarily").
     #[serde(default)]
     pub config_may_change: bool,
+    /// Whether the world ends the incident by itself (an outage that ends): then a
+    /// control run that does nothing may resolve too, and the report says how much of
+    /// the resolution was waiting on the world.
+    #[serde(default)]
+    pub world_heals: bool,
 }
 
 fn default_detect_minutes() -> f64 {
-    20.0
+    40.0
 }
 
 impl Expectation {
     pub fn budget(&self) -> Duration {
-        Duration::from_secs_f64(self.budget_minutes * 60.0)
+        minutes(self.budget_minutes)
     }
     pub fn detect_within(&self) -> Duration {
-        Duration::from_secs_f64(self.detect_within_minutes * 60.0)
+        minutes(self.detect_within_minutes)
     }
 }
 
-/// One fault of a scenario, as written in its file.
+fn minutes(m: f64) -> Duration {
+    Duration::from_secs_f64(m * 60.0)
+}
+
+/// A modeled quantity a scenario gives as a number or as a range `[low, high]` the
+/// seed draws from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Span {
+    pub fn exactly(value: f64) -> Self {
+        Self {
+            low: value,
+            high: value,
+        }
+    }
+
+    /// A value drawn uniformly from the span.
+    pub fn draw(self, rng: &mut ChaCha8Rng) -> f64 {
+        if self.low == self.high {
+            self.low
+        } else {
+            rng.random_range(self.low..=self.high)
+        }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}–{}", self.low, self.high)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SpanVisitor;
+        impl<'de> Visitor<'de> for SpanVisitor {
+            type Value = Span;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, or a range [low, high] to draw from")
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Span, E> {
+                checked(value, value)
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Span, E> {
+                checked(value as f64, value as f64)
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Span, E> {
+                checked(value as f64, value as f64)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Span, A::Error> {
+                let low: f64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let high: f64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if seq.next_element::<f64>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                checked(low, high)
+            }
+        }
+        fn checked<E: de::Error>(low: f64, high: f64) -> Result<Span, E> {
+            if !(low.is_finite() && high.is_finite()) || low < 0.0 {
+                return Err(E::custom(format!(
+                    "a time or amount must be a finite number ≥ 0, got [{low}, {high}]"
+                )));
+            }
+            if low > high {
+                return Err(E::custom(format!(
+                    "a range's low end ({low}) exceeds its high end ({high})"
+                )));
+            }
+            Ok(Span { low, high })
+        }
+        deserializer.deserialize_any(SpanVisitor)
+    }
+}
+
+/// The stack's workload during a drill.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadSpec {
+    tracks_per_minute: u32,
+}
+
+/// One root-cause fault of a scenario, as written in its file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultSpec {
-    /// A provider answers every call with this status.
+    /// A provider answers every call with this status (an outage).
     ProviderOutage {
         provider: Provider,
         #[serde(default = "default_outage_status")]
         status: u16,
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
     },
-    /// A provider answers after `delay_seconds` (modeled).
+    /// A provider answers, but only after `delay_seconds` (modeled).
     ProviderLatency {
         provider: Provider,
-        delay_seconds: f64,
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
+        delay_seconds: Span,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
     },
-    /// A provider answers 429 with Retry-After.
+    /// A provider rate-limits the stack: it answers 429 while calls keep coming, and
+    /// lifts the limit after `quiet_minutes` without one (its Retry-After).
     RateLimit {
         provider: Provider,
-        retry_after_seconds: u64,
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
+        quiet_minutes: Span,
+        at_minutes: Option<Span>,
     },
     /// A provider answers 200 with a payload that fails validation.
     BadPayload {
         provider: Provider,
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
     },
-    /// The gateway cannot reach a provider; everyone else can.
+    /// The gateway loses its route to a provider (everyone else reaches it).
     NetworkPartition {
         provider: Provider,
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
+        at_minutes: Option<Span>,
     },
-    /// A breaker that does not leave OPEN by itself.
+    /// A provider's breaker stays OPEN until it is reset.
     StuckBreaker {
         provider: Provider,
-        at_minutes: Option<f64>,
+        at_minutes: Option<Span>,
     },
-    /// `messages` failed tracks with DLQ messages, mixed by weight.
-    DlqFlood {
-        messages: usize,
-        mix: std::collections::BTreeMap<ErrorKind, u32>,
-        at_minutes: Option<f64>,
+    /// A scraped site's markup changes: its spider reads `garbage_per_page` cue lines
+    /// per page as entries without an artist or a title.
+    GarbledTracklists {
+        site: SourceSite,
+        garbage_per_page: Span,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
     },
     /// The stack's disk (logs, backups) fills up. Docker backend only.
-    DiskFill {
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
-    },
+    DiskFill { at_minutes: Option<Span> },
     /// api-gateway-internal is disconnected from the providers' network. Docker
     /// backend only.
-    GatewayDisconnect {
-        heal_after_minutes: Option<f64>,
-        at_minutes: Option<f64>,
-    },
+    GatewayDisconnect { at_minutes: Option<Span> },
 }
 
 fn default_outage_status() -> u16 {
     503
 }
 
+/// One fault of a drill, with its times drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledFault {
+    pub fault: Fault,
+    /// When (modeled, after the drill begins) it strikes.
+    pub at: Duration,
+    /// When (modeled, after it struck) the world ends it, if it does.
+    pub recovers_after: Option<Duration>,
+}
+
 impl FaultSpec {
-    /// When (modeled, after the drill begins) the fault is injected: faults of one
-    /// incident arrive over time, e.g. an outage that has opened a breaker before
-    /// its failures fill the DLQ. Every kind takes `at_minutes` (default 0).
-    pub fn inject_at(&self) -> Duration {
-        let minutes = match self {
+    fn at(&self) -> Option<Span> {
+        match self {
             FaultSpec::ProviderOutage { at_minutes, .. }
             | FaultSpec::ProviderLatency { at_minutes, .. }
             | FaultSpec::RateLimit { at_minutes, .. }
             | FaultSpec::BadPayload { at_minutes, .. }
             | FaultSpec::NetworkPartition { at_minutes, .. }
             | FaultSpec::StuckBreaker { at_minutes, .. }
-            | FaultSpec::DlqFlood { at_minutes, .. }
-            | FaultSpec::DiskFill { at_minutes, .. }
-            | FaultSpec::GatewayDisconnect { at_minutes, .. } => at_minutes.unwrap_or(0.0),
-        };
-        Duration::from_secs_f64(minutes.max(0.0) * 60.0)
+            | FaultSpec::GarbledTracklists { at_minutes, .. }
+            | FaultSpec::DiskFill { at_minutes }
+            | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
+        }
     }
 
-    /// When (modeled, after injection) the fault heals by itself, if it does.
-    pub fn heal_after(&self) -> Option<Duration> {
-        let minutes = match self {
+    fn recovers_after(&self) -> Option<Span> {
+        match self {
             FaultSpec::ProviderOutage {
-                heal_after_minutes, ..
+                recovers_after_minutes,
+                ..
             }
             | FaultSpec::ProviderLatency {
-                heal_after_minutes, ..
-            }
-            | FaultSpec::RateLimit {
-                heal_after_minutes, ..
+                recovers_after_minutes,
+                ..
             }
             | FaultSpec::BadPayload {
-                heal_after_minutes, ..
+                recovers_after_minutes,
+                ..
             }
-            | FaultSpec::NetworkPartition {
-                heal_after_minutes, ..
+            | FaultSpec::GarbledTracklists {
+                recovers_after_minutes,
+                ..
+            } => *recovers_after_minutes,
+            FaultSpec::RateLimit { .. }
+            | FaultSpec::NetworkPartition { .. }
+            | FaultSpec::StuckBreaker { .. }
+            | FaultSpec::DiskFill { .. }
+            | FaultSpec::GatewayDisconnect { .. } => None,
+        }
+    }
+
+    /// The fault with its amounts drawn from `rng`.
+    fn fault(&self, rng: &mut ChaCha8Rng) -> Fault {
+        match self {
+            FaultSpec::ProviderOutage {
+                provider, status, ..
+            } => Fault::provider(*provider).status(*status),
+            FaultSpec::ProviderLatency {
+                provider,
+                delay_seconds,
+                ..
+            } => {
+                Fault::provider(*provider).latency(Duration::from_secs_f64(delay_seconds.draw(rng)))
             }
-            | FaultSpec::DiskFill {
-                heal_after_minutes, ..
-            }
-            | FaultSpec::GatewayDisconnect {
-                heal_after_minutes, ..
-            } => *heal_after_minutes,
-            FaultSpec::StuckBreaker { .. } | FaultSpec::DlqFlood { .. } => None,
-        };
-        minutes.map(|m| Duration::from_secs_f64(m * 60.0))
+            FaultSpec::RateLimit {
+                provider,
+                quiet_minutes,
+                ..
+            } => Fault::provider(*provider).rate_limit(minutes(quiet_minutes.draw(rng))),
+            FaultSpec::BadPayload { provider, .. } => Fault::provider(*provider).bad_payload(),
+            FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
+            FaultSpec::StuckBreaker { provider, .. } => Fault::stuck_breaker(*provider),
+            FaultSpec::GarbledTracklists {
+                site,
+                garbage_per_page,
+                ..
+            } => Fault::garbled_tracklists(*site, garbage_per_page.draw(rng).round() as u32),
+            FaultSpec::DiskFill { .. } => Fault::disk_fill(),
+            FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),
+        }
+    }
+}
+
+impl Scenario {
+    /// The faults with every time and amount drawn for `seed`, in the order they
+    /// strike. Each fault draws from a stream of its own (by its place in the file),
+    /// so adding a fault does not move the others.
+    pub fn schedule(&self, seed: u64) -> Vec<ScheduledFault> {
+        let mut scheduled: Vec<ScheduledFault> = self
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(i as u64 + 1);
+                let at = spec.at().map_or(0.0, |span| span.draw(&mut rng));
+                let recovers_after = spec.recovers_after().map(|span| span.draw(&mut rng));
+                ScheduledFault {
+                    fault: spec.fault(&mut rng),
+                    at: minutes(at),
+                    recovers_after: recovers_after.map(minutes),
+                }
+            })
+            .collect();
+        scheduled.sort_by_key(|s| s.at);
+        scheduled
     }
 }
 
@@ -181,6 +354,7 @@ struct ScenarioFile {
     title: String,
     #[serde(default = "default_scale")]
     scale: f64,
+    workload: Option<WorkloadSpec>,
     #[serde(default, rename = "fault")]
     faults: Vec<FaultSpec>,
     expect: Expectation,
@@ -212,7 +386,8 @@ pub enum ScenarioError {
     Unknown { id: String, known: String },
 }
 
-/// Parses one scenario from its text; `id` and `path` name it in errors.
+/// Parses one scenario from its text; `id` and `path` name it in errors. The runbook
+/// it names must exist and know its expected diagnosis.
 pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let file: ScenarioFile = toml::from_str(text).map_err(|error| {
         let (line, column) = error
@@ -239,23 +414,41 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
     if file.faults.is_empty() {
         return Err(semantic("a scenario needs at least one [[fault]]".into()));
     }
-    if file.expect.budget_minutes <= 0.0 {
+    if !(file.expect.budget_minutes > 0.0 && file.expect.budget_minutes.is_finite()) {
         return Err(semantic("expect.budget_minutes must be positive".into()));
     }
-    for fault in &file.faults {
-        if let FaultSpec::DlqFlood { messages, mix, .. } = fault
-            && (*messages == 0 || mix.values().all(|w| *w == 0))
-        {
-            return Err(semantic(
-                "a dlq-flood needs messages > 0 and a mix with a positive weight".into(),
-            ));
-        }
+    if !(file.expect.detect_within_minutes > 0.0 && file.expect.detect_within_minutes.is_finite()) {
+        return Err(semantic(
+            "expect.detect_within_minutes must be positive".into(),
+        ));
     }
+    let runbook = runbooks::by_id(&file.runbook).map_err(|e| semantic(e.to_string()))?;
+    let known = runbook.scenarios();
+    if !known.iter().any(|s| s.slug == file.expect.diagnosis) {
+        return Err(semantic(format!(
+            "{} has no scenario '{}'; its scenarios: {}",
+            file.runbook,
+            file.expect.diagnosis,
+            known.iter().map(|s| s.slug).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if file.expect.alert != runbook.meta().rule.name {
+        return Err(semantic(format!(
+            "{} is the runbook for {}, not {}",
+            file.runbook,
+            runbook.meta().rule.name,
+            file.expect.alert
+        )));
+    }
+    let workload = file.workload.map_or_else(Workload::default, |w| Workload {
+        tracks_per_minute: w.tracks_per_minute,
+    });
     Ok(Scenario {
         id: id.to_owned(),
         runbook: file.runbook,
         title: file.title,
         scale: file.scale,
+        workload,
         faults: file.faults,
         expect: file.expect,
         path: path.to_owned(),
@@ -279,6 +472,25 @@ pub fn default_dir() -> PathBuf {
     std::env::var_os("DRILL_SCENARIOS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"))
+}
+
+/// Reads and parses one scenario file; its id is `<parent dir>/<file stem>`.
+pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id = format!("{}/{stem}", name(path.parent()));
+    parse(&id, path, &text)
 }
 
 /// Every scenario under `dir` (`<runbook>/<name>.toml`), sorted by id.
@@ -307,31 +519,21 @@ pub fn load_all(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
                     source,
                 })?
                 .path();
-            if path.extension().is_none_or(|e| e != "toml") {
-                continue;
+            if path.extension().is_some_and(|e| e == "toml") {
+                scenarios.push(load_file(&path)?);
             }
-            let text = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let id = format!(
-                "{}/{}",
-                runbook_dir
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy(),
-                path.file_stem().unwrap_or_default().to_string_lossy()
-            );
-            scenarios.push(parse(&id, &path, &text)?);
         }
     }
     scenarios.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(scenarios)
 }
 
-/// The scenarios a selector names: `dlq-overflow` (all of it) or
+/// The scenarios a selector names: `all`, `dlq-overflow` (all of it) or
 /// `dlq-overflow/a-breaker-errors` (one).
 pub fn select(all: Vec<Scenario>, selector: &str) -> Result<Vec<Scenario>, ScenarioError> {
+    if selector == "all" {
+        return Ok(all);
+    }
     let known = all
         .iter()
         .map(|s| s.id.as_str())
@@ -360,41 +562,61 @@ runbook = "dlq-overflow"
 title = "Spotify outage floods the DLQ"
 scale = 60
 
+[workload]
+tracks_per_minute = 30
+
 [[fault]]
 kind = "provider-outage"
 provider = "spotify"
-heal_after_minutes = 3
-
-[[fault]]
-kind = "dlq-flood"
-messages = 1500
-mix = { circuit_breaker_open = 90, timeout = 10 }
+at_minutes = [1, 3]
+recovers_after_minutes = [20, 30]
 
 [expect]
 alert = "DLQDepthCritical"
-diagnosis = "A"
+diagnosis = "circuit-breaker-errors"
 budget_minutes = 15
 "#;
 
+    fn good() -> Scenario {
+        parse("dlq-overflow/a", Path::new("a.toml"), GOOD).unwrap()
+    }
+
     #[test]
-    fn a_scenario_file_parses_into_faults_and_expectations() {
-        let scenario = parse("dlq-overflow/a", Path::new("a.toml"), GOOD).unwrap();
-        assert_eq!(scenario.faults.len(), 2);
+    fn a_scenario_file_parses_into_faults_workload_and_expectations() {
+        let scenario = good();
+        assert_eq!(scenario.workload.tracks_per_minute, 30);
         assert_eq!(
             scenario.faults[0],
             FaultSpec::ProviderOutage {
                 provider: Provider::Spotify,
                 status: 503,
-                heal_after_minutes: Some(3.0),
-                at_minutes: None,
+                at_minutes: Some(Span {
+                    low: 1.0,
+                    high: 3.0
+                }),
+                recovers_after_minutes: Some(Span {
+                    low: 20.0,
+                    high: 30.0
+                }),
             }
         );
-        assert_eq!(
-            scenario.faults[0].heal_after(),
-            Some(Duration::from_secs(180))
-        );
-        assert_eq!(scenario.expect.diagnosis, 'A');
+        assert_eq!(scenario.expect.diagnosis, "circuit-breaker-errors");
         assert_eq!(scenario.expect.budget(), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn times_are_drawn_from_their_ranges_by_the_seed() {
+        let scenario = good();
+        let a = scenario.schedule(7);
+        assert_eq!(a, scenario.schedule(7), "the same seed, the same times");
+        let at = a[0].at.as_secs_f64() / 60.0;
+        assert!((1.0..=3.0).contains(&at), "{at}");
+        let recovers = a[0].recovers_after.unwrap().as_secs_f64() / 60.0;
+        assert!((20.0..=30.0).contains(&recovers), "{recovers}");
+        let onsets: std::collections::BTreeSet<u64> = (0..20)
+            .map(|seed| scenario.schedule(seed)[0].at.as_millis() as u64)
+            .collect();
+        assert!(onsets.len() > 10, "seeds draw different onsets: {onsets:?}");
     }
 
     #[test]
@@ -404,10 +626,43 @@ budget_minutes = 15
             .unwrap_err()
             .to_string();
         assert!(
-            error.starts_with("scenarios/dlq-overflow/a.toml:6:"),
+            error.starts_with("scenarios/dlq-overflow/a.toml:9:"),
             "{error}"
         );
         assert!(error.contains("provder"), "{error}");
+    }
+
+    #[test]
+    fn a_backwards_or_negative_range_is_refused_with_its_line() {
+        let text = GOOD.replace("[20, 30]", "[30, 20]");
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("a.toml:9:"), "{error}");
+        assert!(
+            error.contains("low end (30) exceeds its high end (20)"),
+            "{error}"
+        );
+        let text = GOOD.replace("[1, 3]", "-2");
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("≥ 0"), "{error}");
+    }
+
+    #[test]
+    fn a_fault_the_runbook_must_remove_cannot_recover_on_a_schedule() {
+        let text = GOOD.replace(
+            "kind = \"provider-outage\"",
+            "kind = \"rate-limit\"\nquiet_minutes = 10",
+        );
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown field `recovers_after_minutes`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -420,70 +675,52 @@ budget_minutes = 15
     }
 
     #[test]
+    fn an_unknown_diagnosis_lists_the_runbooks_scenarios() {
+        let text = GOOD.replace("circuit-breaker-errors", "A");
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("dlq-overflow has no scenario 'A'; its scenarios: circuit-breaker-errors, timeout-errors"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_scenario_without_faults_is_refused() {
-        let text = "runbook = \"x\"\ntitle = \"t\"\n[expect]\nalert = \"A\"\ndiagnosis = \"A\"\nbudget_minutes = 1\n";
+        let text = "runbook = \"dlq-overflow\"\ntitle = \"t\"\n[expect]\nalert = \"DLQDepthCritical\"\ndiagnosis = \"invalid-data\"\nbudget_minutes = 1\n";
         let error = parse("x", Path::new("a.toml"), text)
             .unwrap_err()
             .to_string();
         assert!(error.contains("at least one [[fault]]"), "{error}");
     }
 
-    /// `GOOD` with its faults replaced by `faults` (TOML `[[fault]]` tables).
-    fn with_faults(faults: &str) -> String {
-        let head = GOOD.split("[[fault]]").next().unwrap();
-        let expect = GOOD.split("[expect]").nth(1).unwrap();
-        format!("{head}{faults}\n[expect]{expect}")
-    }
-
     #[test]
-    fn container_faults_parse_with_their_timing() {
-        let text = with_faults(
-            "[[fault]]\nkind = \"disk-fill\"\nat_minutes = 2\n\n\
-             [[fault]]\nkind = \"gateway-disconnect\"\nheal_after_minutes = 5\n",
+    fn synthetic_dlq_rows_are_not_a_scenario_fault() {
+        // A scenario injects causes; a DLQ flood would be its own answer.
+        let text = GOOD.replace(
+            "kind = \"provider-outage\"\nprovider = \"spotify\"",
+            "kind = \"dlq-flood\"\nmessages = 1500",
         );
-        let scenario = parse("x", Path::new("a.toml"), &text).unwrap();
-        assert_eq!(
-            scenario.faults,
-            [
-                FaultSpec::DiskFill {
-                    heal_after_minutes: None,
-                    at_minutes: Some(2.0),
-                },
-                FaultSpec::GatewayDisconnect {
-                    heal_after_minutes: Some(5.0),
-                    at_minutes: None,
-                },
-            ]
-        );
-        assert_eq!(scenario.faults[0].inject_at(), Duration::from_secs(120));
-        assert_eq!(scenario.faults[0].heal_after(), None);
-        assert_eq!(
-            scenario.faults[1].heal_after(),
-            Some(Duration::from_secs(300))
-        );
-    }
-
-    #[test]
-    fn a_container_fault_with_a_provider_is_refused_with_file_and_line() {
-        // Neither container fault takes a provider: the whole gateway is cut off.
-        let text =
-            with_faults("[[fault]]\nkind = \"gateway-disconnect\"\nprovider = \"spotify\"\n");
-        let error = parse("x", Path::new("scenarios/x/a.toml"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(error.starts_with("scenarios/x/a.toml:6:"), "{error}");
-        assert!(error.contains("unknown field `provider`"), "{error}");
-    }
-
-    #[test]
-    fn a_misspelt_fault_kind_lists_the_known_kinds() {
-        let text = with_faults("[[fault]]\nkind = \"disk-full\"\n");
         let error = parse("x", Path::new("a.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("disk-full"), "{error}");
-        assert!(error.contains("disk-fill"), "{error}");
-        assert!(error.contains("gateway-disconnect"), "{error}");
+        assert!(error.contains("unknown variant `dlq-flood`"), "{error}");
+    }
+
+    #[test]
+    fn container_faults_parse_with_their_timing_and_no_provider() {
+        let head = GOOD.split("[[fault]]").next().unwrap();
+        let expect = GOOD.split("[expect]").nth(1).unwrap();
+        let text =
+            format!("{head}[[fault]]\nkind = \"disk-fill\"\nat_minutes = 2\n\n[expect]{expect}");
+        let scenario = parse("x", Path::new("a.toml"), &text).unwrap();
+        assert_eq!(scenario.schedule(1)[0].at, Duration::from_secs(120));
+        let text = text.replace("at_minutes = 2", "provider = \"spotify\"");
+        let error = parse("x", Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `provider`"), "{error}");
     }
 
     #[test]
@@ -494,8 +731,9 @@ budget_minutes = 15
 
     #[test]
     fn selecting_an_unknown_scenario_lists_the_known_ones() {
-        let all = vec![parse("dlq-overflow/a", Path::new("a.toml"), GOOD).unwrap()];
-        let error = select(all, "dlq-overflow/z").unwrap_err().to_string();
+        let error = select(vec![good()], "dlq-overflow/z")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("dlq-overflow/a"), "{error}");
     }
 }

@@ -18,78 +18,61 @@ use async_trait::async_trait;
 use wire::Service;
 use wire::api::{BreakerState, Provider};
 
+use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepError};
-use crate::probe::{Api, Probe};
-use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, ScenarioMeta, Severity};
+use crate::probe::{Api, MIN_ENRICHMENTS, Probe};
+use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, Scenario};
+use crate::scenarios;
 use crate::steps::{self, Compose, ExternalState, RowsNaming};
 
 pub static META: RunbookMeta = RunbookMeta {
-    id: "circuit-breaker-storm",
     title: "Circuit Breaker Storm",
-    alert: "CircuitBreakerOpen",
-    severity: Severity::P1,
-    threshold: "Circuit breaker open for > 5 minutes",
-    typical_resolution: Duration::from_secs(15 * 60),
-    scenarios: &[
-        ScenarioMeta {
-            letter: 'A',
-            name: "External API Outage",
-        },
-        ScenarioMeta {
-            letter: 'B',
-            name: "Network Issue",
-        },
-        ScenarioMeta {
-            letter: 'C',
-            name: "Rate Limiting",
-        },
-        ScenarioMeta {
-            letter: 'D',
-            name: "Circuit Breaker Stuck",
-        },
-    ],
+    rule: AlertRule {
+        name: "CircuitBreakerOpen",
+        severity: Severity::P1,
+        runbook: "circuit-breaker-storm",
+        threshold: "Circuit breaker open for > 5 minutes",
+        probe: Probe::Breakers,
+        // A breaker half-opens for each trial call; one that has not closed again is
+        // still the incident, so both count.
+        condition: Check::AnyBreakerIn(&[BreakerState::Open, BreakerState::HalfOpen]),
+        for_duration: minutes_of(5),
+        typical_resolution: minutes_of(15),
+    },
     doc: include_str!("../docs/circuit-breaker-storm.md"),
 };
 
-/// A deliberately wrong way to run this runbook, to prove a drill can fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flaw {
-    /// Scenario A: disable the provider and walk away, never re-enabling it.
-    NeverReEnable,
-}
-
-#[derive(Default)]
-pub struct CircuitBreakerStorm {
-    flaw: Option<Flaw>,
-}
-
-impl CircuitBreakerStorm {
-    pub fn with_flaw(flaw: Flaw) -> Self {
-        Self { flaw: Some(flaw) }
+scenarios! {
+    /// The resolution scenarios of the Circuit Breaker Storm runbook.
+    pub enum StormScenario {
+        ExternalApiOutage = ('A', "External API Outage", "external-api-outage"),
+        NetworkIssue = ('B', "Network Issue", "network-issue"),
+        RateLimiting = ('C', "Rate Limiting", "rate-limiting"),
+        CircuitBreakerStuck = ('D', "Circuit Breaker Stuck", "circuit-breaker-stuck"),
     }
 }
 
+/// The Circuit Breaker Storm runbook.
+pub struct CircuitBreakerStorm;
+
 #[derive(Debug)]
 pub struct StormDiagnosis {
-    pub scenario: char,
+    pub scenario: StormScenario,
     /// The providers whose breakers are not CLOSED.
     pub affected: Vec<Provider>,
     pub evidence: Vec<Evidence>,
 }
 
 impl Diagnosis for StormDiagnosis {
-    fn scenario(&self) -> char {
+    type Scenario = StormScenario;
+    fn scenario(&self) -> StormScenario {
         self.scenario
     }
     fn evidence(&self) -> &[Evidence] {
         &self.evidence
     }
 }
-
-/// How long the automation waits for a provider to come back before escalating:
-/// twice the runbook's typical resolution time.
-const RECOVERY_BOUND: Duration = Duration::from_secs(30 * 60);
 
 #[async_trait]
 impl Runbook for CircuitBreakerStorm {
@@ -102,14 +85,15 @@ impl Runbook for CircuitBreakerStorm {
     async fn investigate(&self, ops: &Ops) -> Result<StormDiagnosis, StepError> {
         let phase = Phase::Investigate;
         let health = steps::check_breakers(ops, phase, "Check all circuit breaker states").await?;
-        let counts = steps::breaker_failure_counts(ops, phase).await?;
-        let mut affected = steps::unhealthy_breakers(&health);
+        // Failure counts are read as the runbook says, but a provider with a few
+        // transient failures and a CLOSED breaker is not the incident.
+        steps::breaker_failure_counts(ops, phase).await?;
+        let affected = steps::unhealthy_breakers(&health);
         if affected.is_empty() {
-            affected = counts
-                .iter()
-                .filter(|(_, n)| **n > 0.0)
-                .map(|(p, _)| *p)
-                .collect();
+            return Err(StepError::Escalate {
+                step: "Check all circuit breaker states".into(),
+                reason: "no breaker is open: the alert does not match what is seen".into(),
+            });
         }
         let mut external = Vec::new();
         for provider in Provider::ALL {
@@ -146,12 +130,12 @@ impl Runbook for CircuitBreakerStorm {
             .iter()
             .any(|p| matches!(state_of(*p), ExternalState::Down(_)))
         {
-            'A'
+            StormScenario::ExternalApiOutage
         } else if affected
             .iter()
             .any(|p| state_of(*p) == ExternalState::RateLimited || mentions(&rate_limits, *p))
         {
-            'C'
+            StormScenario::RateLimiting
         } else if affected.iter().any(|p| {
             // A network issue shows as connection errors or timeouts reaching the
             // provider, not as errors the provider itself answered.
@@ -160,9 +144,9 @@ impl Runbook for CircuitBreakerStorm {
                 l.contains(p.name()) && (l.contains("connect") || l.contains("timeout"))
             })
         }) {
-            'B'
+            StormScenario::NetworkIssue
         } else {
-            'D'
+            StormScenario::CircuitBreakerStuck
         };
         let evidence = vec![
             Evidence::new("breakers", steps::describe_breakers(&health)),
@@ -179,7 +163,7 @@ impl Runbook for CircuitBreakerStorm {
         ];
         ops.timeline.note(
             phase,
-            format!("Diagnosis: scenario {scenario}"),
+            format!("Diagnosis: scenario {}", scenario.id()),
             format!(
                 "affected: {}",
                 affected
@@ -189,12 +173,6 @@ impl Runbook for CircuitBreakerStorm {
                     .join(", ")
             ),
         );
-        if affected.is_empty() {
-            return Err(StepError::Escalate {
-                step: "Check all circuit breaker states".into(),
-                reason: "no breaker is open and none has failures; the alert does not match what is seen".into(),
-            });
-        }
         Ok(StormDiagnosis {
             scenario,
             affected,
@@ -204,10 +182,10 @@ impl Runbook for CircuitBreakerStorm {
 
     async fn resolve(&self, ops: &Ops, diagnosis: &StormDiagnosis) -> Result<(), StepError> {
         match diagnosis.scenario {
-            'A' => self.external_outage(ops, &diagnosis.affected).await,
-            'B' => network_issue(ops).await,
-            'C' => rate_limiting(ops).await,
-            _ => breaker_stuck(ops).await,
+            StormScenario::ExternalApiOutage => external_outage(ops, &diagnosis.affected).await,
+            StormScenario::NetworkIssue => network_issue(ops).await,
+            StormScenario::RateLimiting => rate_limiting(ops).await,
+            StormScenario::CircuitBreakerStuck => breaker_stuck(ops).await,
         }
     }
 
@@ -216,15 +194,17 @@ impl Runbook for CircuitBreakerStorm {
             Criterion::new(
                 "All circuit breakers CLOSED or HALF_OPEN",
                 Probe::Breakers,
-                Check::BreakersIn(vec![BreakerState::Closed, BreakerState::HalfOpen]),
+                Check::BreakersIn(&[BreakerState::Closed, BreakerState::HalfOpen]),
             )
             .eventually_within(Duration::from_secs(5 * 60)),
             Criterion::new(
                 "Enrichment success rate recovering",
-                Probe::Json {
+                Probe::Rate {
                     api: Api::Enrichment,
                     path: "/stats",
                     field: ".success_rate",
+                    events: ".total_enrichments",
+                    min_events: MIN_ENRICHMENTS,
                 },
                 Check::RecoveringTowards {
                     threshold: 0.70,
@@ -246,60 +226,35 @@ impl Runbook for CircuitBreakerStorm {
     }
 }
 
-impl CircuitBreakerStorm {
-    /// Scenario A: disable the dead provider, keep enriching with the others, and
-    /// re-enable it once it answers again.
-    async fn external_outage(&self, ops: &Ops, affected: &[Provider]) -> Result<(), StepError> {
-        let phase = Phase::Resolve;
-        let mut down = Vec::new();
-        for provider in affected {
-            if let ExternalState::Down(_) = steps::check_external(ops, phase, *provider).await {
-                down.push(*provider);
-            }
+/// Scenario A: disable the dead provider, keep enriching with the others, and
+/// re-enable it once it answers again.
+pub async fn external_outage(ops: &Ops, affected: &[Provider]) -> Result<(), StepError> {
+    let phase = Phase::Resolve;
+    let mut down = Vec::new();
+    for provider in affected {
+        if let ExternalState::Down(_) = steps::check_external(ops, phase, *provider).await {
+            down.push(*provider);
         }
-        for provider in &down {
-            steps::set_provider_enabled(ops, phase, *provider, RowsNaming::AnyPriority, false)
-                .await?;
-        }
-        steps::reload_config(ops, phase).await?;
-        steps::enrichment_stats(
-            ops,
-            phase,
-            "Verify enrichment continues with other providers",
-        )
-        .await?;
-        if self.flaw == Some(Flaw::NeverReEnable) {
-            ops.timeline
-                .note(phase, "Flaw", "not re-enabling the provider");
-            return Ok(());
-        }
-        for provider in &down {
-            let provider = *provider;
-            ops.wait_until(
-                phase,
-                &format!("Monitor for {provider} API recovery"),
-                RECOVERY_BOUND,
-                Duration::from_secs(30),
-                || async move {
-                    Ok(match ops.external_status(provider).await {
-                        Some(code) if code < 500 && code != 429 => {
-                            Ok(format!("{provider} answers {code}"))
-                        }
-                        Some(code) => Err(format!("{provider} answers {code}")),
-                        None => Err(format!("{provider}: no connection")),
-                    })
-                },
-            )
-            .await?;
-            steps::set_provider_enabled(ops, phase, provider, RowsNaming::AnyPriority, true)
-                .await?;
-        }
-        steps::reload_config(ops, phase).await
     }
+    for provider in &down {
+        steps::set_provider_enabled(ops, phase, *provider, RowsNaming::AnyPriority, false).await?;
+    }
+    steps::reload_config(ops, phase).await?;
+    steps::enrichment_stats(
+        ops,
+        phase,
+        "Verify enrichment continues with other providers",
+    )
+    .await?;
+    for &provider in &down {
+        steps::wait_for_provider(ops, phase, provider).await?;
+        steps::set_provider_enabled(ops, phase, provider, RowsNaming::AnyPriority, true).await?;
+    }
+    steps::reload_config(ops, phase).await
 }
 
 /// Scenario B: test the gateway's own view of the provider, restart it, watch the breaker.
-async fn network_issue(ops: &Ops) -> Result<(), StepError> {
+pub async fn network_issue(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     for provider in Provider::ALL {
         let status = ops.gateway.probe_provider(provider).await;
@@ -338,7 +293,7 @@ async fn network_issue(ops: &Ops) -> Result<(), StepError> {
 
 /// Scenario C: pause the workers until the provider's rate limit lifts, then resume
 /// with a smaller batch size.
-async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
+pub async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     let workers = [
         Service::MetadataEnrichmentWorker1,
@@ -352,7 +307,7 @@ async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
         &workers,
     )
     .await?;
-    steps::wait_for_rate_limits_to_lift(
+    steps::wait_out_rate_limits(
         ops,
         phase,
         "Wait for the rate limit to lift (up to 15 minutes)",
@@ -391,13 +346,14 @@ async fn rate_limiting(ops: &Ops) -> Result<(), StepError> {
 }
 
 /// Scenario D: reset, then make sure the breaker stays closed.
-async fn breaker_stuck(ops: &Ops) -> Result<(), StepError> {
+pub async fn breaker_stuck(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     steps::reset_breakers(ops, phase).await?;
     steps::check_breakers(ops, phase, "Verify state change").await?;
     // "Monitor for re-opening": three checks over 90 modeled seconds.
     for _ in 0..3 {
-        ops.clock.sleep(Duration::from_secs(30)).await;
+        ops.pause(phase, "watch -n 30", Duration::from_secs(30))
+            .await;
         let health = steps::check_breakers(ops, phase, "Monitor for re-opening").await?;
         if !steps::open_breakers(&health).is_empty() {
             return Err(StepError::Escalate {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Serialize;
 use wire::api::BreakerState;
 
+use wire::wait::Poll;
+
 use crate::ops::Ops;
 use crate::probe::{Probe, Reading, state_name};
 
@@ -38,9 +40,9 @@ pub enum Check {
         samples: usize,
     },
     /// Every breaker is in one of these states.
-    BreakersIn(Vec<BreakerState>),
+    BreakersIn(&'static [BreakerState]),
     /// At least one breaker is in one of these states.
-    AnyBreakerIn(Vec<BreakerState>),
+    AnyBreakerIn(&'static [BreakerState]),
 }
 
 impl Check {
@@ -74,7 +76,14 @@ impl Check {
     }
 
     pub fn holds(&self, series: &[Reading]) -> bool {
+        // A series is evidence only if every reading in it is: a rate over too few
+        // events in between is a gap, not a value to skip over.
         let numbers: Vec<f64> = series.iter().filter_map(Reading::number).collect();
+        if numbers.len() != series.len()
+            && !matches!(self, Check::BreakersIn(_) | Check::AnyBreakerIn(_))
+        {
+            return false;
+        }
         let last = numbers.last().copied();
         match self {
             Check::Above(x) => last.is_some_and(|v| v > *x),
@@ -186,31 +195,42 @@ impl Criterion {
         let started = ops.clock.now();
         let window = self.check.samples();
         let before = before.filter(|_| matches!(self.check, Check::Decreasing { .. }));
-        let mut series: Vec<Reading> = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
-        loop {
-            match self.probe.read(ops).await {
+        // Every reading so far (for the report) and the last `window` (for the check).
+        let readings = std::sync::Mutex::new((Vec::<Reading>::new(), Vec::<String>::new()));
+        let readings = &readings;
+        let before = before.as_ref();
+        let held = wire::wait::until(ops.clock, self.within, self.every, || async move {
+            let reading = self.probe.read(ops).await;
+            let mut guard = readings.lock().unwrap_or_else(|p| p.into_inner());
+            let (series, seen) = &mut *guard;
+            match reading {
                 Ok(reading) => {
                     seen.push(reading.to_string());
                     series.push(reading);
                     if series.len() > window {
                         series.remove(0);
                     }
-                    if series.len() >= window && self.check.holds_since(before.as_ref(), &series) {
-                        return self.outcome(ops, true, &seen);
+                    if series.len() >= window && self.check.holds_since(before, series) {
+                        return Poll::Ready(());
                     }
                 }
                 Err(error) => seen.push(format!("error: {error}")),
             }
-            let waited = (ops.clock.now() - started).to_std().unwrap_or_default();
-            if waited >= self.within {
-                return self.outcome(ops, false, &seen);
-            }
-            ops.clock.sleep(self.every).await;
-        }
+            Poll::Pending(seen.last().cloned().unwrap_or_default())
+        })
+        .await
+        .is_ok();
+        let seen = readings.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+        self.outcome(ops, held, &seen, started)
     }
 
-    fn outcome(&self, ops: &Ops, passed: bool, seen: &[String]) -> CriterionOutcome {
+    fn outcome(
+        &self,
+        ops: &Ops,
+        passed: bool,
+        seen: &[String],
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> CriterionOutcome {
         // The last few readings are enough to tell "never" from "almost".
         let recent: Vec<String> = seen.iter().rev().take(6).rev().cloned().collect();
         CriterionOutcome {
@@ -223,6 +243,7 @@ impl Criterion {
             samples: recent,
             command: self.probe.command(ops),
             passed,
+            took: (ops.clock.now() - started).to_std().unwrap_or_default(),
         }
     }
 }
@@ -236,6 +257,9 @@ pub struct CriterionOutcome {
     pub samples: Vec<String>,
     pub command: String,
     pub passed: bool,
+    /// How long (modeled) the check took to come true, or to give up.
+    #[serde(skip)]
+    pub took: Duration,
 }
 
 impl fmt::Display for CriterionOutcome {
@@ -274,7 +298,7 @@ pub async fn verify_all(
         let outcome = criterion
             .evaluate_since(ops, before.get(i).cloned().flatten())
             .await;
-        ops.timeline.record(
+        ops.timeline.record_wait(
             crate::ops::Phase::Verify,
             criterion.name,
             Some(criterion.probe.command(ops)),
@@ -287,6 +311,7 @@ pub async fn verify_all(
             } else {
                 crate::ops::Outcome::Failed
             },
+            outcome.took,
         );
         outcomes.push(outcome);
     }
@@ -357,8 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_over_too_few_events_is_no_evidence() {
+        let too_few = Reading::TooFew {
+            events: 3.0,
+            needed: 20,
+        };
+        assert!(!Check::Above(0.7).holds(std::slice::from_ref(&too_few)));
+        assert!(
+            !Check::Above(0.7).holds(&[Reading::Number(0.9), too_few.clone()]),
+            "an earlier figure does not stand in for the last"
+        );
+        assert!(!Check::Below(0.7).holds(&[too_few]));
+    }
+
+    #[test]
     fn breaker_checks_accept_only_the_listed_states() {
-        let check = Check::BreakersIn(vec![BreakerState::Closed, BreakerState::HalfOpen]);
+        let check = Check::BreakersIn(&[BreakerState::Closed, BreakerState::HalfOpen]);
         let states = |s| {
             vec![Reading::Breakers(BTreeMap::from([
                 (Provider::Spotify, s),

@@ -2,40 +2,62 @@
 //!
 //! A runbook implementation talks to the stack only over the wire (HTTP, SQL,
 //! Redis, the service orchestrator), through the [`ops`] facade, so that the same
-//! code can be pointed at a real deployment.
+//! code can be pointed at a real deployment. Each runbook is a module: its header and
+//! alert rule (`META`), its scenarios as an enum, its investigation, resolution and
+//! verification; [`steps`] holds the steps several runbooks share.
 #![forbid(unsafe_code)]
 // Step errors carry the URL, status and body excerpt a failed drill must report;
 // they are rare and off the hot path, so their size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod alert;
 pub mod circuit_breaker_storm;
 pub mod criteria;
 pub mod dlq_overflow;
 pub mod ops;
+pub mod pending;
 pub mod probe;
 pub mod runbook;
 pub mod steps;
 
-pub use runbook::{Diagnosis, DynRunbook, Evidence, Runbook, RunbookMeta, ScenarioMeta, Severity};
+pub use alert::{AlertRule, Severity};
+pub use runbook::{
+    Diagnosis, DiagnosisReport, DynRunbook, Evidence, Runbook, RunbookMeta, Scenario, ScenarioId,
+};
 
 /// Every runbook this build can drill, by id.
 pub fn all() -> Vec<Box<dyn DynRunbook>> {
     vec![
-        Box::new(dlq_overflow::DlqOverflow::default()),
-        Box::new(circuit_breaker_storm::CircuitBreakerStorm::default()),
+        Box::new(dlq_overflow::DlqOverflow),
+        Box::new(circuit_breaker_storm::CircuitBreakerStorm),
     ]
+}
+
+/// The alert rules of the Quick Alert Index, every runbook's, drilled or not.
+pub fn alert_rules() -> Vec<&'static AlertRule> {
+    let mut rules: Vec<&'static AlertRule> = all().iter().map(|r| &r.meta().rule).collect();
+    rules.extend([
+        &pending::ENRICHMENT_SUCCESS_RATE,
+        &pending::DATA_QUALITY,
+        &pending::DB_CONNECTION_POOL,
+        &pending::DISK_SPACE,
+        &pending::MEMORY,
+        &pending::SCRAPER_STALLED,
+        &pending::API_GATEWAY_ERRORS,
+    ]);
+    rules
 }
 
 /// The runbook with this id (`dlq-overflow`), or an error listing the known ids.
 pub fn by_id(id: &str) -> Result<Box<dyn DynRunbook>, UnknownRunbook> {
     all()
         .into_iter()
-        .find(|r| r.meta().id == id)
+        .find(|r| r.meta().id() == id)
         .ok_or_else(|| UnknownRunbook {
             id: id.to_owned(),
             known: all()
                 .iter()
-                .map(|r| r.meta().id)
+                .map(|r| r.meta().id())
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -46,4 +68,30 @@ pub fn by_id(id: &str) -> Result<Box<dyn DynRunbook>, UnknownRunbook> {
 pub struct UnknownRunbook {
     pub id: String,
     pub known: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_has_nine_rules_with_distinct_names_and_runbooks() {
+        let rules = alert_rules();
+        assert_eq!(rules.len(), 9);
+        let names: std::collections::BTreeSet<_> = rules.iter().map(|r| r.name).collect();
+        assert_eq!(names.len(), 9);
+        let runbooks: std::collections::BTreeSet<_> = rules.iter().map(|r| r.runbook).collect();
+        assert_eq!(runbooks.len(), 9);
+    }
+
+    #[test]
+    fn an_unknown_runbook_lists_the_known_ones() {
+        let Err(error) = by_id("dlq-overflw") else {
+            panic!("no such runbook")
+        };
+        assert_eq!(
+            error.to_string(),
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm"
+        );
+    }
 }

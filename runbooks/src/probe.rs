@@ -14,6 +14,10 @@ use wire::api::{BreakerState, Provider};
 use crate::ops::api::prometheus_value;
 use crate::ops::{ApiError, HttpApi, Ops};
 
+/// The fewest enrichments in `/stats`'s window for its success rate to be evidence:
+/// below this a rate reads 1.0 over nothing (workers paused) or swings on a handful.
+pub const MIN_ENRICHMENTS: u32 = 20;
+
 /// Which documented API a probe reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
@@ -34,10 +38,20 @@ pub enum Probe {
         path: &'static str,
         field: &'static str,
     },
+    /// A rate at a jq-style path that counts as evidence only over enough events: the
+    /// figure at `events` must be at least `min_events` ("success_rate" over a window
+    /// in which nothing was enriched reads 1.0 and means nothing).
+    Rate {
+        api: Api,
+        path: &'static str,
+        field: &'static str,
+        events: &'static str,
+        min_events: u32,
+    },
     /// A sample of the Prometheus text at `/metrics`.
     Metric { api: Api, name: &'static str },
-    /// A scalar from `musicdb`; `$1` is bound to the modeled now, so that windows
-    /// like "the last hour" mean modeled time.
+    /// A scalar from `musicdb`, by SQL as the runbook writes it: PostgreSQL runs on the
+    /// stack's modeled clock, so `NOW() - INTERVAL '1 hour'` means the modeled hour.
     Sql { sql: &'static str },
     /// The breaker states of `/health` → `.api_clients`.
     Breakers,
@@ -56,13 +70,19 @@ pub enum Probe {
 pub enum Reading {
     Number(f64),
     Breakers(BTreeMap<Provider, BreakerState>),
+    /// A rate over too few events to be evidence either way.
+    TooFew {
+        events: f64,
+        needed: u32,
+    },
 }
 
 impl Reading {
+    /// The figure read, if it is one and it is evidence.
     pub fn number(&self) -> Option<f64> {
         match self {
             Reading::Number(n) => Some(*n),
-            Reading::Breakers(_) => None,
+            Reading::Breakers(_) | Reading::TooFew { .. } => None,
         }
     }
 }
@@ -78,6 +98,12 @@ impl fmt::Display for Reading {
                     .map(|(p, s)| format!("{p}={}", state_name(*s)))
                     .collect();
                 f.write_str(&parts.join(" "))
+            }
+            Reading::TooFew { events, needed } => {
+                write!(
+                    f,
+                    "too few events to judge ({events:.0}, at least {needed} needed)"
+                )
             }
         }
     }
@@ -120,6 +146,29 @@ impl Probe {
                         path: (*field).to_owned(),
                     })
             }
+            Probe::Rate {
+                api,
+                path,
+                field,
+                events,
+                min_events,
+            } => {
+                let value: Value = http(ops, *api).get_json(path).await?;
+                let missing = |at: &str| ProbeError::Missing {
+                    what: (*path).to_owned(),
+                    path: at.to_owned(),
+                };
+                let count = number_at(&value, events).ok_or_else(|| missing(events))?;
+                if count < f64::from(*min_events) {
+                    return Ok(Reading::TooFew {
+                        events: count,
+                        needed: *min_events,
+                    });
+                }
+                number_at(&value, field)
+                    .map(Reading::Number)
+                    .ok_or_else(|| missing(field))
+            }
             Probe::Metric { api, name } => {
                 let text = http(ops, *api).get_text("/metrics").await?;
                 prometheus_value(&text, name, &[])
@@ -130,10 +179,7 @@ impl Probe {
                     })
             }
             Probe::Sql { sql } => {
-                let value: Option<f64> = sqlx::query_scalar(*sql)
-                    .bind(ops.clock.now())
-                    .fetch_one(&ops.db)
-                    .await?;
+                let value: Option<f64> = sqlx::query_scalar(*sql).fetch_one(&ops.db).await?;
                 Ok(Reading::Number(value.unwrap_or(0.0)))
             }
             Probe::Breakers => {
@@ -186,7 +232,10 @@ impl Probe {
     /// How a human reads the same figure.
     pub fn command(&self, ops: &Ops) -> String {
         match self {
-            Probe::Json { api, path, field } => {
+            Probe::Json { api, path, field }
+            | Probe::Rate {
+                api, path, field, ..
+            } => {
                 let url = http(ops, *api)
                     .url(path)
                     .map(|u| u.to_string())
@@ -200,7 +249,7 @@ impl Probe {
                     .unwrap_or_default();
                 format!("curl -s {url} | grep {name}")
             }
-            Probe::Sql { sql } => ops.psql(&sql.replace("$1::timestamptz", "NOW()")),
+            Probe::Sql { sql } => ops.psql(sql),
             Probe::Breakers => format!(
                 "curl -s {} | jq '.api_clients'",
                 ops.enrichment

@@ -8,13 +8,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Method;
 use wire::Service;
 use wire::api::{
     BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats,
-    Provider,
+    ErrorKind, Provider,
 };
 
+use crate::ops::timeline::format_modeled;
 use crate::ops::{Ops, Phase, StepContext, StepError};
 use crate::probe::state_name;
 
@@ -426,19 +428,45 @@ pub async fn monitor_replay(
     let start = ops.dlq.stats().await.step(title)?.total_messages;
     let threshold = start + (replayed / 10).max(20);
     let began = ops.clock.now();
-    let mut samples = vec![start];
-    let verdict = loop {
-        ops.clock.sleep(Duration::from_secs(30)).await;
-        let depth = ops.dlq.stats().await.step(title)?.total_messages;
-        samples.push(depth);
-        if depth >= threshold {
-            break ReplayWatch::Refilling;
+    let samples = std::sync::Mutex::new(vec![start]);
+    let samples_ref = &samples;
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let first = &first;
+    let watched = wire::wait::until(
+        ops.clock,
+        watch_for,
+        Duration::from_secs(30),
+        || async move {
+            if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                // The first look is half a minute after the replay, as `watch -n 30` does.
+                return wire::wait::Poll::Pending(start.to_string());
+            }
+            match ops.dlq.stats().await.step(title) {
+                Ok(stats) => {
+                    let depth = stats.total_messages;
+                    if let Ok(mut s) = samples_ref.lock() {
+                        s.push(depth);
+                    }
+                    if depth >= threshold {
+                        wire::wait::Poll::Ready(Ok(()))
+                    } else {
+                        wire::wait::Poll::Pending(depth.to_string())
+                    }
+                }
+                Err(error) => wire::wait::Poll::Ready(Err(error)),
+            }
+        },
+    )
+    .await;
+    let verdict = match watched {
+        Ok(done) => {
+            done.value?;
+            ReplayWatch::Refilling
         }
-        if (ops.clock.now() - began).to_std().unwrap_or_default() >= watch_for {
-            break ReplayWatch::Holding;
-        }
+        Err(_) => ReplayWatch::Holding,
     };
-    ops.timeline.record(
+    let samples = samples.into_inner().unwrap_or_default();
+    ops.timeline.record_wait(
         phase,
         title,
         Some(format!(
@@ -458,8 +486,40 @@ pub async fn monitor_replay(
                 .join(" → ")
         ),
         crate::ops::Outcome::Ok,
+        (ops.clock.now() - began).to_std().unwrap_or_default(),
     );
     Ok(verdict)
+}
+
+/// `watch -n 30 'curl -s …/dlq/stats | jq .total_messages'` until the depth has stood
+/// still for a minute (three equal readings): every replayed message has been either
+/// enriched or dead-lettered again. Bounded by `bound`.
+pub async fn wait_for_dlq_to_settle(
+    ops: &Ops,
+    phase: Phase,
+    bound: Duration,
+) -> Result<String, StepError> {
+    let title = "Monitor replay until the DLQ settles";
+    let depths = std::sync::Mutex::new(Vec::<i64>::new());
+    let depths = &depths;
+    ops.wait_until(
+        phase,
+        title,
+        bound,
+        Duration::from_secs(30),
+        || async move {
+            let depth = ops.dlq.stats().await.step(title)?.total_messages;
+            let mut seen = depths.lock().unwrap_or_else(|p| p.into_inner());
+            seen.push(depth);
+            let settled = seen.len() >= 3 && seen[seen.len() - 3..].iter().all(|d| *d == depth);
+            Ok(if settled {
+                Ok(format!("{depth} messages, unchanged for a minute"))
+            } else {
+                Err(format!("{depth} messages"))
+            })
+        },
+    )
+    .await
 }
 
 /// A `docker compose` verb the runbooks use on services.
@@ -500,25 +560,79 @@ pub async fn compose(
     .await
 }
 
-/// Waits (bounded) until no provider answers 429 any more: "wait 15 minutes for
-/// rate limits to reset", as a poll.
-pub async fn wait_for_rate_limits_to_lift(
+/// How long the automation waits for a provider to come back from an outage before
+/// it escalates: twice the Circuit Breaker Storm runbook's typical resolution time.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(30 * 60);
+
+/// "Monitor for API recovery": polls the provider's public endpoint (`curl -I`) until
+/// it answers again, bounded by [`RECOVERY_BOUND`]. This is waiting on the world.
+pub async fn wait_for_provider(
+    ops: &Ops,
+    phase: Phase,
+    provider: Provider,
+) -> Result<String, StepError> {
+    ops.wait_until(
+        phase,
+        &format!("Monitor for {provider} API recovery"),
+        RECOVERY_BOUND,
+        Duration::from_secs(30),
+        || async move {
+            Ok(match ops.external_status(provider).await {
+                Some(code) if code < 500 && code != 429 => Ok(format!("{provider} answers {code}")),
+                Some(code) => Err(format!("{provider} answers {code}")),
+                None => Err(format!("{provider}: no connection")),
+            })
+        },
+    )
+    .await
+}
+
+/// When a rate limit lifts: `Retry-After` seconds after the newest 429 (the stand-in,
+/// like a real provider, restarts its window with every request it refuses).
+fn lifts_at(message: &DlqMessage) -> DateTime<Utc> {
+    let retry_after = message
+        .error_message
+        .split("Retry-After: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<i64>().ok())
+        // No Retry-After: the text's own 15 minutes.
+        .unwrap_or(15 * 60);
+    message.created_at + TimeDelta::seconds(retry_after)
+}
+
+/// "Wait 15 minutes for rate limits to reset", once traffic has stopped: waits until
+/// the `Retry-After` of the newest `api_rate_limit` message in the DLQ has passed,
+/// reading the DLQ again as it waits (a request still in flight may have restarted the
+/// window), for at most `bound`. Asking the provider whether it still limits us would
+/// itself be a request against the limit.
+pub async fn wait_out_rate_limits(
     ops: &Ops,
     phase: Phase,
     title: &str,
     bound: Duration,
 ) -> Result<String, StepError> {
     ops.wait_until(phase, title, bound, Duration::from_secs(30), || async {
-        let mut limited = Vec::new();
-        for provider in Provider::ALL {
-            if ops.external_status(provider).await == Some(429) {
-                limited.push(provider.name());
-            }
-        }
-        Ok(if limited.is_empty() {
-            Ok("no provider answers 429".to_owned())
-        } else {
-            Err(format!("still 429: {}", limited.join(", ")))
+        let newest = ops
+            .dlq
+            .messages(100)
+            .await
+            .step(title)?
+            .into_iter()
+            .filter(|m| m.error == ErrorKind::ApiRateLimit)
+            .max_by_key(|m| m.created_at);
+        let now = ops.clock.now();
+        Ok(match newest.map(|m| (lifts_at(&m), m)) {
+            None => Ok("no 429 in the newest messages".to_owned()),
+            Some((lifts, m)) if lifts <= now => Ok(format!(
+                "the last 429 ({}) was {} ago, past its Retry-After",
+                m.provider.map(|p| p.name()).unwrap_or("provider"),
+                format_modeled((now - m.created_at).to_std().unwrap_or_default())
+            )),
+            Some((lifts, _)) => Err(format!(
+                "the limit lifts in {}",
+                format_modeled((lifts - now).to_std().unwrap_or_default())
+            )),
         })
     })
     .await

@@ -17,7 +17,9 @@ use crate::StackError;
 use crate::backend::Backend;
 use crate::catalogue::Catalogue;
 use crate::docker::DockerStack;
+use crate::docker::faults::{ContainerFaultError, ContainerHeal};
 use crate::handles::StackHandles;
+use crate::host::StackHost;
 use crate::local::LocalStack;
 use crate::providers::Providers;
 
@@ -64,6 +66,18 @@ impl StackOptions {
             takes_turn: true,
         }
     }
+}
+
+/// Something this stack's backend cannot do.
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    #[error("{what} needs the docker backend (`--backend docker` or DRILL_BACKEND=docker): {why}")]
+    NeedsDocker {
+        what: &'static str,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    Container(#[from] ContainerFaultError),
 }
 
 /// A running twin on either backend. Dropping it stops everything it started.
@@ -162,6 +176,47 @@ impl Stack {
         match self {
             Stack::Local(stack) => stack.reset().await,
             Stack::Docker(stack) => Ok(stack.reset().await?),
+        }
+    }
+
+    /// Disk and memory as `df -h` and `free -h` show them (see [`crate::host`]).
+    pub fn host(&self) -> Arc<dyn runbooks::ops::Host> {
+        Arc::new(match self {
+            Stack::Local(stack) => StackHost::Local {
+                run_dir: stack.data_dir().to_owned(),
+            },
+            Stack::Docker(stack) => StackHost::Docker {
+                disk: stack.disk_gauge(),
+            },
+        })
+    }
+
+    /// Fills the stack's disk (logs, backups) to the last byte; the returned handle
+    /// frees it. Containers only: the local backend writes to the host's own disk,
+    /// which a drill must not fill.
+    pub async fn fill_disk(&self) -> Result<ContainerHeal, CapabilityError> {
+        match self {
+            Stack::Docker(stack) => Ok(stack.fill_disk().await?),
+            Stack::Local(_) => Err(CapabilityError::NeedsDocker {
+                what: "filling the stack's disk",
+                why: "it fills the stack's size-limited tmpfs volume, which only containers \
+                      have; the local backend writes to the host's own disk, which a drill \
+                      must not fill",
+            }),
+        }
+    }
+
+    /// Cuts api-gateway-internal off the network through which it reaches the
+    /// providers; the returned handle connects it again. Containers only.
+    pub async fn disconnect_gateway(&self) -> Result<ContainerHeal, CapabilityError> {
+        match self {
+            Stack::Docker(stack) => Ok(stack.disconnect_gateway().await?),
+            Stack::Local(_) => Err(CapabilityError::NeedsDocker {
+                what: "disconnecting the gateway's network",
+                why: "local processes share the host's loopback, which has no link of the \
+                      gateway's own to cut (a partition switch inside the gateway is the \
+                      local equivalent)",
+            }),
         }
     }
 

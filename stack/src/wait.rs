@@ -1,14 +1,17 @@
 //! Bounded, named waits on a condition.
 //!
-//! Every wait in the harness polls a condition with a short interval and a deadline, and
-//! when the deadline passes it says what it was waiting for, for how long, and the last
-//! reason the condition did not hold (plus the tail of the relevant log, when there is
-//! one). Fixed sleeps are never used where a condition can be checked instead.
+//! Every wait of the stack polls a condition with a short interval and a deadline
+//! ([`wire::wait`], on wall time), and when the deadline passes it says what it was
+//! waiting for, for how long, and the last reason the condition did not hold, plus
+//! the tail of the relevant log when there is one.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use wire::Clock;
+use wire::wait::{self, Poll};
 
 use crate::StackError;
 use crate::local::logs;
@@ -20,7 +23,8 @@ pub(crate) enum Check<T> {
     Pending(String),
 }
 
-/// Polls `check` every `interval` until it is ready, fails, or `timeout` passes.
+/// Polls `check` every `interval` until it is ready, fails, or `timeout` passes (wall
+/// time: [`wire::wait`] on a real-time clock).
 pub(crate) async fn until<T, F, Fut>(
     what: impl Display,
     timeout: Duration,
@@ -32,21 +36,25 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Check<T>, StackError>>,
 {
-    let started = Instant::now();
-    loop {
-        let last = match check().await? {
-            Check::Ready(value) => return Ok(value),
-            Check::Pending(reason) => reason,
-        };
-        if started.elapsed() >= timeout {
-            return Err(StackError::Timeout {
-                what: what.to_string(),
-                waited: started.elapsed(),
-                last_error: last,
-                log_tail: log.map(log_tail_suffix).unwrap_or_default(),
-            });
+    let outcome = wait::until(Clock::real_time(), timeout, interval, || {
+        let checked = check();
+        async move {
+            match checked.await {
+                Ok(Check::Ready(value)) => Poll::Ready(Ok(value)),
+                Ok(Check::Pending(reason)) => Poll::Pending(reason),
+                Err(error) => Poll::Ready(Err(error)),
+            }
         }
-        tokio::time::sleep(interval).await;
+    })
+    .await;
+    match outcome {
+        Ok(done) => done.value,
+        Err(timed_out) => Err(StackError::Timeout {
+            what: what.to_string(),
+            waited: timed_out.waited,
+            last_error: timed_out.last_seen,
+            log_tail: log.map(log_tail_suffix).unwrap_or_default(),
+        }),
     }
 }
 

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use harness::scenario::{self, Scenario};
-use harness::{DrillOptions, DrillReport, run_drill};
+use harness::{ControlOutcome, DrillOptions, DrillReport, Response, run_drill};
 use runbooks::DynRunbook;
 use runbooks::ops::{Approver, AutoApprove};
 use stack::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions};
 
+/// The seed every drill test runs with, unless it says otherwise.
 pub const SEED: u64 = 42;
 
 pub fn twin_binary() -> PathBuf {
@@ -49,63 +50,86 @@ pub fn scenario(id: &str) -> Scenario {
         .expect("one scenario")
 }
 
-/// Drills `scenario_id` with `runbook` on a fresh stack at the scenario's scale.
-pub async fn drill_with(runbook: &dyn DynRunbook, scenario_id: &str) -> DrillReport {
-    drill_scenario(runbook, &scenario(scenario_id)).await
+/// How a test drill runs.
+pub struct Drill<'a> {
+    pub runbook: &'a dyn DynRunbook,
+    pub approver: Arc<dyn Approver>,
+    pub seed: u64,
+    pub response: Response,
 }
 
-/// Drills a scenario (perhaps changed by the test) with `runbook` on a fresh stack.
-pub async fn drill_scenario(runbook: &dyn DynRunbook, scenario: &Scenario) -> DrillReport {
-    drill_approved_by(runbook, scenario, Arc::new(AutoApprove)).await
-}
-
-/// Drills a scenario with destructive steps approved (or not) by `approver`.
-pub async fn drill_approved_by(
-    runbook: &dyn DynRunbook,
-    scenario: &Scenario,
-    approver: Arc<dyn Approver>,
-) -> DrillReport {
-    let stack = stack(&scenario.id, scenario.scale).await;
-    let options = DrillOptions::new(approver, SEED);
-    let report = run_drill(&stack, runbook, scenario, &options)
-        .await
-        .expect("the drill runs");
-    let keep = KeepPolicy::from_env().expect("DRILL_KEEP is on-failure or never");
-    if keep.keeps(report.passed()) {
-        eprintln!("{}", stack.keep().expect("the stack is kept"));
-    } else {
-        stack.shutdown().await.expect("the stack stops");
+impl<'a> Drill<'a> {
+    pub fn of(runbook: &'a dyn DynRunbook) -> Self {
+        Self {
+            runbook,
+            approver: Arc::new(AutoApprove),
+            seed: SEED,
+            response: Response::Runbook,
+        }
     }
-    // Shown by the test runner when the test fails, or with --no-capture.
-    println!("{}", report.render());
-    report
+
+    /// Drills `scenario` on a fresh stack at the scenario's scale; prints the report.
+    pub async fn run(&self, scenario: &Scenario) -> DrillReport {
+        let stack = stack(&scenario.id, scenario.scale).await;
+        let options =
+            DrillOptions::new(self.approver.clone(), self.seed).with_response(self.response);
+        let report = run_drill(&stack, self.runbook, scenario, &options)
+            .await
+            .expect("the drill runs");
+        let keep = KeepPolicy::from_env().expect("DRILL_KEEP is on-failure or never");
+        if keep.keeps(report.passed()) {
+            eprintln!("{}", stack.keep().expect("the stack is kept"));
+        } else {
+            stack.shutdown().await.expect("the stack stops");
+        }
+        // Shown by the test runner when the test fails, or with --no-capture.
+        println!("{}", report.render());
+        report
+    }
 }
 
 /// Drills `scenario_id` with the runbook its file names.
 pub async fn drill(scenario_id: &str) -> DrillReport {
     let scenario = scenario(scenario_id);
     let runbook = runbooks::by_id(&scenario.runbook).expect("known runbook");
-    drill_with(runbook.as_ref(), scenario_id).await
+    Drill::of(runbook.as_ref()).run(&scenario).await
 }
 
 /// Asserts a drill passed in full, printing its report otherwise.
 pub fn assert_drill_passed(report: &DrillReport) {
-    assert!(report.passed(), "{}", report.render());
-    assert!(report.time_to_detect.is_some(), "{}", report.render());
+    let text = report.render();
+    assert!(report.passed(), "{text}");
+    assert!(report.time_to_detect.is_some(), "{text}");
     let diagnosis = report.diagnosis.as_ref().expect("a diagnosis");
-    assert_eq!(
-        diagnosis.scenario,
-        report.expected_diagnosis,
-        "{}",
-        report.render()
-    );
-    assert!(
-        report.verification.iter().all(|o| o.passed),
-        "{}",
-        report.render()
-    );
+    assert_eq!(diagnosis.scenario.slug, report.expected_diagnosis, "{text}");
+    assert!(report.verification.iter().all(|o| o.passed), "{text}");
     let ledger = report.ledger.as_ref().expect("a ledger");
-    assert!(ledger.balanced(), "{}", report.render());
-    let ttr = report.time_to_resolve.expect("resolved");
-    assert!(ttr <= report.budget.expect("budget"), "{}", report.render());
+    assert!(ledger.balanced(), "{text}");
+    let runbook_time = report.runbook_time.expect("resolved");
+    assert!(runbook_time <= report.budget, "{text}");
+}
+
+/// Drills `scenario_id` with its resolution replaced by doing nothing, and asserts
+/// the control showed what it must: the incident does not resolve without the runbook,
+/// unless the scenario declares that the world heals it.
+pub async fn assert_control_needs_the_runbook(scenario_id: &str) -> DrillReport {
+    let scenario = scenario(scenario_id);
+    let runbook = runbooks::by_id(&scenario.runbook).expect("known runbook");
+    let mut drill = Drill::of(runbook.as_ref());
+    drill.response = Response::Control;
+    let report = drill.run(&scenario).await;
+    let text = report.render();
+    assert!(report.time_to_detect.is_some(), "the alert fired:\n{text}");
+    match report.control {
+        Some(ControlOutcome::NeededTheRunbook) => {}
+        Some(ControlOutcome::WorldHealedIt) => {
+            assert!(scenario.expect.world_heals, "{text}");
+            assert!(
+                report.waiting_on_world.is_some_and(|w| !w.is_zero()),
+                "the report says how much was waiting on the world:\n{text}"
+            );
+        }
+        other => panic!("the control run showed {other:?}:\n{text}"),
+    }
+    report
 }

@@ -76,7 +76,7 @@ impl TwinConfig {
             // The SongNodes defaults the runbook quotes: "POSTGRES_POOL_SIZE=20 (from 10)".
             pool_size: parsed(env::POOL_SIZE)?.unwrap_or(10),
             max_overflow: parsed(env::MAX_OVERFLOW)?.unwrap_or(20),
-            batch_size: parsed(env::BATCH_SIZE)?.unwrap_or(20),
+            batch_size: parsed(env::BATCH_SIZE)?.unwrap_or(50),
             scrape_interval: Duration::from_secs(parsed(env::SCRAPE_INTERVAL_SECS)?.unwrap_or(300)),
             parent_pid: parsed(env::PARENT_PID)?,
             run_id: var(env::RUN_ID),

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod endpoints;
 pub mod env;
 pub mod service;
+pub mod wait;
 
 pub use clock::Clock;
 pub use endpoints::Endpoints;

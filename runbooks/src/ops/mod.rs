@@ -66,6 +66,25 @@ pub enum StepError {
     Escalate { step: String, reason: String },
 }
 
+/// Why the `Ops` facade could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("building the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    #[error("the database URL {url} is not usable: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the Redis URL {url} is not usable: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
 /// Attaches the step's title to an underlying error.
 pub trait StepContext<T> {
     fn step(self, title: &str) -> Result<T, StepError>;
@@ -117,12 +136,19 @@ impl Ops {
         clock: Clock,
         approver: Arc<dyn Approver>,
         timeline: Timeline,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ConnectError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
-            .build()?;
+            .build()
+            .map_err(ConnectError::Http)?;
         let api = |url: &Url| HttpApi::new(http.clone(), url.clone());
-        let connect_options: sqlx::postgres::PgConnectOptions = endpoints.database_url.parse()?;
+        let connect_options: sqlx::postgres::PgConnectOptions = endpoints
+            .database_url
+            .parse()
+            .map_err(|source| ConnectError::Database {
+                url: endpoints.database_url.clone(),
+                source,
+            })?;
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))
@@ -134,7 +160,12 @@ impl Ops {
             rest_api: TrackApi(api(&endpoints.rest_api)),
             graph_api: TrackApi(api(&endpoints.graph_api)),
             db,
-            redis: redis::Client::open(endpoints.redis_url.as_str())?,
+            redis: redis::Client::open(endpoints.redis_url.as_str()).map_err(|source| {
+                ConnectError::Redis {
+                    url: endpoints.redis_url.clone(),
+                    source,
+                }
+            })?,
             orchestrator,
             host: None,
             clock,
@@ -259,36 +290,64 @@ impl Ops {
         Fut: Future<Output = Result<Result<T, String>, StepError>>,
         T: Display,
     {
-        let started = self.clock.now();
-        loop {
-            let last_seen = match check().await {
-                Ok(Ok(value)) => {
-                    let waited = (self.clock.now() - started).to_std().unwrap_or_default();
-                    self.timeline.record(
-                        phase,
-                        title,
-                        None,
-                        format!("{value} after {}", timeline::format_modeled(waited)),
-                        Outcome::Ok,
-                    );
-                    return Ok(value);
+        let outcome = wire::wait::until(self.clock, bound, every, || {
+            let checked = check();
+            async move {
+                match checked.await {
+                    Ok(Ok(value)) => wire::wait::Poll::Ready(value),
+                    Ok(Err(seen)) => wire::wait::Poll::Pending(seen),
+                    Err(error) => wire::wait::Poll::Pending(error.to_string()),
                 }
-                Ok(Err(seen)) => seen,
-                Err(error) => error.to_string(),
-            };
-            let waited = (self.clock.now() - started).to_std().unwrap_or_default();
-            if waited >= bound {
+            }
+        })
+        .await;
+        match outcome {
+            Ok(done) => {
+                self.timeline.record_wait(
+                    phase,
+                    title,
+                    None,
+                    format!(
+                        "{} after {}",
+                        done.value,
+                        timeline::format_modeled(done.waited)
+                    ),
+                    Outcome::Ok,
+                    done.waited,
+                );
+                Ok(done.value)
+            }
+            Err(timeout) => {
                 let error = StepError::WaitedTooLong {
                     step: title.to_owned(),
-                    waited,
-                    last_seen,
+                    waited: timeout.waited,
+                    last_seen: timeout.last_seen,
                 };
-                self.timeline
-                    .record(phase, title, None, error.to_string(), Outcome::Failed);
-                return Err(error);
+                self.timeline.record_wait(
+                    phase,
+                    title,
+                    None,
+                    error.to_string(),
+                    Outcome::Failed,
+                    timeout.waited,
+                );
+                Err(error)
             }
-            self.clock.sleep(every).await;
         }
+    }
+
+    /// Waits a fixed (modeled) time where the runbook says so and there is nothing
+    /// to poll: `sleep 60` before reading a log.
+    pub async fn pause(&self, phase: Phase, title: &str, modeled: Duration) {
+        self.clock.sleep(modeled).await;
+        self.timeline.record_wait(
+            phase,
+            title,
+            Some(format!("sleep {}", modeled.as_secs())),
+            "",
+            Outcome::Ok,
+            modeled,
+        );
     }
 
     /// `curl -I <provider>`: the status a provider's public endpoint answers with,

@@ -64,10 +64,24 @@ pub struct Entry {
     /// What was seen, in one line or a few.
     pub observed: String,
     pub outcome: Outcome,
+    /// For a wait (a poll for a condition, a pause): how long it lasted, ending at
+    /// `at`. The drill tells waiting on the world from the runbook's own time by it.
+    #[serde(
+        serialize_with = "opt_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub waited: Option<Duration>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn opt_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 /// A shared, append-only list of entries, stamped with modeled time since `start`.
@@ -87,6 +101,11 @@ impl Timeline {
         }
     }
 
+    /// The modeled instant the timeline began.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.start
+    }
+
     /// Modeled time since the timeline began.
     pub fn elapsed(&self) -> Duration {
         (self.clock.now() - self.start).to_std().unwrap_or_default()
@@ -100,14 +119,47 @@ impl Timeline {
         observed: impl Into<String>,
         outcome: Outcome,
     ) {
+        self.push(phase, title.into(), command, observed.into(), outcome, None);
+    }
+
+    /// A wait that lasted `waited` (modeled) and ends now.
+    pub fn record_wait(
+        &self,
+        phase: Phase,
+        title: impl Into<String>,
+        command: Option<String>,
+        observed: impl Into<String>,
+        outcome: Outcome,
+        waited: Duration,
+    ) {
+        self.push(
+            phase,
+            title.into(),
+            command,
+            observed.into(),
+            outcome,
+            Some(waited),
+        );
+    }
+
+    fn push(
+        &self,
+        phase: Phase,
+        title: String,
+        command: Option<String>,
+        observed: String,
+        outcome: Outcome,
+        waited: Option<Duration>,
+    ) {
         let entry = Entry {
             at: self.elapsed(),
             wall: Utc::now(),
             phase,
-            title: title.into(),
+            title,
             command,
-            observed: observed.into(),
+            observed,
             outcome,
+            waited,
         };
         if let Ok(mut entries) = self.entries.lock() {
             entries.push(entry);
@@ -154,14 +206,7 @@ impl Timeline {
 }
 
 /// `mm:ss` of modeled time, or `h:mm:ss` past an hour.
-pub fn format_modeled(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 3600 {
-        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-    } else {
-        format!("{:02}:{:02}", secs / 60, secs % 60)
-    }
-}
+pub use wire::clock::format_duration as format_modeled;
 
 #[cfg(test)]
 mod tests {

@@ -94,6 +94,38 @@ pub struct DiskUsage {
 /// How writing a twin service's log file goes (its `GET /chaos/log_file`).
 pub use wire::api::LogFileStatus;
 
+/// Measures a docker stack's disk (`df` from inside a container that mounts it).
+#[derive(Clone, Debug)]
+pub struct DiskGauge {
+    docker: Docker,
+    volume: String,
+    mounts: Vec<(String, &'static str)>,
+}
+
+impl DiskGauge {
+    pub async fn usage(&self) -> Result<DiskUsage, ContainerFaultError> {
+        let (container, dir) = running_mount(&self.docker, &self.mounts)
+            .await?
+            .ok_or_else(|| ContainerFaultError::NoContainer {
+                volume: self.volume.clone(),
+                action: "measure it",
+            })?;
+        let output = exec(
+            &self.docker,
+            &container,
+            &["stat", "-f", "-c", "%b %a %S", dir],
+        )
+        .await?;
+        parse_statfs(&output.output).ok_or(ContainerFaultError::Exec {
+            container,
+            command: format!("stat -f {dir}"),
+            what: "measure the disk",
+            code: output.exit_code,
+            output: output.output,
+        })
+    }
+}
+
 /// Undoes one injected container fault.
 #[derive(Clone, Debug)]
 pub struct ContainerHeal {
@@ -249,28 +281,20 @@ impl DockerStack {
 
     /// `df` of the stack's disk, from a running container that mounts it.
     pub async fn disk_usage(&self) -> Result<DiskUsage, ContainerFaultError> {
-        let Undo::Disk { mounts, .. } = self.disk_undo() else {
+        self.disk_gauge().usage().await
+    }
+
+    /// What measures the stack's disk, apart from the stack: the engine and the
+    /// containers that mount it.
+    pub fn disk_gauge(&self) -> DiskGauge {
+        let Undo::Disk { volume, mounts } = self.disk_undo() else {
             unreachable!("disk_undo makes a disk undo")
         };
-        let (container, dir) = running_mount(self.docker(), &mounts)
-            .await?
-            .ok_or_else(|| ContainerFaultError::NoContainer {
-                volume: self.disk.volume.clone(),
-                action: "measure it",
-            })?;
-        let output = exec(
-            self.docker(),
-            &container,
-            &["stat", "-f", "-c", "%b %a %S", dir],
-        )
-        .await?;
-        parse_statfs(&output.output).ok_or(ContainerFaultError::Exec {
-            container,
-            command: format!("stat -f {dir}"),
-            what: "measure the disk",
-            code: output.exit_code,
-            output: output.output,
-        })
+        DiskGauge {
+            docker: self.docker().clone(),
+            volume,
+            mounts,
+        }
     }
 
     /// Disconnects api-gateway-internal from the providers' network (a no-op when it

@@ -58,12 +58,6 @@ pub(crate) struct Wiring {
 }
 
 /// The slot of twin service `service`.
-/// Modeled seconds between two scrapes. The twin's own default is five minutes; a
-/// stack scrapes every minute so that providers see steady traffic: a HALF_OPEN
-/// breaker closes on the next call, and with calls only every five minutes drills
-/// would wait on the scraper's phase rather than on the runbook.
-const SCRAPE_INTERVAL_SECS: &str = "60";
-
 pub(crate) fn slot(
     bins: &Binaries,
     service: Service,
@@ -92,14 +86,15 @@ pub(crate) fn slot(
     if let Some(listen) = listen {
         vars.insert(env::LISTEN, listen.to_string());
     }
+    let scrape_interval = crate::workload::SCRAPE_INTERVAL.as_secs().to_string();
     match service {
         Service::ScraperMixesdb => {
             vars.insert(env::SOURCE_URL, wiring.mixesdb_url.to_string());
-            vars.insert(env::SCRAPE_INTERVAL_SECS, SCRAPE_INTERVAL_SECS.to_owned());
+            vars.insert(env::SCRAPE_INTERVAL_SECS, scrape_interval);
         }
         Service::Scraper1001Tracklists => {
             vars.insert(env::SOURCE_URL, wiring.tracklists1001_url.to_string());
-            vars.insert(env::SCRAPE_INTERVAL_SECS, SCRAPE_INTERVAL_SECS.to_owned());
+            vars.insert(env::SCRAPE_INTERVAL_SECS, scrape_interval);
         }
         _ => {}
     }

@@ -25,6 +25,7 @@ mod spotify;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use url::Url;
 use wiremock::matchers::{method, path, path_regex};
@@ -33,6 +34,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use wire::api::{Provider, SourceSite};
 
 use crate::catalogue::Catalogue;
+use crate::workload::Workload;
 
 /// The priority of baseline mocks. Lower numbers win in wiremock; a fault mock mounted
 /// at the default priority (5) or anything below 10 overrides the baseline.
@@ -85,6 +87,8 @@ impl fmt::Display for StandIn {
 pub struct Providers {
     catalogue: Arc<Catalogue>,
     servers: Vec<(StandIn, MockServer)>,
+    /// The sites' mean page size: the stack's workload.
+    page_size: Arc<AtomicU32>,
 }
 
 impl Providers {
@@ -114,12 +118,33 @@ impl Providers {
         &self.catalogue
     }
 
-    /// Removes every mock (fault mocks included) and mounts the baselines again.
+    /// Tracks arrive at `workload` from now on (both sites' page sizes).
+    pub fn set_workload(&self, workload: Workload) {
+        self.page_size
+            .store(workload.page_size(), Ordering::Relaxed);
+    }
+
+    /// The workload the sites serve now.
+    pub fn workload(&self) -> u32 {
+        self.page_size.load(Ordering::Relaxed)
+    }
+
+    /// `site`'s pages as a spider reads them after a markup change: each carries
+    /// `garbage` entries without an artist or a title among its tracks. Mounted by a
+    /// fault above the site's baseline.
+    pub fn garbled_site(&self, site: SourceSite, garbage: u32) -> impl wiremock::Respond + 'static {
+        sources::Tracklists::new(site, self.catalogue.clone(), self.page_size.clone())
+            .garbled(garbage)
+    }
+
+    /// Removes every mock (fault mocks included), mounts the baselines again and puts
+    /// the workload back to its default.
     ///
     /// A scoped mock's guard (`mount_as_scoped`) must not outlive a reset: wiremock
     /// panics when such a guard is dropped after the server it was mounted on was reset.
     /// Faults that must heal independently of resets mount plainly behind a switch.
     pub async fn reset(&self) {
+        self.set_workload(Workload::default());
         futures::future::join_all(StandIn::ALL.map(|provider| async move {
             self.server(provider).reset().await;
             self.mount_baseline(provider).await;
@@ -130,7 +155,11 @@ impl Providers {
     /// The provider's normal answers as one responder, for faults that serve them
     /// changed (late, for a latency fault) rather than replacing them.
     pub fn baseline_responder(&self, party: impl Into<StandIn>) -> Box<dyn wiremock::Respond> {
-        Box::new(Baseline::new(party.into(), self.catalogue.clone()))
+        Box::new(self.baseline(party.into()))
+    }
+
+    fn baseline(&self, party: StandIn) -> Baseline {
+        Baseline::new(party, self.catalogue.clone(), self.page_size.clone())
     }
 
     async fn mount_baseline(&self, provider: StandIn) {
@@ -158,12 +187,20 @@ impl Providers {
             StandIn::Site(SourceSite::Mixesdb) => vec![
                 Mock::given(method("GET"))
                     .and(path("/api/tracklists"))
-                    .respond_with(sources::Tracklists::mixesdb(catalogue)),
+                    .respond_with(sources::Tracklists::new(
+                        SourceSite::Mixesdb,
+                        catalogue,
+                        self.page_size.clone(),
+                    )),
             ],
             StandIn::Site(SourceSite::Tracklists1001) => vec![
                 Mock::given(method("GET"))
                     .and(path("/api/tracklist"))
-                    .respond_with(sources::Tracklists::tracklists1001(catalogue)),
+                    .respond_with(sources::Tracklists::new(
+                        SourceSite::Tracklists1001,
+                        catalogue,
+                        self.page_size.clone(),
+                    )),
             ],
         };
         for mock in mocks {
@@ -218,6 +255,7 @@ impl Listening {
         let providers = Providers {
             catalogue,
             servers: self.0,
+            page_size: Arc::new(AtomicU32::new(Workload::default().page_size())),
         };
         for provider in StandIn::ALL {
             providers.mount_baseline(provider).await;
@@ -253,12 +291,12 @@ enum Baseline {
         features: spotify::AudioFeatures,
     },
     MusicBrainz(musicbrainz::Recording),
-    LastFm(lastfm::TrackInfo),
+    LastFm(Flaky<lastfm::TrackInfo>),
     Source(sources::Tracklists),
 }
 
 impl Baseline {
-    fn new(provider: StandIn, catalogue: Arc<Catalogue>) -> Self {
+    fn new(provider: StandIn, catalogue: Arc<Catalogue>, page_size: Arc<AtomicU32>) -> Self {
         match provider {
             StandIn::Provider(Provider::Spotify) => Baseline::Spotify {
                 search: spotify::Search::new(catalogue.clone()),
@@ -268,13 +306,10 @@ impl Baseline {
                 Baseline::MusicBrainz(musicbrainz::Recording::new(catalogue))
             }
             StandIn::Provider(Provider::Lastfm) => {
-                Baseline::LastFm(lastfm::TrackInfo::new(catalogue))
+                Baseline::LastFm(Flaky::lastfm(lastfm::TrackInfo::new(catalogue)))
             }
-            StandIn::Site(SourceSite::Mixesdb) => {
-                Baseline::Source(sources::Tracklists::mixesdb(catalogue))
-            }
-            StandIn::Site(SourceSite::Tracklists1001) => {
-                Baseline::Source(sources::Tracklists::tracklists1001(catalogue))
+            StandIn::Site(site) => {
+                Baseline::Source(sources::Tracklists::new(site, catalogue, page_size))
             }
         }
     }
@@ -293,5 +328,77 @@ impl wiremock::Respond for Baseline {
             Baseline::LastFm(info) => info.respond(request),
             Baseline::Source(tracklists) => tracklists.respond(request),
         }
+    }
+}
+
+/// A provider that fails a small share of its API calls with a 503 and a moment later
+/// answers again, as real ones do: the stack's live background noise. Last.fm is it
+/// ([`LASTFM_TRANSIENT_FAILURES`]): its share of `/stats/by-provider` reads a little
+/// below the others and its failure count is rarely zero, yet its breaker stays closed
+/// (five failures in a row are vanishingly rare) and no track fails for it (MusicBrainz
+/// backs it up), so a runbook that takes the weakest provider for the broken one, or
+/// any failure count for an open breaker, picks the wrong culprit.
+///
+/// Which calls fail follows from a counter and a fixed mixing function, so a run sees
+/// the same sequence whatever the timing; only `GET` calls fail (an engineer's
+/// `curl -I` reaches the status page, not the API).
+struct Flaky<R> {
+    inner: R,
+    per_thousand: u64,
+    calls: AtomicU64,
+}
+
+/// The share of Last.fm's calls that fail transiently (per thousand).
+pub const LASTFM_TRANSIENT_FAILURES: u64 = 50;
+
+impl<R: wiremock::Respond> Flaky<R> {
+    fn lastfm(inner: R) -> Self {
+        Self {
+            inner,
+            per_thousand: LASTFM_TRANSIENT_FAILURES,
+            calls: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<R: wiremock::Respond> wiremock::Respond for Flaky<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.method == wiremock::http::Method::GET {
+            let call = self.calls.fetch_add(1, Ordering::Relaxed);
+            if mix(call) % 1000 < self.per_thousand {
+                return json(
+                    503,
+                    serde_json::json!({"error": 16, "message": "There was a temporary error processing your request. Please try again"}),
+                );
+            }
+        }
+        self.inner.respond(request)
+    }
+}
+
+/// splitmix64's finaliser: spreads a counter over all 64 bits.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flaky_share_is_what_it_says() {
+        let failures = (0..100_000).filter(|i| mix(*i) % 1000 < 50).count();
+        assert!((4_700..5_300).contains(&failures), "{failures}");
+        // Never five in a row in a long run: the breaker (five in a row) stays closed.
+        let longest = (0..100_000u64)
+            .map(|i| mix(i) % 1000 < 50)
+            .fold((0, 0), |(run, best), failed| {
+                let run = if failed { run + 1 } else { 0 };
+                (run, best.max(run))
+            })
+            .1;
+        assert!(longest < 5, "{longest} failures in a row");
     }
 }

@@ -138,7 +138,11 @@ async fn insert_dlq(conn: &mut PgConnection, data: &SeedData) -> Result<(), Stac
             .map(|r| r.error_message.clone())
             .collect::<Vec<_>>(),
     )
-    .bind(d.iter().map(|r| r.provider.to_owned()).collect::<Vec<_>>())
+    .bind(
+        d.iter()
+            .map(|r| r.provider.map(str::to_owned))
+            .collect::<Vec<_>>(),
+    )
     .bind(d.iter().map(|r| r.payload.to_string()).collect::<Vec<_>>())
     .bind(d.iter().map(|r| at(r.created_age_ms)).collect::<Vec<_>>())
     .execute(conn)

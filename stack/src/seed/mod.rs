@@ -7,9 +7,12 @@
 //! Timestamps are stored as ages before a fixed [`anchor`]; the template holds them at
 //! the anchor and every restore shifts them by (modeled now − anchor), so the history
 //! always ends "now": tracks spread over the past 7 days, denser recently, some in the
-//! last hour, a few still pending, and about fifteen failures from 3–6 days ago that
-//! sit in the DLQ. The baseline keeps every alert quiet: average quality over the last
-//! hour well above 70, the DLQ far below 1000, tracks created within the last minutes.
+//! last hour, a few still pending, and an older DLQ backlog: hundreds of failures from
+//! one to six days ago, of every error type and from every provider (old breaker storms,
+//! timeouts, rate limits, scraped garbage), as a real DLQ holds. The backlog is a decoy:
+//! an investigation that reads the DLQ's totals instead of what fails now reads this
+//! history. The baseline keeps every alert quiet: average quality over the last hour
+//! well above 70, the DLQ well below 1000, tracks created within the last minutes.
 
 pub mod load;
 pub mod snapshot;
@@ -24,7 +27,7 @@ use twin::quality;
 use crate::catalogue::{Catalogue, CatalogueTrack, rng_for};
 
 /// Bumped whenever generation or loading changes (it is part of the template's cache key).
-pub const SEED_GENERATOR_VERSION: u32 = 2;
+pub const SEED_GENERATOR_VERSION: u32 = 3;
 
 /// The instant seeded ages are measured back from.
 pub fn anchor() -> DateTime<Utc> {
@@ -37,8 +40,15 @@ const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// Tracks failed in the past and sitting in the DLQ.
-pub const FAILED_TRACKS: usize = 15;
+/// Tracks failed in the past and sitting in the DLQ: a fifth of the history, at most
+/// [`MAX_BACKLOG`].
+pub fn backlog_for(tracks: usize) -> usize {
+    (tracks / 5).min(MAX_BACKLOG)
+}
+
+/// The largest backlog: well below `DLQDepthCritical`'s 1000, so that only a live
+/// incident can fire it.
+pub const MAX_BACKLOG: usize = 450;
 /// Tracks scraped in the last minutes and not yet enriched.
 pub const PENDING_TRACKS: usize = 8;
 
@@ -108,7 +118,7 @@ pub struct SeedDlqMessage {
     pub track_name: String,
     pub error: &'static str,
     pub error_message: String,
-    pub provider: &'static str,
+    pub provider: Option<&'static str>,
     pub payload: serde_json::Value,
     pub created_age_ms: i64,
 }
@@ -132,7 +142,7 @@ impl SeedData {
     /// The history of `tracks` tracks for `seed`, drawn from `catalogue`.
     pub fn generate(catalogue: &Catalogue, seed: u64, tracks: usize) -> Self {
         let mut rng = rng_for(seed, "seed", 0);
-        let failed = FAILED_TRACKS.min(tracks / 10);
+        let failed = backlog_for(tracks);
         let pending = PENDING_TRACKS.min(tracks / 10);
         // At least 30 tracks (2 %) in the last hour, so the last-hour quality is measured.
         let recent = (tracks / 50).max(30).min(tracks - failed - pending);
@@ -152,7 +162,7 @@ impl SeedData {
             timeline.push((rng.random_range(5_000..3 * MINUTE_MS), Fate::Pending));
         }
         for _ in 0..failed {
-            timeline.push((rng.random_range(3 * DAY_MS..6 * DAY_MS), Fate::Failed));
+            timeline.push((rng.random_range(DAY_MS..6 * DAY_MS), Fate::Failed));
         }
         // Oldest first, so track ids grow with creation time as a BIGSERIAL's do.
         timeline.sort_by_key(|entry| std::cmp::Reverse(entry.0));
@@ -264,11 +274,20 @@ impl SeedData {
                 track.enrichment_status = "failed";
                 track.enrichment_attempts = 3;
                 track.updated_age_ms = failed_age;
-                let (error, provider, message) = failure(rng);
+                let Failure {
+                    error,
+                    provider,
+                    message,
+                    garbage,
+                } = failure(rng);
+                if let Some((artist, title)) = garbage {
+                    track.artist_name = artist;
+                    track.track_name = title;
+                }
                 self.audit.push(SeedAudit {
                     id: 0,
                     track_id,
-                    sources_used: provider.to_owned(),
+                    sources_used: provider.unwrap_or_default().to_owned(),
                     fields_enriched: Vec::new(),
                     quality_score: None,
                     status: "failed",
@@ -280,15 +299,15 @@ impl SeedData {
                 self.dlq.push(SeedDlqMessage {
                     message_id: self.dlq.len() as i64 + 1,
                     track_id,
-                    artist_name: entry.artist.clone(),
-                    track_name: entry.title.clone(),
+                    artist_name: track.artist_name.clone(),
+                    track_name: track.track_name.clone(),
                     error,
                     error_message: message,
                     provider,
                     payload: json!({
                         "track_id": track_id,
-                        "artist_name": entry.artist,
-                        "track_name": entry.title,
+                        "artist_name": track.artist_name,
+                        "track_name": track.track_name,
                         "attempts": 3,
                     }),
                     created_age_ms: failed_age,
@@ -394,31 +413,68 @@ impl SeedTrack {
     }
 }
 
-/// An old failure: its classification, the provider and a log-like message.
-fn failure(rng: &mut rand_chacha::ChaCha8Rng) -> (&'static str, &'static str, String) {
-    const PROVIDERS: [&str; 3] = ["spotify", "musicbrainz", "lastfm"];
-    let provider = PROVIDERS[rng.random_range(0..PROVIDERS.len())];
-    match rng.random_range(0..100) {
+/// An old failure, worded as the twin words its failures.
+struct Failure {
+    error: &'static str,
+    provider: Option<&'static str>,
+    message: String,
+    /// For scraped garbage: the track's artist and title as the spider read them.
+    garbage: Option<(String, String)>,
+}
+
+/// An old failure: the runbook's own example mix (breaker errors first, then timeouts,
+/// invalid data, rate limits), with provider errors besides, from every provider.
+fn failure(rng: &mut rand_chacha::ChaCha8Rng) -> Failure {
+    let provider = match rng.random_range(0..10) {
+        0..5 => "spotify",
+        5..8 => "musicbrainz",
+        _ => "lastfm",
+    };
+    let (error, message) = match rng.random_range(0..100) {
         0..40 => (
+            "circuit_breaker_open",
+            format!("circuit breaker for {provider} is OPEN"),
+        ),
+        40..64 => (
             "timeout",
-            provider,
-            format!("{provider}: gateway timed out after 30 s (504)"),
+            format!("{provider} timed out after 30s (gateway answered 504)"),
         ),
-        40..65 => (
-            "provider_error",
-            provider,
-            format!("{provider}: upstream answered 502 Bad Gateway"),
-        ),
-        65..85 => (
+        64..76 => {
+            let garbage = if rng.random_bool(0.5) {
+                (
+                    String::new(),
+                    format!(
+                        "{:02}:{:02}",
+                        rng.random_range(0..90),
+                        rng.random_range(0..60)
+                    ),
+                )
+            } else {
+                ("ID".to_owned(), String::new())
+            };
+            let missing = if garbage.0.is_empty() {
+                "artist_name"
+            } else {
+                "track_name"
+            };
+            return Failure {
+                error: "invalid_data",
+                provider: None,
+                message: format!("scraped track has an empty {missing}"),
+                garbage: Some(garbage),
+            };
+        }
+        76..88 => (
             "api_rate_limit",
-            provider,
-            format!("{provider}: 429 Too Many Requests (Retry-After: 60)"),
+            format!("{provider} rate limit exceeded (HTTP 429, Retry-After: 60)"),
         ),
-        _ => (
-            "invalid_data",
-            provider,
-            format!("{provider}: payload failed validation: missing field `id`"),
-        ),
+        _ => ("provider_error", format!("{provider} returned HTTP 502")),
+    };
+    Failure {
+        error,
+        provider: Some(provider),
+        message,
+        garbage: None,
     }
 }
 
@@ -461,7 +517,7 @@ mod tests {
             scored_last_hour >= 25,
             "{scored_last_hour} scores in the last hour"
         );
-        assert_eq!(data.dlq.len(), FAILED_TRACKS);
+        assert_eq!(data.dlq.len(), 400);
         let newest = data.tracks.iter().map(|t| t.created_age_ms).min().unwrap();
         assert!(
             newest < 5 * MINUTE_MS,
@@ -475,7 +531,19 @@ mod tests {
         let oldest = data.tracks.iter().map(|t| t.created_age_ms).max().unwrap();
         assert!(oldest <= 7 * DAY_MS && oldest > 5 * DAY_MS);
         for message in &data.dlq {
-            assert!((3 * DAY_MS - HOUR_MS..6 * DAY_MS).contains(&message.created_age_ms));
+            assert!((DAY_MS - HOUR_MS..6 * DAY_MS).contains(&message.created_age_ms));
+        }
+        // Every error type, from several providers: a decoy for investigations that
+        // read totals.
+        let kinds: std::collections::BTreeSet<_> = data.dlq.iter().map(|m| m.error).collect();
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
+        let providers: std::collections::BTreeSet<_> =
+            data.dlq.iter().filter_map(|m| m.provider).collect();
+        assert_eq!(providers.len(), 3, "{providers:?}");
+        // Scraped garbage is garbage in the track too.
+        for message in data.dlq.iter().filter(|m| m.error == "invalid_data") {
+            let track = &data.tracks[message.track_id as usize - 1];
+            assert!(track.artist_name.is_empty() || track.track_name.is_empty());
         }
         let pending: Vec<_> = data
             .tracks

@@ -118,12 +118,14 @@ const DEPTH: &str = "
 
 const COUNTS_BY_ERROR: &str = "SELECT error, COUNT(*) FROM dlq_messages GROUP BY error";
 
+/// The newest messages first: a sample is read to see what is failing now (replay,
+/// by contrast, takes the oldest first).
 const MESSAGES: &str = "
     SELECT message_id, track_id, artist_name, track_name, error, error_message,
            provider, replay_count, created_at
     FROM dlq_messages
     WHERE $2::text IS NULL OR error = $2
-    ORDER BY created_at, message_id
+    ORDER BY created_at DESC, message_id DESC
     LIMIT $1";
 
 /// Takes the oldest `$1` messages no one else holds, re-enqueues their tracks, logs

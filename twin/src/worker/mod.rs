@@ -29,9 +29,14 @@ use self::client::EnrichmentClient;
 use self::queue::{Claim, Claimed};
 use self::record::{CallFacts, Written};
 
-/// Tracks of a batch enriched at once. Provider calls are mostly waiting; ten in
-/// flight keeps a slow provider (the timeout drills) from starving the queue.
-const CONCURRENCY: usize = 10;
+/// Tracks of a batch enriched at once (a batch is at most `WORKER_BATCH_SIZE`, 50 by
+/// default). Provider calls are mostly waiting: with a provider answering in 40 s (the
+/// timeout drills, once the timeout is raised past it) each track takes over a minute,
+/// and fifty in flight per worker keep the two workers ahead of the workload.
+const CONCURRENCY: usize = 50;
+/// Database connections per worker: each holds one only to claim a batch or to write
+/// one track's result, briefly.
+const POOL_CONNECTIONS: u32 = 8;
 /// Modeled wait between polls of an empty queue.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// No wait is shorter than this in real time, however fast the clock.
@@ -48,7 +53,7 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
     drop(chaos);
     let database_url = config.require(&config.database_url, env::DATABASE_URL)?;
     let enrichment_url = config.require(&config.enrichment_url, env::ENRICHMENT_URL)?;
-    let pool = db::connect(&database_url, config.service, CONCURRENCY as u32 + 2).await?;
+    let pool = db::connect(&database_url, config.service, POOL_CONNECTIONS).await?;
     let client = EnrichmentClient::new(&enrichment_url, config.clock)
         .context("setting up the metadata-enrichment client")?;
     let worker = Worker {

@@ -1,0 +1,109 @@
+//! The runbooks of the Quick Alert Index that are not drilled yet: their alert rules,
+//! each under its runbook's id, so the harness evaluates all nine from the start (a
+//! drill must see every alert its remediation raises). Each moves to a module of its
+//! own, with its investigation, resolution and verification, when it is drilled.
+
+use crate::alert::{AlertRule, Severity, minutes_of};
+use crate::criteria::Check;
+use crate::probe::{Api, Probe};
+
+/// Low Enrichment Success Rate.
+pub static ENRICHMENT_SUCCESS_RATE: AlertRule = AlertRule {
+    name: "EnrichmentSuccessRateLow",
+    severity: Severity::P2,
+    runbook: "enrichment-success-rate",
+    threshold: "Success rate < 70% for > 15 minutes",
+    probe: Probe::Rate {
+        api: Api::Enrichment,
+        path: "/stats",
+        field: ".success_rate",
+        events: ".total_enrichments",
+        min_events: crate::probe::MIN_ENRICHMENTS,
+    },
+    condition: Check::Below(0.70),
+    for_duration: minutes_of(15),
+    typical_resolution: minutes_of(60),
+};
+
+/// Data Quality Issues.
+pub static DATA_QUALITY: AlertRule = AlertRule {
+    name: "DataQualityScoreLow",
+    severity: Severity::P2,
+    runbook: "data-quality",
+    threshold: "Quality score < 70 for > 1 hour",
+    probe: Probe::Sql {
+        sql: "SELECT COALESCE(AVG(quality_score), 100)::float8 FROM data_quality_scores \
+              WHERE created_at > NOW() - INTERVAL '1 hour'",
+    },
+    condition: Check::Below(70.0),
+    for_duration: minutes_of(60),
+    typical_resolution: minutes_of(120),
+};
+
+/// Database Connection Pool Exhaustion.
+pub static DB_CONNECTION_POOL: AlertRule = AlertRule {
+    name: "DatabaseConnectionPoolHigh",
+    severity: Severity::P1,
+    runbook: "db-connection-pool",
+    threshold: "Pool usage > 80%",
+    probe: Probe::PoolUsage,
+    condition: Check::Above(0.80),
+    for_duration: minutes_of(0),
+    typical_resolution: minutes_of(15),
+};
+
+/// Disk Space Critical.
+pub static DISK_SPACE: AlertRule = AlertRule {
+    name: "DiskSpaceHigh",
+    severity: Severity::P1,
+    runbook: "disk-space",
+    threshold: "Disk usage > 85%",
+    probe: Probe::DiskUsage,
+    condition: Check::Above(0.85),
+    for_duration: minutes_of(0),
+    typical_resolution: minutes_of(30),
+};
+
+/// Memory Exhaustion.
+pub static MEMORY: AlertRule = AlertRule {
+    name: "MemoryUsageHigh",
+    severity: Severity::P1,
+    runbook: "memory",
+    threshold: "Memory usage > 90%",
+    probe: Probe::MemoryUsage,
+    condition: Check::Above(0.90),
+    for_duration: minutes_of(0),
+    typical_resolution: minutes_of(20),
+};
+
+/// Scraper Not Progressing.
+pub static SCRAPER_STALLED: AlertRule = AlertRule {
+    name: "ScraperStalled",
+    severity: Severity::P2,
+    runbook: "scraper-stalled",
+    threshold: "No new tracks for > 2 hours",
+    // Minutes since the newest track of the stalest scraper.
+    probe: Probe::Sql {
+        sql: "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM (NOW() - newest)) / 60), 0)::float8 \
+              FROM (SELECT MAX(created_at) AS newest FROM tracks \
+                    WHERE source IN ('mixesdb', '1001tracklists') GROUP BY source) AS per_scraper",
+    },
+    condition: Check::Above(120.0),
+    for_duration: minutes_of(0),
+    typical_resolution: minutes_of(30),
+};
+
+/// API Gateway High Error Rate.
+pub static API_GATEWAY_ERRORS: AlertRule = AlertRule {
+    name: "APIGatewayErrorRateHigh",
+    severity: Severity::P1,
+    runbook: "api-gateway-errors",
+    threshold: "Error rate > 10%",
+    probe: Probe::Metric {
+        api: Api::Gateway,
+        name: "error_rate",
+    },
+    condition: Check::Above(0.10),
+    for_duration: minutes_of(0),
+    typical_resolution: minutes_of(30),
+};

@@ -1,0 +1,102 @@
+//! `drill matrix`: diagnosis accuracy over seeds, as a confusion matrix.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use harness::matrix::{Choice, ConfusionMatrix, no_fault};
+use harness::scenario::{self, Scenario};
+use harness::{DrillOptions, Response, run_drill};
+use runbooks::ops::AutoApprove;
+
+use crate::backend_arg::BackendArg;
+use crate::stacks::Stacks;
+
+/// Drills every scenario of a runbook under several seeds, up to the diagnosis, plus a
+/// stack with no fault, and prints what the investigation chose against what struck.
+///
+/// Each seed draws other onsets, recoveries and amounts (and other data). A drill ends
+/// in one of the runbook's scenarios, in "no incident" (the alert did not fire) or in
+/// "escalated" (the investigation would not choose). Exit status 1 unless every drill
+/// chose right.
+#[derive(Args)]
+pub struct MatrixArgs {
+    /// A runbook (`dlq-overflow`), or `all` (the default).
+    #[arg(default_value = "all")]
+    runbook: String,
+    /// How many seeds per scenario.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// The first seed; the others follow it.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Modeled seconds per real second; defaults to each scenario's own scale.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Writes the matrices as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Directory of scenario files.
+    #[arg(long, env = "DRILL_SCENARIOS")]
+    scenarios: Option<PathBuf>,
+    /// How many tracks of history to load.
+    #[arg(long, default_value_t = 2000)]
+    tracks: usize,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
+pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
+    let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
+    let all = scenario::load_all(&dir)?;
+    let runbook_ids: Vec<&'static str> = runbooks::all()
+        .iter()
+        .map(|r| r.meta().id())
+        .filter(|id| args.runbook == "all" || *id == args.runbook)
+        .collect();
+    if runbook_ids.is_empty() {
+        runbooks::by_id(&args.runbook)?;
+    }
+    let backend = args.backend.select().await?.backend;
+    let mut stacks = Stacks::new(
+        backend,
+        args.tracks,
+        format!("drill-matrix {}", args.runbook),
+    )?;
+    let mut matrices = Vec::new();
+    for id in runbook_ids {
+        let runbook = runbooks::by_id(id)?;
+        let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
+        let mut matrix = ConfusionMatrix::new(id, &slugs);
+        let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
+        drills.extend(no_fault(id, &all));
+        for seed in args.first_seed..args.first_seed + args.seeds {
+            for scenario in &drills {
+                let stack = stacks
+                    .get(args.scale.unwrap_or(scenario.scale), seed)
+                    .await?;
+                let options = DrillOptions::new(Arc::new(AutoApprove), seed)
+                    .with_response(Response::Diagnose);
+                let report = run_drill(stack, runbook.as_ref(), scenario, &options)
+                    .await
+                    .with_context(|| format!("drilling {} (seed {seed})", scenario.id))?;
+                let (expected, chosen) = (Choice::expected(scenario), Choice::of(&report));
+                eprintln!(
+                    "{} seed {seed}: {}",
+                    scenario.id,
+                    if expected == chosen { "✓" } else { "✗" }
+                );
+                matrix.record(&expected, &chosen, &format!("{} seed {seed}", scenario.id));
+            }
+        }
+        println!("{}", matrix.render());
+        matrices.push(matrix);
+    }
+    stacks.shutdown().await?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&matrices)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(matrices.iter().all(|m| m.misses.is_empty()))
+}

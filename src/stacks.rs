@@ -1,0 +1,82 @@
+//! The stack a sequence of drills runs on: one at a time, rebooted only when a drill
+//! needs another scale or seed.
+//!
+//! `drill run` and `drill matrix` drill many scenarios in a row. A boot costs a
+//! fraction of a second locally and a few on docker, a reset tens of milliseconds; so
+//! consecutive drills share a stack, reset between them, and a new one is booted only
+//! when the clock's scale or the seed (which drives the catalogue and the history)
+//! changes, or when the last one was kept for inspection.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use stack::{Backend, PortMode, Stack, StackOptions};
+
+/// One stack at a time, for drills that run one after another.
+pub struct Stacks {
+    backend: Backend,
+    twin_binary: PathBuf,
+    tracks: usize,
+    label: String,
+    current: Option<((u64, u64), Stack)>,
+}
+
+impl Stacks {
+    pub fn new(backend: Backend, tracks: usize, label: String) -> anyhow::Result<Self> {
+        let twin_binary = std::env::current_exe().context("finding the drill binary")?;
+        Ok(Self {
+            backend,
+            twin_binary,
+            tracks,
+            label,
+            current: None,
+        })
+    }
+
+    /// A running stack at `scale` with data from `seed`.
+    pub async fn get(&mut self, scale: f64, seed: u64) -> anyhow::Result<&Stack> {
+        let key = (scale.to_bits(), seed);
+        if self.current.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.shutdown().await?;
+            eprintln!(
+                "starting a {} stack (scale {scale}, seed {seed}, {} tracks)…",
+                self.backend, self.tracks
+            );
+            let started = Instant::now();
+            let stack = Stack::start(
+                StackOptions {
+                    ports: PortMode::Free,
+                    scale,
+                    seed,
+                    tracks: self.tracks,
+                    twin_binary: self.twin_binary.clone(),
+                    label: self.label.clone(),
+                    takes_turn: true,
+                },
+                self.backend,
+            )
+            .await
+            .context("starting the stack")?;
+            eprintln!("stack up in {:.2} s", started.elapsed().as_secs_f64());
+            self.current = Some((key, stack));
+        }
+        Ok(&self.current.as_ref().expect("a stack was just started").1)
+    }
+
+    /// Leaves the current stack up for inspection and says how to reach it; the next
+    /// drill gets a stack of its own.
+    pub fn keep_current(&mut self) -> anyhow::Result<()> {
+        if let Some((_, stack)) = self.current.take() {
+            eprintln!("{}", stack.keep()?);
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some((_, stack)) = self.current.take() {
+            stack.shutdown().await.context("stopping the stack")?;
+        }
+        Ok(())
+    }
+}
