@@ -226,6 +226,145 @@ fn state_word(state: AlertState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use runbooks::ops::{AutoApprove, Orchestrator, Timeline};
+    use wire::{Clock, Endpoints};
+
+    /// Ops against a stack that is not there: every port refuses.
+    async fn ops_of_nothing() -> Ops {
+        let closed = "http://127.0.0.1:9/".parse::<url::Url>().unwrap();
+        let endpoints = Endpoints {
+            enrichment: closed.clone(),
+            gateway: closed.clone(),
+            dlq: closed.clone(),
+            rest_api: closed.clone(),
+            graph_api: closed.clone(),
+            database_url: "postgres://musicdb_user@127.0.0.1:9/musicdb".into(),
+            postgres_host: "localhost".into(),
+            postgres_port: 9,
+            redis_url: "redis://127.0.0.1:9".into(),
+            redis_port: 9,
+            providers: Default::default(),
+        };
+        let clock = Clock::starting_now(60.0).unwrap();
+        Ops::connect(
+            endpoints,
+            Arc::new(NoOrchestrator) as Arc<dyn Orchestrator>,
+            clock,
+            Arc::new(AutoApprove),
+            Timeline::new(clock),
+        )
+        .await
+        .unwrap()
+    }
+
+    struct NoOrchestrator;
+
+    #[async_trait::async_trait]
+    impl Orchestrator for NoOrchestrator {
+        fn backend(&self) -> &'static str {
+            "none"
+        }
+        async fn stop(&self, _: &[wire::Service]) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn start(&self, _: &[wire::Service]) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn restart(
+            &self,
+            _: &[wire::Service],
+        ) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn kill(&self, _: wire::Service) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn pause(&self, _: wire::Service) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn unpause(&self, _: wire::Service) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn status(
+            &self,
+            _: wire::Service,
+        ) -> Result<runbooks::ops::ServiceStatus, runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn logs(
+            &self,
+            _: wire::Service,
+            _: usize,
+        ) -> Result<Vec<String>, runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn stats(
+            &self,
+        ) -> Result<Vec<runbooks::ops::ServiceStats>, runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn set_env(
+            &self,
+            _: wire::Service,
+            _: std::collections::BTreeMap<String, String>,
+        ) -> Result<(), runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+        async fn prune(
+            &self,
+        ) -> Result<runbooks::ops::PruneReport, runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rule_that_cannot_be_read_is_reported_with_its_probe_and_the_reason() {
+        let ops = ops_of_nothing().await;
+        let mut evaluator = AlertEvaluator::new(vec![&runbooks::dlq_overflow::META.rule]);
+        evaluator.evaluate(&ops).await;
+        evaluator.evaluate(&ops).await;
+        let failures = evaluator.probe_failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let failure = &failures[0];
+        assert_eq!(failure.alert, "DLQDepthCritical");
+        assert_eq!(failure.failures, 2);
+        assert!(!failure.ever_read);
+        assert_eq!(
+            failure.probe,
+            "curl -s http://127.0.0.1:9/dlq/stats | jq .total_messages"
+        );
+        assert!(
+            failure.last_error.contains("127.0.0.1:9"),
+            "{}",
+            failure.last_error
+        );
+        // Not a recovery: the rule keeps its state, and the timeline says why.
+        assert_eq!(evaluator.state("DLQDepthCritical"), AlertState::Inactive);
+        let noted = ops.timeline.render();
+        assert!(
+            noted.contains("DLQDepthCritical cannot be evaluated"),
+            "{noted}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_host_disk_and_memory_rules_say_so_instead_of_staying_quiet() {
+        let ops = ops_of_nothing().await;
+        let mut evaluator = AlertEvaluator::new(vec![
+            &runbooks::pending::DISK_SPACE,
+            &runbooks::pending::MEMORY,
+        ]);
+        evaluator.evaluate(&ops).await;
+        let failures = evaluator.probe_failures();
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures
+                .iter()
+                .all(|f| f.last_error.contains("cannot be read"))
+        );
+    }
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_300_000 + minutes * 60, 0).unwrap()

@@ -423,7 +423,9 @@ async fn drive(
         ),
     }
 
-    let outcomes = verify_all(ops, &criteria, &before).await;
+    // A control run has shown what it shows at its first failed criterion.
+    let stop_at_first_failure = options.response == Response::Control;
+    let outcomes = verify_all(ops, &criteria, &before, stop_at_first_failure).await;
     for outcome in outcomes.iter().filter(|o| !o.passed) {
         report.fail(format!("verification {outcome}"));
     }

@@ -287,11 +287,13 @@ pub async fn readings_before(ops: &Ops, criteria: &[Criterion]) -> Vec<Option<Re
 }
 
 /// Evaluates criteria one after another and collects their outcomes; `before`
-/// holds the readings of [`readings_before`] (or nothing).
+/// holds the readings of [`readings_before`] (or nothing). With `stop_at_first_failure`
+/// the criteria after a failed one are not evaluated.
 pub async fn verify_all(
     ops: &Ops,
     criteria: &[Criterion],
     before: &[Option<Reading>],
+    stop_at_first_failure: bool,
 ) -> Vec<CriterionOutcome> {
     let mut outcomes = Vec::with_capacity(criteria.len());
     for (i, criterion) in criteria.iter().enumerate() {
@@ -313,7 +315,11 @@ pub async fn verify_all(
             },
             outcome.took,
         );
+        let failed = !outcome.passed;
         outcomes.push(outcome);
+        if failed && stop_at_first_failure {
+            break;
+        }
     }
     outcomes
 }

@@ -97,7 +97,10 @@ async fn a_stack_boots_and_every_endpoint_answers() {
     // The runbooks' role and database, seeded.
     let mut db = app_db(&stack).await;
     assert_eq!(count(&mut db, "tracks").await, 2000);
-    assert_eq!(count(&mut db, "dlq_messages").await, 15);
+    assert_eq!(
+        count(&mut db, "dlq_messages").await,
+        stack::seed::backlog_for(2000) as i64
+    );
     let can_signal: bool =
         sqlx::query_scalar("SELECT pg_has_role('musicdb_user', 'pg_signal_backend', 'MEMBER') AND pg_has_role('musicdb_user', 'pg_read_all_stats', 'MEMBER')")
             .fetch_one(&mut db)
