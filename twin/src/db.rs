@@ -23,19 +23,24 @@ pub async fn connect(url: &str, service: Service, max_connections: u32) -> anyho
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5));
-    let mut last_error = None;
-    // 50 × 100 ms: long enough for a PostgreSQL restart, short enough to fail a broken URL fast.
-    for _ in 0..50 {
-        match pool_options.clone().connect_with(options.clone()).await {
-            Ok(pool) => return Ok(pool),
-            Err(error) => {
-                last_error = Some(error);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    // Five seconds: long enough for a PostgreSQL restart, short enough to fail a broken
+    // URL fast.
+    let connected = wire::wait::until(
+        wire::Clock::real_time(),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || async {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => wire::wait::Poll::Ready(pool),
+                Err(error) => wire::wait::Poll::Pending(error.to_string()),
             }
-        }
-    }
-    Err(anyhow::anyhow!(
-        "could not connect to PostgreSQL for {service} after 5 s: {}",
-        last_error.map(|e| e.to_string()).unwrap_or_default()
-    ))
+        },
+    )
+    .await;
+    connected.map(|done| done.value).map_err(|timed_out| {
+        anyhow::anyhow!(
+            "could not connect to PostgreSQL for {service} after 5 s: {}",
+            timed_out.last_seen
+        )
+    })
 }

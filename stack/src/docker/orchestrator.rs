@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
@@ -37,6 +37,7 @@ use super::engine::{self, DockerError, LABEL_RUN};
 use super::sdk::{self, Started};
 use super::spec::{ReadyLine, ServiceSpec};
 use crate::pg_clock::PgClock;
+use wire::wait::Poll;
 
 /// How a service is known to be ready.
 #[derive(Clone, Debug)]
@@ -236,30 +237,36 @@ impl DockerOrchestrator {
     }
 
     async fn wait_ready(&self, service: Service, managed: &Managed) -> Result<(), DockerError> {
-        let started = Instant::now();
-        let mut last = String::from("no probe yet");
-        let mut pause = Duration::from_millis(10);
-        while started.elapsed() < managed.ready_timeout {
-            match self.probe(&managed.probe).await {
-                Ok(()) => return Ok(()),
-                Err(reason) => last = reason,
-            }
-            let state = self.inspect_state(&managed.spec.container).await?;
-            if !matches!(state.0, Some(ContainerStateStatusEnum::RUNNING)) {
-                return Err(DockerError::ExitedDuringBoot {
-                    service: service.name().to_owned(),
-                    state: format!("{:?}, exit code {:?}", state.0, state.1),
-                    tail: self.tail(&managed.spec.container, 20).await.join("\n"),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+        let ready = wire::wait::until(
+            wire::Clock::real_time(),
+            managed.ready_timeout,
+            Duration::from_millis(50),
+            || async {
+                match self.probe(&managed.probe).await {
+                    Ok(()) => Poll::Ready(Ok(())),
+                    Err(reason) => match self.inspect_state(&managed.spec.container).await {
+                        Ok((Some(ContainerStateStatusEnum::RUNNING), _, _)) => {
+                            Poll::Pending(reason)
+                        }
+                        Ok(state) => Poll::Ready(Err(DockerError::ExitedDuringBoot {
+                            service: service.name().to_owned(),
+                            state: format!("{:?}, exit code {:?}", state.0, state.1),
+                            tail: self.tail(&managed.spec.container, 20).await.join("\n"),
+                        })),
+                        Err(error) => Poll::Ready(Err(error)),
+                    },
+                }
+            },
+        )
+        .await;
+        match ready {
+            Ok(done) => done.value,
+            Err(timed_out) => Err(DockerError::Timeout {
+                what: format!("{} to become ready", service.name()),
+                waited: timed_out.waited,
+                last: timed_out.last_seen,
+            }),
         }
-        Err(DockerError::Timeout {
-            what: format!("{} to become ready", service.name()),
-            waited: managed.ready_timeout,
-            last,
-        })
     }
 
     async fn probe(&self, probe: &Probe) -> Result<(), String> {

@@ -19,7 +19,8 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-use wire::Service;
+use wire::wait::Poll;
+use wire::{Clock, Service};
 
 use super::process::{self, LaunchSpec};
 use super::procfs::{self, Identity};
@@ -339,18 +340,26 @@ impl Supervisor {
                 Some(s) => matches!(s.state, 'T' | 't' | 'Z' | 'X') == pause,
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !settled() {
-            if Instant::now() >= deadline {
-                return Err(SlotError::Failed(format!(
-                    "its processes {:?} did not {} within 2 s",
-                    family.iter().map(|m| m.pid).collect::<Vec<_>>(),
-                    if pause { "stop" } else { "resume" }
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(())
+        let settling = wire::wait::until(
+            Clock::real_time(),
+            Duration::from_secs(2),
+            Duration::from_millis(1),
+            || async {
+                if settled() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(String::new())
+                }
+            },
+        )
+        .await;
+        settling.map(drop).map_err(|_| {
+            SlotError::Failed(format!(
+                "its processes {:?} did not {} within 2 s",
+                family.iter().map(|m| m.pid).collect::<Vec<_>>(),
+                if pause { "stop" } else { "resume" }
+            ))
+        })
     }
 
     pub(crate) fn status(&self, service: Service) -> Result<SlotStatus, SlotError> {
@@ -522,16 +531,20 @@ impl Slot {
     }
 
     async fn wait_exit(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.has_exited() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wire::wait::until(
+            Clock::real_time(),
+            timeout,
+            Duration::from_millis(2),
+            || async {
+                if self.has_exited() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(String::new())
+                }
+            },
+        )
+        .await
+        .is_ok()
     }
 }
 
@@ -540,18 +553,26 @@ impl Slot {
 /// postmaster's death), then SIGKILL.
 async fn finish_off(family: &[Identity]) {
     let started = Instant::now();
-    let mut insisted = false;
-    while family.iter().any(Identity::is_alive) {
-        let waited = started.elapsed();
-        if waited >= KILL_WAIT {
-            tracing::warn!(?family, "processes survived their service's stop");
-            return;
-        }
-        if !insisted && waited >= Duration::from_secs(1) {
-            process::kill_remaining(family);
-            insisted = true;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let insisted = AtomicBool::new(false);
+    let gone = wire::wait::until(
+        Clock::real_time(),
+        KILL_WAIT,
+        Duration::from_millis(2),
+        || async {
+            if !family.iter().any(Identity::is_alive) {
+                return Poll::Ready(());
+            }
+            if started.elapsed() >= Duration::from_secs(1)
+                && !insisted.swap(true, Ordering::Relaxed)
+            {
+                process::kill_remaining(family);
+            }
+            Poll::Pending(String::new())
+        },
+    )
+    .await;
+    if gone.is_err() {
+        tracing::warn!(?family, "processes survived their service's stop");
     }
 }
 
