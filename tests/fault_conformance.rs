@@ -27,8 +27,9 @@ use harness::{Fault, FaultError};
 use serde_json::Value;
 use stack::Stack;
 use stack::catalogue::CatalogueTrack;
-use wire::Service;
 use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, SourceSite};
+use wire::wait::Poll;
+use wire::{Clock, Service};
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
@@ -124,7 +125,7 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
     // a second or two, and everything else a few milliseconds.
     let within = Duration::from_secs(20);
 
-    let baseline = eventually("(a) the baseline before injection", within, async || {
+    let baseline = eventually("(a) the baseline before injection", within, || async {
         let seen = probes.observe(probe).await?;
         is_baseline(probe, None, &seen).map(|()| seen)
     })
@@ -134,13 +135,13 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
         .inject(stack)
         .await
         .map_err(|e| format!("injecting: {e}"))?;
-    eventually("(b) the fault's effect once injected", within, async || {
+    eventually("(b) the fault's effect once injected", within, || async {
         shows_fault(fault, scale, &baseline, &probes.observe(probe).await?)
     })
     .await?;
 
     guard.heal().await.map_err(|e| format!("healing: {e}"))?;
-    eventually("(c) the baseline after healing", within, async || {
+    eventually("(c) the baseline after healing", within, || async {
         is_baseline(probe, Some(&baseline), &probes.observe(probe).await?)
     })
     .await?;
@@ -153,11 +154,9 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
         .inject(stack)
         .await
         .map_err(|e| format!("injecting a second time: {e}"))?;
-    eventually(
-        "(d) the fault's effect, injected twice",
-        within,
-        async || shows_fault(fault, scale, &baseline, &probes.observe(probe).await?),
-    )
+    eventually("(d) the fault's effect, injected twice", within, || async {
+        shows_fault(fault, scale, &baseline, &probes.observe(probe).await?)
+    })
     .await?;
     first
         .heal()
@@ -167,7 +166,7 @@ async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(
         .heal()
         .await
         .map_err(|e| format!("healing the second of two guards: {e}"))?;
-    eventually("(d) the baseline after healing twice", within, async || {
+    eventually("(d) the baseline after healing twice", within, || async {
         is_baseline(probe, Some(&baseline), &probes.observe(probe).await?)
     })
     .await?;
@@ -200,27 +199,26 @@ async fn refused_without_docker(stack: &Stack, fault: &Fault) -> Result<(), Stri
     }
 }
 
-/// Polls `check` until it holds or `within` has passed; the error says what was
-/// awaited, for how long, and why the last check did not hold.
-async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> Result<T, String> {
-    let started = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(value) => return Ok(value),
-            Err(reason) => reason,
-        };
-        if started.elapsed() >= within {
-            return Err(format!(
-                "{what}: still not true after {:.1?}; last seen: {last}",
-                started.elapsed()
-            ));
+/// Polls `check` until it holds or `within` has passed ([`wire::wait`] on wall time);
+/// the error says what was awaited, for how long, and why the last check did not hold.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let every = Duration::from_millis(50);
+    wire::wait::until(Clock::real_time(), within, every, || {
+        let checked = check();
+        async move {
+            match checked.await {
+                Ok(value) => Poll::Ready(value),
+                Err(last) => Poll::Pending(last),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
+    .map(|done| done.value)
+    .map_err(|timed_out| format!("{what}: {timed_out}"))
 }
 
 /// Where a fault shows.

@@ -8,7 +8,7 @@
 //! (`CI=true`) and under `DRILL_BACKEND=docker` a missing engine or image fails instead.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::Fault;
 use stack::docker::faults::{LOG_DIR, LogFileStatus};
@@ -17,29 +17,30 @@ use stack::docker::{DockerStack, engine};
 use stack::skip_without_docker;
 use stack::testing::{http, twin_binary as drill_binary};
 use stack::{Stack, StackOptions};
-use wire::Service;
 use wire::api::Provider;
+use wire::wait::Poll;
+use wire::{Clock, Service};
 
-/// Polls `check` until it returns `Some` or `within` has passed; panics with what was
-/// awaited and the last thing seen.
-async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let started = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        assert!(
-            started.elapsed() < within,
-            "{what}: not true after {:?}; last seen: {last}",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Polls `check` until it holds or `within` has passed ([`wire::wait`] on wall time);
+/// panics with what was awaited, for how long, and the last thing seen.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let every = Duration::from_millis(100);
+    wire::wait::until(Clock::real_time(), within, every, || {
+        let checked = check();
+        async move {
+            match checked.await {
+                Ok(value) => Poll::Ready(value),
+                Err(last) => Poll::Pending(last),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|timed_out| panic!("{what}: {timed_out}"))
+    .value
 }
 
 /// A write of a new file on the disk, from inside `service`'s container.
@@ -73,7 +74,7 @@ async fn spotify_through_the_gateway(stack: &Stack) -> (u16, Option<String>) {
 
 /// Waits until a Spotify search through the gateway answers 200.
 async fn spotify_answers_through_the_gateway(stack: &Stack, what: &str, within: Duration) {
-    eventually(what, within, async || {
+    eventually(what, within, || async {
         match spotify_through_the_gateway(stack).await {
             (200, _) => Ok(()),
             other => Err(format!("{other:?}")),
@@ -146,7 +147,7 @@ async fn a_full_disk_fails_log_writes_with_enospc_until_healed() {
     let failing = eventually(
         "the gateway reporting failed log writes",
         Duration::from_secs(30),
-        async || {
+        || async {
             spotify_through_the_gateway(&stack).await;
             let status = gateway_log(docker_stack).await;
             if status.failing && status.write_failures > 0 {
@@ -178,7 +179,7 @@ async fn a_full_disk_fails_log_writes_with_enospc_until_healed() {
     let recovered = eventually(
         "the gateway writing its log file again",
         Duration::from_secs(30),
-        async || {
+        || async {
             spotify_through_the_gateway(&stack).await;
             let status = gateway_log(docker_stack).await;
             if !status.failing && status.lines_written > failing.lines_written {
@@ -232,7 +233,7 @@ async fn a_disconnected_gateway_cannot_reach_the_providers_until_reconnected() {
     // A connection the gateway had open to a provider dies silently with the link, as
     // on a real network: a call on it times out (504). New connections are refused at
     // once: 502, "upstream connection error".
-    eventually("provider calls failing to connect", within, async || {
+    eventually("provider calls failing to connect", within, || async {
         match spotify_through_the_gateway(&stack).await {
             (502, Some(error)) if error.contains("upstream connection error") => Ok(()),
             other => Err(format!("{other:?}")),
