@@ -12,15 +12,43 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Drill, scenario};
+use futures::future::BoxFuture;
 use harness::Response;
 use harness::scenario::FaultSpec;
-use runbooks::circuit_breaker_storm::{self, CircuitBreakerStorm, StormDiagnosis};
+use runbooks::circuit_breaker_storm::{CircuitBreakerStorm, StormDiagnosis};
 use runbooks::criteria::Criterion;
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
 use runbooks::steps::{self, RowsNaming};
 use runbooks::{Evidence, Runbook, RunbookMeta};
 use wire::api::ErrorKind;
+
+/// A resolution in place of a runbook's own.
+type Resolution<D> = for<'a> fn(&'a Ops, &'a D) -> BoxFuture<'a, Result<(), StepError>>;
+
+/// A real runbook with its resolution replaced: the same investigation and criteria,
+/// another response.
+struct Resolving<R: Runbook> {
+    runbook: R,
+    resolve: Resolution<R::Diagnosis>,
+}
+
+#[async_trait]
+impl<R: Runbook> Runbook for Resolving<R> {
+    type Diagnosis = R::Diagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        self.runbook.meta()
+    }
+    async fn investigate(&self, ops: &Ops) -> Result<R::Diagnosis, StepError> {
+        self.runbook.investigate(ops).await
+    }
+    async fn resolve(&self, ops: &Ops, diagnosis: &R::Diagnosis) -> Result<(), StepError> {
+        (self.resolve)(ops, diagnosis).await
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        self.runbook.criteria()
+    }
+}
 
 /// A scenario whose outages never end during the drill.
 fn without_recovery(id: &str) -> harness::Scenario {
@@ -38,31 +66,22 @@ fn without_recovery(id: &str) -> harness::Scenario {
 }
 
 /// DLQ Overflow, but scenario A replays at once, without waiting for the breakers.
-struct ReplayBeforeRecovery;
-
-#[async_trait]
-impl Runbook for ReplayBeforeRecovery {
-    type Diagnosis = DlqDiagnosis;
-    fn meta(&self) -> &'static RunbookMeta {
-        &dlq_overflow::META
-    }
-    async fn investigate(&self, ops: &Ops) -> Result<DlqDiagnosis, StepError> {
-        DlqOverflow.investigate(ops).await
-    }
-    async fn resolve(&self, ops: &Ops, _: &DlqDiagnosis) -> Result<(), StepError> {
+fn replay_at_once<'a>(ops: &'a Ops, _: &'a DlqDiagnosis) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
         steps::replay_dlq(ops, Phase::Resolve, 100, 800).await?;
         Ok(())
-    }
-    fn criteria(&self) -> Vec<Criterion> {
-        DlqOverflow.criteria()
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
     // Spotify stays down for the whole drill: whatever is replayed fails again.
     let scenario = without_recovery("dlq-overflow/a-breaker-errors");
-    let report = Drill::of(&ReplayBeforeRecovery).run(&scenario).await;
+    let replay_early = Resolving {
+        runbook: DlqOverflow,
+        resolve: replay_at_once,
+    };
+    let report = Drill::of(&replay_early).run(&scenario).await;
     let text = report.render();
     assert!(
         !report.passed(),
@@ -86,18 +105,11 @@ async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
 }
 
 /// Circuit Breaker Storm, but scenario A disables the provider and walks away.
-struct NeverReEnable;
-
-#[async_trait]
-impl Runbook for NeverReEnable {
-    type Diagnosis = StormDiagnosis;
-    fn meta(&self) -> &'static RunbookMeta {
-        &circuit_breaker_storm::META
-    }
-    async fn investigate(&self, ops: &Ops) -> Result<StormDiagnosis, StepError> {
-        CircuitBreakerStorm.investigate(ops).await
-    }
-    async fn resolve(&self, ops: &Ops, diagnosis: &StormDiagnosis) -> Result<(), StepError> {
+fn disable_and_walk_away<'a>(
+    ops: &'a Ops,
+    diagnosis: &'a StormDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
         for provider in &diagnosis.affected {
             steps::set_provider_enabled(
                 ops,
@@ -109,15 +121,16 @@ impl Runbook for NeverReEnable {
             .await?;
         }
         steps::reload_config(ops, Phase::Resolve).await
-    }
-    fn criteria(&self) -> Vec<Criterion> {
-        CircuitBreakerStorm.criteria()
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_re_enabling_the_provider_fails_the_storm_drill() {
-    let report = Drill::of(&NeverReEnable)
+    let never_re_enable = Resolving {
+        runbook: CircuitBreakerStorm,
+        resolve: disable_and_walk_away,
+    };
+    let report = Drill::of(&never_re_enable)
         .run(&scenario("circuit-breaker-storm/a-external-outage"))
         .await;
     let text = report.render();
@@ -235,20 +248,10 @@ async fn an_investigation_that_reads_totals_is_misled_by_the_dlqs_history() {
     assert!(report.passed(), "{}", report.render());
 }
 
-/// DLQ Overflow, but scenario D purges at once, by a date that takes the whole DLQ:
-/// what the text's purge does once its literal date is brought up to date.
-struct PurgeEverything;
-
-#[async_trait]
-impl Runbook for PurgeEverything {
-    type Diagnosis = DlqDiagnosis;
-    fn meta(&self) -> &'static RunbookMeta {
-        &dlq_overflow::META
-    }
-    async fn investigate(&self, ops: &Ops) -> Result<DlqDiagnosis, StepError> {
-        DlqOverflow.investigate(ops).await
-    }
-    async fn resolve(&self, ops: &Ops, _: &DlqDiagnosis) -> Result<(), StepError> {
+/// DLQ Overflow, but scenario D purges by a date that takes the whole DLQ: what the
+/// text's purge does once its literal date is brought up to date.
+fn purge_everything<'a>(ops: &'a Ops, _: &'a DlqDiagnosis) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
         // The invalid data stops arriving first (as in the real runbook), so that only
         // the purge's own choice differs.
         ops.pause(
@@ -268,15 +271,16 @@ impl Runbook for PurgeEverything {
                 source,
             })?;
         Ok(())
-    }
-    fn criteria(&self) -> Vec<Criterion> {
-        DlqOverflow.criteria()
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_that_archives_replayable_work_fails_on_lost_work() {
-    let report = Drill::of(&PurgeEverything)
+    let purge_by_date = Resolving {
+        runbook: DlqOverflow,
+        resolve: purge_everything,
+    };
+    let report = Drill::of(&purge_by_date)
         .run(&scenario("dlq-overflow/d-invalid-data"))
         .await;
     let text = report.render();

@@ -27,9 +27,8 @@ use harness::{Fault, FaultError};
 use serde_json::Value;
 use stack::Stack;
 use stack::catalogue::CatalogueTrack;
+use wire::Service;
 use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, SourceSite};
-use wire::wait::Poll;
-use wire::{Clock, Service};
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
@@ -199,26 +198,13 @@ async fn refused_without_docker(stack: &Stack, fault: &Fault) -> Result<(), Stri
     }
 }
 
-/// Polls `check` until it holds or `within` has passed ([`wire::wait`] on wall time);
-/// the error says what was awaited, for how long, and why the last check did not hold.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> Result<T, String>
+/// Polls `check` every 50 ms until it holds or `within` has passed.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
-    let every = Duration::from_millis(50);
-    wire::wait::until(Clock::real_time(), within, every, || {
-        let checked = check();
-        async move {
-            match checked.await {
-                Ok(value) => Poll::Ready(value),
-                Err(last) => Poll::Pending(last),
-            }
-        }
-    })
-    .await
-    .map(|done| done.value)
-    .map_err(|timed_out| format!("{what}: {timed_out}"))
+    stack::testing::eventually(what, within, Duration::from_millis(50), check).await
 }
 
 /// Where a fault shows.

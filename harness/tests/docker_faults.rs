@@ -17,30 +17,19 @@ use stack::docker::{DockerStack, engine};
 use stack::skip_without_docker;
 use stack::testing::{http, twin_binary as drill_binary};
 use stack::{Stack, StackOptions};
+use wire::Service;
 use wire::api::Provider;
-use wire::wait::Poll;
-use wire::{Clock, Service};
 
-/// Polls `check` until it holds or `within` has passed ([`wire::wait`] on wall time);
-/// panics with what was awaited, for how long, and the last thing seen.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+/// Polls `check` every 100 ms until it holds or `within` has passed; panics with what
+/// was awaited, for how long, and the last thing seen.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
-    let every = Duration::from_millis(100);
-    wire::wait::until(Clock::real_time(), within, every, || {
-        let checked = check();
-        async move {
-            match checked.await {
-                Ok(value) => Poll::Ready(value),
-                Err(last) => Poll::Pending(last),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|timed_out| panic!("{what}: {timed_out}"))
-    .value
+    stack::testing::eventually(what, within, Duration::from_millis(100), check)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"))
 }
 
 /// A write of a new file on the disk, from inside `service`'s container.

@@ -39,6 +39,32 @@ pub fn http() -> reqwest::Client {
         .expect("a plain HTTP client builds")
 }
 
+/// Polls `check` until it holds or `within` has passed ([`wire::wait`] on wall time);
+/// the error says what was awaited, for how long, and why the last check did not hold.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    wire::wait::until(wire::Clock::real_time(), within, every, || {
+        let checked = check();
+        async move {
+            match checked.await {
+                Ok(value) => wire::wait::Poll::Ready(value),
+                Err(last) => wire::wait::Poll::Pending(last),
+            }
+        }
+    })
+    .await
+    .map(|done| done.value)
+    .map_err(|timed_out| format!("{what}: {timed_out}"))
+}
+
 /// Why docker tests cannot run here, if they cannot: what `--backend docker` would
 /// say (no engine, or the images of `scripts/images` are missing).
 pub async fn docker_skip_reason() -> Option<String> {
