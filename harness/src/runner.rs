@@ -406,21 +406,24 @@ async fn drive(
         ));
     }
     report.diagnosis = Some(diagnosis);
+    if options.response == Response::Diagnose {
+        return Ok(());
+    }
 
     let criteria = runbook.criteria();
     let before = readings_before(ops, &criteria).await;
     report.resolve_started = Some(ops.clock.now());
-    match options.response {
-        Response::Diagnose => return Ok(()),
-        Response::Runbook => runbook
-            .resolve(ops, diagnosed.as_ref())
-            .await
-            .map_err(Stop::Resolution)?,
-        Response::Control => ops.timeline.note(
+    if options.response == Response::Control {
+        ops.timeline.note(
             Phase::Resolve,
             "Control run: the resolution is replaced by doing nothing",
             "",
-        ),
+        );
+    } else {
+        runbook
+            .resolve(ops, diagnosed.as_ref())
+            .await
+            .map_err(Stop::Resolution)?;
     }
 
     // A control run has shown what it shows at its first failed criterion.
