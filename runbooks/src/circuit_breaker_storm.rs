@@ -107,14 +107,19 @@ impl Runbook for CircuitBreakerStorm {
             &["error", "timeout"],
         )
         .await?;
-        let rate_limits = steps::grep_logs(
+        // The text's `grep -i "429\|rate limit"` also matches timestamps and ids that
+        // contain 429 (`…:14:29.429Z`); a person reads past those, and so does this.
+        let rate_limits: Vec<String> = steps::grep_logs(
             ops,
             phase,
             Service::ApiGatewayInternal,
             100,
             &["429", "rate limit"],
         )
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|line| says_rate_limited(line))
+        .collect();
 
         let mentions = |lines: &[String], provider: Provider| {
             lines.iter().any(|l| l.contains(provider.name()))
@@ -224,6 +229,16 @@ impl Runbook for CircuitBreakerStorm {
             .eventually_within(Duration::from_secs(10 * 60)),
         ]
     }
+}
+
+/// Whether a log line reports a rate limit: says so, or gives 429 as a status (not as
+/// digits inside a timestamp, a port or an id).
+pub fn says_rate_limited(line: &str) -> bool {
+    let lower = line.to_lowercase();
+    lower.contains("rate limit")
+        || lower
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
+            .any(|word| word == "429")
 }
 
 /// Scenario A: disable the dead provider, keep enriching with the others, and
@@ -363,4 +378,23 @@ pub async fn breaker_stuck(ops: &Ops) -> Result<(), StepError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_inside_a_timestamp_or_an_id_is_no_rate_limit() {
+        assert!(says_rate_limited(
+            "2026-11-30T00:14:29.001Z WARN upstream 429 rate limit exceeded provider=spotify"
+        ));
+        assert!(says_rate_limited(
+            "upstream client error provider=lastfm status=429 path=/2.0/"
+        ));
+        assert!(!says_rate_limited(
+            "2026-11-30T00:14:29.429Z ERROR upstream connection error provider=spotify path=/v1/search"
+        ));
+        assert!(!says_rate_limited("claimed track 14290 of 4291"));
+    }
 }
