@@ -88,8 +88,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ep.postgres_port
     );
     println!("  redis                 redis-cli -p {}", ep.redis_port);
-    stack.providers().set_workload(stack::Workload {
+    stack.set_workload(stack::Workload {
         tracks_per_minute: args.workload,
+        ..stack::Workload::default()
     });
     println!(
         "  workload              {} tracks per modeled minute",

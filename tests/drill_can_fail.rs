@@ -17,6 +17,7 @@ use harness::Response;
 use harness::scenario::FaultSpec;
 use runbooks::circuit_breaker_storm::{CircuitBreakerStorm, StormDiagnosis};
 use runbooks::criteria::Criterion;
+use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
 use runbooks::steps::{self, RowsNaming};
@@ -295,5 +296,65 @@ async fn a_purge_that_archives_replayable_work_fails_on_lost_work() {
     println!(
         "the purge by date archived {} tracks that could have been enriched, beside {} unfixable",
         ledger.lost_work, ledger.discarded_unfixable
+    );
+}
+
+/// Connection Pool Exhaustion, but the services are restarted (scenario B's first step)
+/// and the incident declared over: no kill, no watch for a leak's return.
+fn restart_and_walk_away<'a>(
+    ops: &'a Ops,
+    _: &'a PoolDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        steps::compose(
+            ops,
+            Phase::Resolve,
+            "Restart services to release connections",
+            steps::Compose::Restart,
+            &db_connection_pool::POOLED,
+        )
+        .await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_a_leak_in_the_build_fixed_fails_the_pool_drill() {
+    let walk_away = Resolving {
+        runbook: DbConnectionPool,
+        resolve: restart_and_walk_away,
+    };
+    let report = Drill::of(&walk_away)
+        .run(&scenario("db-connection-pool/b-leak-persists"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a leak that returns is not fixed:\n{text}"
+    );
+    assert!(
+        text.contains("must escalate it, but it returned as if it had resolved it"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_leaves_runaway_queries_running_and_fails_the_pool_drill() {
+    let restart = Resolving {
+        runbook: DbConnectionPool,
+        resolve: restart_and_walk_away,
+    };
+    let report = Drill::of(&restart)
+        .run(&scenario("db-connection-pool/a-long-running-queries"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a restart must not pass for a kill:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "✗ verification ✗ No service connection held by one query or transaction for over 30 seconds"
+        ),
+        "PostgreSQL runs the orphaned queries on, and the check sees them:\n{text}"
     );
 }

@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 13] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -43,6 +43,9 @@ const KINDS: [&str; 10] = [
     "dlq flood",
     "disk fill",
     "gateway disconnect",
+    "runaway queries",
+    "connection leak",
+    "traffic surge",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -57,6 +60,9 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::DlqFlood { .. } => "dlq flood",
         Fault::DiskFill => "disk fill",
         Fault::GatewayDisconnect => "gateway disconnect",
+        Fault::RunawayQueries { .. } => "runaway queries",
+        Fault::ConnectionLeak { .. } => "connection leak",
+        Fault::TrafficSurge { .. } => "traffic surge",
     }
 }
 
@@ -80,6 +86,21 @@ fn cases() -> Vec<Fault> {
         ]),
         Fault::disk_fill(),
         Fault::gateway_disconnect(),
+        // 30 modeled seconds are 500 ms at scale 60; a request's own query takes 67 ms.
+        Fault::RunawayQueries {
+            service: Service::RestApi,
+            count: 1_000,
+            every: 1,
+            runs_for: Duration::from_secs(30),
+        },
+        Fault::ConnectionLeak {
+            service: Service::GraphApi,
+            every: 1,
+            persists: false,
+        },
+        Fault::TrafficSurge {
+            requests_per_minute: 60,
+        },
     ]
 }
 
@@ -220,6 +241,10 @@ enum Probe {
     Site(SourceSite),
     /// The stack's disk: free bytes, and a write of a new file from a container.
     Disk,
+    /// One read of a track API, and its pool before and after.
+    Request(Service),
+    /// The rate of the stack's API users.
+    Traffic,
 }
 
 impl Probe {
@@ -234,6 +259,10 @@ impl Probe {
             Fault::GarbledTracklists { site, .. } => Probe::Site(*site),
             Fault::DlqFlood { .. } => Probe::DlqDepth,
             Fault::DiskFill => Probe::Disk,
+            Fault::RunawayQueries { service, .. } | Fault::ConnectionLeak { service, .. } => {
+                Probe::Request(*service)
+            }
+            Fault::TrafficSurge { .. } => Probe::Traffic,
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -261,6 +290,13 @@ enum Seen {
         /// Writing a new file there: `Err` with what the shell said.
         write: Result<(), String>,
     },
+    Request {
+        status: u16,
+        elapsed: Duration,
+        /// Connections checked out after the answer less before the request.
+        kept: i64,
+    },
+    TrafficRate(u32),
 }
 
 /// Slower than this, a loopback answer is not the provider's normal one.
@@ -281,6 +317,15 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
         ) if *elapsed < PROMPT => Ok(()),
         (Probe::Breaker(_), Seen::Breaker(BreakerState::Closed)) => Ok(()),
         (Probe::Site(_), Seen::Garbage(0)) => Ok(()),
+        (
+            Probe::Request(_),
+            Seen::Request {
+                status: 200,
+                elapsed,
+                kept: 0,
+            },
+        ) if *elapsed < PROMPT => Ok(()),
+        (Probe::Traffic, Seen::TrafficRate(0)) => Ok(()),
         (
             Probe::Disk,
             Seen::Disk {
@@ -354,6 +399,21 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
             },
         ) => error.contains("No space left on device"),
         (Fault::StuckBreaker { .. }, Seen::Breaker(state)) => *state == BreakerState::Open,
+        (
+            Fault::RunawayQueries { runs_for, .. },
+            Seen::Request {
+                status: 200,
+                elapsed,
+                ..
+            },
+        ) => *elapsed >= runs_for.div_f64(scale),
+        (Fault::ConnectionLeak { .. }, Seen::Request { kept, .. }) => *kept >= 1,
+        (
+            Fault::TrafficSurge {
+                requests_per_minute,
+            },
+            Seen::TrafficRate(rate),
+        ) => rate == requests_per_minute,
         (Fault::DlqFlood { messages, .. }, Seen::DlqDepth(depth)) => match baseline {
             Seen::DlqDepth(before) => *depth >= before + *messages as i64,
             _ => false,
@@ -438,6 +498,8 @@ impl<'a> Probes<'a> {
                     .map_err(|e| format!("/dlq/stats is not the expected JSON: {e}"))?;
                 Ok(Seen::DlqDepth(stats.total_messages))
             }
+            Probe::Request(service) => self.request(service).await,
+            Probe::Traffic => Ok(Seen::TrafficRate(self.stack.traffic().rate())),
             Probe::Disk => {
                 let docker = self
                     .stack
@@ -466,6 +528,36 @@ impl<'a> Probes<'a> {
                 })
             }
         }
+    }
+
+    /// Reads a track from rest-api or the graph's stats from graph-api, and what the
+    /// request left checked out of the service's pool once it was answered.
+    async fn request(&self, service: Service) -> Result<Seen, String> {
+        let (base, path) = match service {
+            Service::GraphApi => (&self.stack.endpoints().graph_api, "api/v1/graph/stats"),
+            _ => (&self.stack.endpoints().rest_api, "api/v1/tracks/1"),
+        };
+        let health = self.url(base, "health");
+        let checked_out = |health: Value| health["pool"]["checked_out"].as_i64().unwrap_or(-1);
+        let before = checked_out(self.get_json(health.clone()).await?);
+        let url = self.url(base, path);
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        // A connection handed back reaches the pool's idle queue a moment later.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after = checked_out(self.get_json(health).await?);
+        Ok(Seen::Request {
+            status,
+            elapsed,
+            kept: after - before,
+        })
     }
 
     /// Looks the track up through the gateway, as metadata-enrichment would.

@@ -67,6 +67,27 @@ pub enum Fault {
         messages: usize,
         mix: Vec<(ErrorKind, u32)>,
     },
+    /// `count` requests to a track API run a report query that takes `runs_for`
+    /// (modeled) each, holding their pooled connections all that time.
+    RunawayQueries {
+        service: Service,
+        count: u32,
+        /// One request in `every` is a report's, until `count` have started.
+        every: u32,
+        runs_for: Duration,
+    },
+    /// One request in `every` to a track API leaves its transaction open and never
+    /// hands its connection back. With `persists`, the defect is in the service's
+    /// build: a restart brings it back (the switch is on from the start).
+    ConnectionLeak {
+        service: Service,
+        every: u32,
+        persists: bool,
+    },
+    /// The API users' reads rise to `requests_per_minute` on each track API.
+    TrafficSurge {
+        requests_per_minute: u32,
+    },
     /// The stack's disk (logs, backups) is full: writes there fail with ENOSPC.
     /// Docker backend only.
     DiskFill,
@@ -224,6 +245,54 @@ impl Fault {
                 )
                 .await?
             }
+            Fault::RunawayQueries {
+                service,
+                count,
+                every,
+                runs_for,
+            } => {
+                chaos_switch(
+                    stack,
+                    *service,
+                    "slow_queries",
+                    json!({
+                        "count": count,
+                        "every": every,
+                        "minutes": runs_for.as_secs_f64() / 60.0,
+                    }),
+                )
+                .await?
+            }
+            Fault::ConnectionLeak {
+                service,
+                every,
+                persists,
+            } => {
+                let params = json!({"every": every});
+                if *persists {
+                    let at_start = json!({"connection_leak": params}).to_string();
+                    stack
+                        .orchestrator()
+                        .set_env(
+                            *service,
+                            [(wire::env::CHAOS_AT_START.to_owned(), at_start)].into(),
+                        )
+                        .await
+                        .map_err(|e| FaultError::Chaos {
+                            service: *service,
+                            switch: "connection_leak",
+                            reason: format!("building it into the service: {e}"),
+                        })?;
+                }
+                chaos_switch(stack, *service, "connection_leak", params).await?
+            }
+            Fault::TrafficSurge {
+                requests_per_minute,
+            } => {
+                let traffic = stack.traffic().rate_handle();
+                traffic.surge(*requests_per_minute);
+                Healer::Traffic(traffic)
+            }
             Fault::DlqFlood { messages, mix } => {
                 flood(stack, *messages, mix).await?;
                 Healer::Flood(stack.admin_pool().clone())
@@ -263,6 +332,8 @@ impl Fault {
                 | Fault::ProviderLatency { .. }
                 | Fault::BadPayload { .. }
                 | Fault::GarbledTracklists { .. }
+                | Fault::ConnectionLeak { .. }
+                | Fault::TrafficSurge { .. }
         )
     }
 }
@@ -294,6 +365,35 @@ impl fmt::Display for Fault {
                 write!(f, "api-gateway-internal cannot reach {provider}")
             }
             Fault::StuckBreaker { provider } => write!(f, "{provider} breaker stuck OPEN"),
+            Fault::RunawayQueries {
+                service,
+                count,
+                every,
+                runs_for,
+            } => write!(
+                f,
+                "one request in {every} to {service} runs a {} report query, {count} in all",
+                format_modeled(*runs_for)
+            ),
+            Fault::ConnectionLeak {
+                service,
+                every,
+                persists,
+            } => write!(
+                f,
+                "{service} leaks the connection of one request in {every}{}",
+                if *persists {
+                    " (in its build: a restart brings it back)"
+                } else {
+                    ""
+                }
+            ),
+            Fault::TrafficSurge {
+                requests_per_minute,
+            } => write!(
+                f,
+                "API reads rise to {requests_per_minute} a minute on each track API"
+            ),
             Fault::DlqFlood { messages, mix } => {
                 let mix: Vec<String> = mix.iter().map(|(k, w)| format!("{k} {w}")).collect();
                 write!(f, "DLQ flood of {messages} messages ({})", mix.join(", "))
@@ -346,6 +446,8 @@ enum Healer {
     },
     Flood(PgPool),
     Container(ContainerHeal),
+    /// Ends the users' surge.
+    Traffic(stack::traffic::TrafficRate),
 }
 
 /// An injected fault. Dropping it heals the fault; [`FaultGuard::heal`] does the
@@ -398,6 +500,10 @@ impl FaultGuard {
                 remove_flood(&db).await?;
                 Ok(())
             }
+            Some(Healer::Traffic(traffic)) => {
+                traffic.end_surge();
+                Ok(())
+            }
             Some(Healer::Container(heal)) => heal.heal().await.map_err(|source| FaultError::Heal {
                 fault: self.description.clone(),
                 source: Box::new(source),
@@ -428,6 +534,7 @@ impl Drop for FaultGuard {
                     });
                 }
             }
+            Some(Healer::Traffic(traffic)) => traffic.end_surge(),
             // Healed before drop returns, as a chaos switch is: one or two engine calls.
             Some(Healer::Container(heal)) => {
                 if let Err(e) = heal.heal_blocking() {

@@ -65,8 +65,10 @@ pub struct DrillReport {
     pub tracks_per_minute: u32,
     pub expected_diagnosis: String,
     pub diagnosis: Option<DiagnosisReport>,
-    /// Why the investigation escalated instead of choosing, if it did.
+    /// Why the runbook escalated (in its investigation or its resolution), if it did.
     pub escalated: Option<String>,
+    /// Whether the scenario's right outcome is an escalation.
+    pub escalation_expected: bool,
     pub faults: Vec<FaultRecord>,
     /// When the first fault struck, after the drill began.
     #[serde(serialize_with = "opt_minutes")]
@@ -132,6 +134,7 @@ impl DrillReport {
             expected_diagnosis: scenario.expect.diagnosis.clone(),
             diagnosis: None,
             escalated: None,
+            escalation_expected: scenario.expect.escalates,
             faults: Vec::new(),
             onset: None,
             time_to_detect: None,
@@ -161,7 +164,10 @@ impl DrillReport {
     /// Settles the verdict: passed only if nothing failed and the drill resolved; for a
     /// control run, also what the control showed.
     pub fn finish(&mut self) {
-        let resolved = self.failures.is_empty() && self.time_to_resolve.is_some();
+        // A correct escalation ends an incident the runbook cannot fix.
+        let ended = self.time_to_resolve.is_some()
+            || (self.escalation_expected && self.escalated.is_some());
+        let resolved = self.failures.is_empty() && ended;
         self.verdict = match (self.response, resolved) {
             (Response::Diagnose, _) if self.failures.is_empty() => Verdict::Passed,
             (_, true) => Verdict::Passed,
@@ -231,12 +237,20 @@ impl DrillReport {
             format_modeled(self.typical_resolution),
         );
         match (&self.diagnosis, &self.escalated) {
-            (Some(diagnosis), _) => {
+            (Some(diagnosis), escalated) => {
                 let _ = writeln!(
                     out,
                     "  diagnosis: {}, expected {}",
                     diagnosis.scenario, self.expected_diagnosis
                 );
+                if let Some(reason) = escalated {
+                    let expected = if self.escalation_expected {
+                        "as expected"
+                    } else {
+                        "unexpectedly"
+                    };
+                    let _ = writeln!(out, "  escalated {expected}: {reason}");
+                }
             }
             (None, Some(reason)) => {
                 let _ = writeln!(out, "  diagnosis: escalated ({reason})");

@@ -120,7 +120,7 @@ pub async fn run_drill(
     options: &DrillOptions,
 ) -> Result<DrillReport, DrillError> {
     stack.reset().await.map_err(DrillError::Reset)?;
-    stack.providers().set_workload(scenario.workload);
+    stack.set_workload(scenario.workload);
     let clock = stack.clock();
     let timeline = Timeline::new(clock);
     let ops = Ops::connect(
@@ -420,10 +420,23 @@ async fn drive(
             "",
         );
     } else {
-        runbook
-            .resolve(ops, diagnosed.as_ref())
-            .await
-            .map_err(Stop::Resolution)?;
+        let resolved = runbook.resolve(ops, diagnosed.as_ref()).await;
+        if scenario.expect.escalates {
+            judge_escalation(ops, evaluator, alert, resolved, report).await;
+            return Ok(());
+        }
+        resolved.map_err(Stop::Resolution)?;
+    }
+    if scenario.expect.escalates {
+        report.fail(format!(
+            "the runbook cannot fix this incident and must escalate it, but {}",
+            if options.response == Response::Control {
+                "the control run did nothing"
+            } else {
+                "it went on to verify"
+            }
+        ));
+        return Ok(());
     }
 
     // A control run has shown what it shows at its first failed criterion.
@@ -478,6 +491,46 @@ async fn drive(
         ));
     }
     Ok(())
+}
+
+/// A scenario the runbook cannot fix passes when the resolution escalates, with its
+/// evidence; a resolution that returns as if it had fixed it, or fails any other way,
+/// fails the drill. Whether the alert still fired then is recorded: an escalation on
+/// evidence that the fault is back (a leak refilling the pool) may come before the
+/// alert fires again.
+async fn judge_escalation(
+    ops: &Ops,
+    evaluator: &Arc<Mutex<AlertEvaluator>>,
+    alert: &str,
+    resolved: Result<(), StepError>,
+    report: &mut DrillReport,
+) {
+    match resolved {
+        Err(error @ StepError::Escalate { .. }) => {
+            let firing = evaluator.lock().await.is_firing(alert);
+            ops.timeline.note(
+                Phase::Verify,
+                "Escalated, as this incident needs",
+                format!(
+                    "{error}; {alert} {}",
+                    if firing {
+                        "still fires"
+                    } else {
+                        "has cleared for now"
+                    }
+                ),
+            );
+            report.escalated = Some(error.to_string());
+        }
+        Err(error) => report.fail(format!(
+            "the runbook must escalate this incident, but its resolution failed: {error}"
+        )),
+        Ok(()) => report.fail(
+            "the runbook cannot fix this incident and must escalate it, but it returned \
+             as if it had resolved it"
+                .to_owned(),
+        ),
+    }
 }
 
 /// The waits of the response (the runbook's polls and pauses, its verification, the

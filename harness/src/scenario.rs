@@ -22,6 +22,7 @@ use rand_chacha::rand_core::SeedableRng;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use stack::Workload;
+use wire::Service;
 use wire::api::{Provider, SourceSite};
 
 use crate::faults::Fault;
@@ -68,6 +69,11 @@ pub struct Expectation {
     /// the resolution was waiting on the world.
     #[serde(default)]
     pub world_heals: bool,
+    /// Whether the right response is an escalation: the fault is beyond the runbook
+    /// (a defect in a service's code, a source site that is down), so the drill passes
+    /// when the resolution escalates with its evidence while the alert still fires.
+    #[serde(default)]
+    pub escalates: bool,
 }
 
 fn default_detect_minutes() -> f64 {
@@ -175,6 +181,9 @@ impl<'de> Deserialize<'de> for Span {
 #[serde(deny_unknown_fields)]
 struct WorkloadSpec {
     tracks_per_minute: u32,
+    /// Reads per modeled minute on each of rest-api and graph-api.
+    #[serde(default)]
+    api_requests_per_minute: u32,
 }
 
 /// One root-cause fault of a scenario, as written in its file.
@@ -227,6 +236,35 @@ pub enum FaultSpec {
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
+    /// A report job's requests to a track API (one in `every`, `count` in all) run a
+    /// query that takes `minutes` (modeled) each, holding their connections all that
+    /// time.
+    RunawayQueries {
+        service: TrackApi,
+        count: Span,
+        every: Span,
+        minutes: Span,
+        at_minutes: Option<Span>,
+    },
+    /// A track API leaks the connection of one request in `every`, left idle in its
+    /// open transaction. `persists`: the defect is in the service's build, so a
+    /// restart brings it back; otherwise what triggered it may pass
+    /// (`recovers_after_minutes`), leaving what leaked.
+    ConnectionLeak {
+        service: TrackApi,
+        every: Span,
+        #[serde(default)]
+        persists: bool,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
+    },
+    /// The API users' reads rise to `requests_per_minute` on each track API (a
+    /// launch, a link on a popular page), until `recovers_after_minutes` if given.
+    TrafficSurge {
+        requests_per_minute: Span,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
+    },
     /// The stack's disk (logs, backups) fills up. Docker backend only.
     DiskFill { at_minutes: Option<Span> },
     /// api-gateway-internal is disconnected from the providers' network. Docker
@@ -236,6 +274,23 @@ pub enum FaultSpec {
 
 fn default_outage_status() -> u16 {
     503
+}
+
+/// A service with a connection pool, as scenario files name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrackApi {
+    RestApi,
+    GraphApi,
+}
+
+impl TrackApi {
+    pub fn service(self) -> Service {
+        match self {
+            TrackApi::RestApi => Service::RestApi,
+            TrackApi::GraphApi => Service::GraphApi,
+        }
+    }
 }
 
 /// One fault of a drill, with its times drawn.
@@ -258,6 +313,9 @@ impl FaultSpec {
             | FaultSpec::NetworkPartition { at_minutes, .. }
             | FaultSpec::StuckBreaker { at_minutes, .. }
             | FaultSpec::GarbledTracklists { at_minutes, .. }
+            | FaultSpec::RunawayQueries { at_minutes, .. }
+            | FaultSpec::ConnectionLeak { at_minutes, .. }
+            | FaultSpec::TrafficSurge { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
         }
@@ -280,8 +338,17 @@ impl FaultSpec {
             | FaultSpec::GarbledTracklists {
                 recovers_after_minutes,
                 ..
+            }
+            | FaultSpec::ConnectionLeak {
+                recovers_after_minutes,
+                ..
+            }
+            | FaultSpec::TrafficSurge {
+                recovers_after_minutes,
+                ..
             } => *recovers_after_minutes,
             FaultSpec::RateLimit { .. }
+            | FaultSpec::RunawayQueries { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
             | FaultSpec::DiskFill { .. }
@@ -315,6 +382,34 @@ impl FaultSpec {
                 garbage_per_page,
                 ..
             } => Fault::garbled_tracklists(*site, garbage_per_page.draw(rng).round() as u32),
+            FaultSpec::RunawayQueries {
+                service,
+                count,
+                every,
+                minutes: runs_for,
+                ..
+            } => Fault::RunawayQueries {
+                service: service.service(),
+                count: count.draw(rng).round() as u32,
+                every: (every.draw(rng).round() as u32).max(1),
+                runs_for: minutes(runs_for.draw(rng)),
+            },
+            FaultSpec::ConnectionLeak {
+                service,
+                every,
+                persists,
+                ..
+            } => Fault::ConnectionLeak {
+                service: service.service(),
+                every: (every.draw(rng).round() as u32).max(1),
+                persists: *persists,
+            },
+            FaultSpec::TrafficSurge {
+                requests_per_minute,
+                ..
+            } => Fault::TrafficSurge {
+                requests_per_minute: requests_per_minute.draw(rng).round() as u32,
+            },
             FaultSpec::DiskFill { .. } => Fault::disk_fill(),
             FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),
         }
@@ -442,6 +537,7 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
     }
     let workload = file.workload.map_or_else(Workload::default, |w| Workload {
         tracks_per_minute: w.tracks_per_minute,
+        api_requests_per_minute: w.api_requests_per_minute,
     });
     Ok(Scenario {
         id: id.to_owned(),

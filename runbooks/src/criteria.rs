@@ -39,6 +39,12 @@ pub enum Check {
         threshold: f64,
         samples: usize,
     },
+    /// The last `samples` readings are all below `threshold`: "pool usage < 80%"
+    /// that holds, not one lucky reading between two spikes.
+    StaysBelow {
+        threshold: f64,
+        samples: usize,
+    },
     /// Every breaker is in one of these states.
     BreakersIn(&'static [BreakerState]),
     /// At least one breaker is in one of these states.
@@ -51,7 +57,8 @@ impl Check {
         match self {
             Check::Decreasing { samples }
             | Check::NotIncreasing { samples }
-            | Check::RecoveringTowards { samples, .. } => (*samples).max(2),
+            | Check::RecoveringTowards { samples, .. }
+            | Check::StaysBelow { samples, .. } => (*samples).max(2),
             _ => 1,
         }
     }
@@ -109,6 +116,9 @@ impl Check {
                     && numbers.windows(2).all(|w| w[1] >= w[0])
                     && numbers.first().is_some_and(|first| last > *first)
             }
+            Check::StaysBelow { threshold, .. } => {
+                numbers.len() >= self.samples() && numbers.iter().all(|v| v < threshold)
+            }
             Check::BreakersIn(allowed) => match series.last() {
                 Some(Reading::Breakers(states)) => {
                     states.values().all(|state| allowed.contains(state))
@@ -135,6 +145,9 @@ impl fmt::Display for Check {
             Check::NotIncreasing { samples } => write!(f, "not increasing over {samples} samples"),
             Check::RecoveringTowards { threshold, samples } => {
                 write!(f, "rising over {samples} samples, or > {threshold}")
+            }
+            Check::StaysBelow { threshold, samples } => {
+                write!(f, "< {threshold} over {samples} samples")
             }
             Check::BreakersIn(states) => {
                 let names: Vec<&str> = states.iter().map(|s| state_name(*s)).collect();

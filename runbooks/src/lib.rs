@@ -13,6 +13,7 @@
 pub mod alert;
 pub mod circuit_breaker_storm;
 pub mod criteria;
+pub mod db_connection_pool;
 pub mod dlq_overflow;
 pub mod ops;
 pub mod pending;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
     vec![
         Box::new(dlq_overflow::DlqOverflow),
         Box::new(circuit_breaker_storm::CircuitBreakerStorm),
+        Box::new(db_connection_pool::DbConnectionPool),
     ]
 }
 
@@ -39,7 +41,6 @@ pub fn alert_rules() -> Vec<&'static AlertRule> {
     rules.extend([
         &pending::ENRICHMENT_SUCCESS_RATE,
         &pending::DATA_QUALITY,
-        &pending::DB_CONNECTION_POOL,
         &pending::DISK_SPACE,
         &pending::MEMORY,
         &pending::SCRAPER_STALLED,
@@ -91,7 +92,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool"
         );
     }
 }

@@ -40,18 +40,6 @@ pub static DATA_QUALITY: AlertRule = AlertRule {
     typical_resolution: minutes_of(120),
 };
 
-/// Database Connection Pool Exhaustion.
-pub static DB_CONNECTION_POOL: AlertRule = AlertRule {
-    name: "DatabaseConnectionPoolHigh",
-    severity: Severity::P1,
-    runbook: "db-connection-pool",
-    threshold: "Pool usage > 80%",
-    probe: Probe::PoolUsage,
-    condition: Check::Above(0.80),
-    for_duration: minutes_of(0),
-    typical_resolution: minutes_of(15),
-};
-
 /// Disk Space Critical.
 pub static DISK_SPACE: AlertRule = AlertRule {
     name: "DiskSpaceHigh",

@@ -16,6 +16,7 @@ use wire::{Clock, Service};
 
 use crate::catalogue::Catalogue;
 use crate::providers::Providers;
+use crate::traffic::ApiTraffic;
 use crate::{StackError, seed};
 use wire::Endpoints;
 
@@ -30,6 +31,24 @@ pub(crate) struct StackHandles {
     pub http: reqwest::Client,
     /// Base URL of each twin service's chaos surface.
     pub chaos: BTreeMap<Service, Url>,
+    /// The users of rest-api and graph-api.
+    pub traffic: ApiTraffic,
+}
+
+/// The API users of a stack at `endpoints`, silent until a workload asks for them.
+pub(crate) fn traffic(
+    endpoints: &Endpoints,
+    clock: Clock,
+    options: &crate::StackOptions,
+) -> Result<ApiTraffic, StackError> {
+    ApiTraffic::start(
+        endpoints.rest_api.clone(),
+        endpoints.graph_api.clone(),
+        clock,
+        options.seed,
+        options.tracks,
+    )
+    .map_err(|e| StackError::InvalidOptions(format!("building the API users' client: {e}")))
 }
 
 /// The client a stack reaches its services with: straight to them (no proxy from the

@@ -31,6 +31,7 @@ pub mod providers;
 pub mod seed;
 mod stack;
 pub mod testing;
+pub mod traffic;
 pub mod turn;
 mod wait;
 pub mod workload;

@@ -131,6 +131,17 @@ impl Stack {
         &self.handles().providers
     }
 
+    /// The users of rest-api and graph-api (see [`crate::traffic`]).
+    pub fn traffic(&self) -> &crate::traffic::ApiTraffic {
+        &self.handles().traffic
+    }
+
+    /// Sets the stack's workload: tracks arriving through the scrapers, and API reads.
+    pub fn set_workload(&self, workload: crate::Workload) {
+        self.providers().set_workload(workload);
+        self.traffic().set_rate(workload.api_requests_per_minute);
+    }
+
     /// The catalogue the providers answer from and the seed was drawn from.
     pub fn catalogue(&self) -> &Arc<Catalogue> {
         self.handles().catalogue()
@@ -173,6 +184,7 @@ impl Stack {
     /// seeded rows at modeled now, Redis empty, provider baselines only, chaos
     /// switches off, logs starting afresh.
     pub async fn reset(&self) -> Result<(), StackError> {
+        self.traffic().set_rate(0);
         match self {
             Stack::Local(stack) => stack.reset().await,
             Stack::Docker(stack) => Ok(stack.reset().await?),

@@ -17,6 +17,12 @@ use wire::api::SourceSite;
 /// HALF_OPEN breaker closes on the next call, rather than on the scraper's phase).
 pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Database time of one data request of rest-api or graph-api (modeled): what a
+/// query over SongNodes' production tables costs, which the stack's few thousand
+/// tracks cannot. It is what makes API traffic need connections: at `r` requests a
+/// modeled second a service holds about `r × QUERY_TIME` of its 10 + 20.
+pub const QUERY_TIME: Duration = Duration::from_secs(4);
+
 /// Tracks per modeled minute when nothing else is asked for.
 pub const DEFAULT_TRACKS_PER_MINUTE: u32 = 20;
 
@@ -24,12 +30,16 @@ pub const DEFAULT_TRACKS_PER_MINUTE: u32 = 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Workload {
     pub tracks_per_minute: u32,
+    /// Reads per modeled minute on each of rest-api and graph-api (see
+    /// [`crate::traffic`]); none unless a scenario asks for them.
+    pub api_requests_per_minute: u32,
 }
 
 impl Default for Workload {
     fn default() -> Self {
         Self {
             tracks_per_minute: DEFAULT_TRACKS_PER_MINUTE,
+            api_requests_per_minute: 0,
         }
     }
 }
@@ -52,14 +62,16 @@ mod tests {
         assert_eq!(Workload::default().page_size(), 10);
         assert_eq!(
             Workload {
-                tracks_per_minute: 30
+                tracks_per_minute: 30,
+                ..Workload::default()
             }
             .page_size(),
             15
         );
         assert_eq!(
             Workload {
-                tracks_per_minute: 0
+                tracks_per_minute: 0,
+                ..Workload::default()
             }
             .page_size(),
             1

@@ -105,6 +105,11 @@ pub fn assert_drill_passed(report: &DrillReport) {
     assert!(report.verification.iter().all(|o| o.passed), "{text}");
     let ledger = report.ledger.as_ref().expect("a ledger");
     assert!(ledger.balanced(), "{text}");
+    if report.escalation_expected {
+        // The right outcome of an incident beyond the runbook: escalated, not resolved.
+        assert!(report.escalated.is_some(), "{text}");
+        return;
+    }
     let runbook_time = report.runbook_time.expect("resolved");
     assert!(runbook_time <= report.budget, "{text}");
 }

@@ -36,8 +36,12 @@ pub const SWITCHES: &[&str] = &[
     "stuck_breaker",
     // any service: {"mib_per_minute": 64}; allocates and keeps memory at that modeled rate.
     "memory_leak",
-    // rest-api / graph-api: {}; every request keeps its connection checked out.
+    // rest-api / graph-api: {"every": 20}; every 20th request (every one without
+    // "every") keeps its connection checked out, idle in its open transaction.
     "connection_leak",
+    // rest-api / graph-api: {"count": 20, "minutes": 90, "every": 60}; one data
+    // request in `every`, `count` in all, runs a query that takes `minutes` (a report).
+    "slow_queries",
     // scrapers: {}; the spider loop blocks forever while the process stays up.
     "hang",
     // api-gateway-internal: {"provider": "spotify"}; calls to it fail to connect.
@@ -105,9 +109,7 @@ impl Chaos {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown chaos switch '{0}' (known: stuck_breaker, memory_leak, connection_leak, hang, partition)"
-)]
+#[error("unknown chaos switch '{0}' (known: {known})", known = SWITCHES.join(", "))]
 pub struct UnknownSwitch(pub String);
 
 /// Where the control surface may listen.

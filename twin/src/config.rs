@@ -31,6 +31,10 @@ pub struct TwinConfig {
     pub scrape_interval: Duration,
     pub parent_pid: Option<i32>,
     pub run_id: Option<String>,
+    /// Chaos switches on from the start ([`env::CHAOS_AT_START`]).
+    pub chaos_at_start: serde_json::Map<String, serde_json::Value>,
+    /// Database time of a track API's data request ([`env::QUERY_SECONDS`]), modeled.
+    pub query_time: Duration,
 }
 
 /// A variable that is missing or cannot be understood.
@@ -80,6 +84,12 @@ impl TwinConfig {
             scrape_interval: Duration::from_secs(parsed(env::SCRAPE_INTERVAL_SECS)?.unwrap_or(300)),
             parent_pid: parsed(env::PARENT_PID)?,
             run_id: var(env::RUN_ID),
+            chaos_at_start: json_object(env::CHAOS_AT_START)?,
+            query_time: Duration::from_secs_f64(
+                parsed::<f64>(env::QUERY_SECONDS)?
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .unwrap_or(0.0),
+            ),
         })
     }
 
@@ -93,6 +103,19 @@ impl TwinConfig {
             service: self.service,
             var,
         })
+    }
+}
+
+fn json_object(
+    name: &'static str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    match var(name) {
+        None => Ok(serde_json::Map::new()),
+        Some(value) => serde_json::from_str(&value).map_err(|e| ConfigError::Invalid {
+            var: name,
+            value,
+            reason: format!("not a JSON object of switches: {e}"),
+        }),
     }
 }
 

@@ -41,6 +41,12 @@ pub async fn run(service: Service) -> anyhow::Result<()> {
     tracing::info!(service = %service, "starting");
 
     let chaos = chaos::Chaos::default();
+    for (switch, params) in &config.chaos_at_start {
+        chaos
+            .set(switch, params.clone())
+            .with_context(|| format!("{} names a switch", wire::env::CHAOS_AT_START))?;
+        tracing::debug!(switch, "chaos switch on from the start");
+    }
     if let Some(addr) = config.chaos_listen {
         let scope = if config.chaos_in_container {
             chaos::Scope::Container

@@ -41,3 +41,11 @@ pub const RUN_ID: &str = "DRILL_RUN_ID";
 /// Directory a twin service also writes its log lines to, as `<dir>/<service>.log`;
 /// unset means stdout only. The docker backend sets it to its disk volume.
 pub const LOG_DIR: &str = "DRILL_LOG_DIR";
+/// Chaos switches that are on from the moment the service starts, as a JSON object
+/// (`{"connection_leak": {"every": 20}}`): a defect shipped in the service's build,
+/// which a restart does not cure. Unset means none.
+pub const CHAOS_AT_START: &str = "DRILL_CHAOS_AT_START";
+/// Modeled seconds of database time each data request of rest-api and graph-api
+/// spends holding its connection: the cost of its query at production volume, which
+/// the twin's small tables do not have. Unset means none.
+pub const QUERY_SECONDS: &str = "TRACK_API_QUERY_SECONDS";

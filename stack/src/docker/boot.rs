@@ -214,6 +214,7 @@ pub(super) async fn boot(
         .collect();
     Ok(Booted {
         handles: StackHandles {
+            traffic: crate::handles::traffic(&endpoints, clock, &options)?,
             endpoints,
             clock,
             providers,

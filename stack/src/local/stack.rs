@@ -59,6 +59,7 @@ impl LocalStack {
                 booted.data_dir.clone(),
             )),
             handles: StackHandles {
+                traffic: crate::handles::traffic(&booted.endpoints, booted.clock, &options)?,
                 endpoints: booted.endpoints,
                 clock: booted.clock,
                 providers: booted.providers,

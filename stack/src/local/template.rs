@@ -51,7 +51,7 @@ pub struct Template {
 /// The cache key of the template for `seed` and `tracks`.
 pub fn key(bins: &Binaries, seed: u64, tracks: usize) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"runbook-drill pg template v4\n");
+    hash.update(b"runbook-drill pg template v5\n");
     for migration in MIGRATOR.iter() {
         hash.update(migration.version.to_le_bytes());
         hash.update(&*migration.checksum);

@@ -39,6 +39,8 @@ const TWIN_VARS: &[&str] = &[
     env::SCRAPE_INTERVAL_SECS,
     env::PARENT_PID,
     env::RUN_ID,
+    env::CHAOS_AT_START,
+    env::QUERY_SECONDS,
 ];
 
 /// How the services of one stack find each other.
@@ -95,6 +97,12 @@ pub(crate) fn slot(
         Service::Scraper1001Tracklists => {
             vars.insert(env::SOURCE_URL, wiring.tracklists1001_url.to_string());
             vars.insert(env::SCRAPE_INTERVAL_SECS, scrape_interval);
+        }
+        Service::RestApi | Service::GraphApi => {
+            vars.insert(
+                env::QUERY_SECONDS,
+                crate::workload::QUERY_TIME.as_secs_f64().to_string(),
+            );
         }
         _ => {}
     }

@@ -47,10 +47,14 @@ pub async fn install(conn: &mut PgConnection) -> Result<(), StackError> {
         .join(", ");
 
     let mut body = String::new();
-    // All locks first, referenced tables first: the twin's transactions touch `tracks`
-    // before the tables that refer to it, so taking locks in that order rarely closes a
-    // cycle with them (and a deadlock that does occur is retried, see `restore`).
-    body.push_str(&format!("LOCK TABLE {list} IN ACCESS EXCLUSIVE MODE;\n"));
+    // All locks first, or none: waiting for one table's lock while holding another's
+    // can close a cycle with a twin transaction (a scraper holds `tracks` and wants
+    // `scraper_checkpoints`), and under libfaketime PostgreSQL's deadlock timer cannot
+    // be relied on to break it (a clean-clone CI run hung on exactly that). NOWAIT
+    // fails at once when any table is busy; `restore` retries after a breath.
+    body.push_str(&format!(
+        "LOCK TABLE {list} IN ACCESS EXCLUSIVE MODE NOWAIT;\n"
+    ));
     body.push_str(&format!("TRUNCATE {list} RESTART IDENTITY;\n"));
     let mut sequences = String::new();
     for table in &tables {
@@ -149,9 +153,11 @@ pub async fn restore(pool: &PgPool, now: DateTime<Utc>) -> Result<(), StackError
     .map_err(StackError::db(
         "terminating sessions that would block the restore",
     ))?;
-    // A deadlock with a twin transaction aborts the restore (its short deadlock_timeout
-    // makes it the victim, so the twin's work goes through); it is simply retried.
-    const ATTEMPTS: usize = 5;
+    // A table in use by a twin transaction refuses the NOWAIT lock at once; the restore
+    // holds nothing meanwhile, so the twin's work goes through and the restore retries
+    // between its transactions, which last milliseconds.
+    const ATTEMPTS: usize = 400;
+    const BREATH: std::time::Duration = std::time::Duration::from_millis(15);
     let mut attempt = 1;
     loop {
         let result =
@@ -166,6 +172,7 @@ pub async fn restore(pool: &PgPool, now: DateTime<Utc>) -> Result<(), StackError
             {
                 tracing::debug!(attempt, error = %e, "restore collided with the twin; retrying");
                 attempt += 1;
+                tokio::time::sleep(BREATH).await;
             }
             Err(e) => {
                 return Err(StackError::db(format!(

@@ -27,6 +27,8 @@ use super::tracks::{self, GraphStats, Track};
 #[derive(Clone)]
 pub struct AppState {
     pub pool: TrackedPool,
+    /// Database time of each data request, modeled ([`wire::env::QUERY_SECONDS`]).
+    pub query_time: std::time::Duration,
 }
 
 pub fn router(variant: Variant, state: AppState) -> Router {
@@ -80,18 +82,46 @@ impl IntoResponse for ApiError {
 }
 
 impl AppState {
-    /// Runs `work` on one pooled connection, held for exactly as long as it runs.
+    /// Runs `work` on one pooled connection, held for exactly as long as it runs: the
+    /// request's database time at production volume first, then its queries. A leaking
+    /// request opens a transaction it never ends (SQLAlchemy's session left open on an
+    /// error path), so its connection sits `idle in transaction`; a runaway one runs
+    /// its report first.
     async fn with_connection<T>(
         &self,
         action: &'static str,
         work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
     ) -> Result<T, ApiError> {
         let mut lease = self.pool.acquire().await?;
-        let result = work(&mut lease).await;
+        let result = async {
+            if lease.leaks() {
+                sqlx::query("BEGIN").execute(&mut *lease).await?;
+            }
+            if let Some(runaway) = self.pool.runaway_query() {
+                sqlx::query(RUNAWAY_REPORT)
+                    .bind(runaway.as_secs_f64())
+                    .execute(&mut *lease)
+                    .await?;
+            }
+            if !self.query_time.is_zero() {
+                sqlx::query("SELECT pg_sleep($1)")
+                    .bind(self.query_time.as_secs_f64())
+                    .execute(&mut *lease)
+                    .await?;
+            }
+            work(&mut lease).await
+        }
+        .await;
         self.pool.release(lease);
         result.map_err(|source| ApiError::Database { action, source })
     }
 }
+
+/// The runaway query of the `slow_queries` fault: an export that scans the whole
+/// history, whose cost (the bound seconds, on PostgreSQL's modeled clock) the twin's
+/// small tables cannot have.
+const RUNAWAY_REPORT: &str =
+    "SELECT pg_sleep($1) /* export: tracks joined to their enrichment history */";
 
 fn query(query: Result<Query<RawQuery>, QueryRejection>) -> Result<RawQuery, ApiError> {
     query

@@ -59,7 +59,13 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
     let pool = pool::TrackedPool::new(pg, sizing, config.clock, chaos);
     tokio::spawn(log_pool_status(pool.clone(), config.clock));
 
-    let app = http::router(variant, http::AppState { pool });
+    let app = http::router(
+        variant,
+        http::AppState {
+            pool,
+            query_time: config.query_time,
+        },
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {} to {listen}", config.service))?;

@@ -21,8 +21,12 @@ use wire::api::PoolUsage;
 
 use crate::chaos::Chaos;
 
-/// The chaos switch that keeps every request's connection checked out.
+/// The chaos switch that keeps requests' connections checked out, in an open
+/// transaction (`{"every": N}`: one request in N; every request without it).
 pub const LEAK: &str = "connection_leak";
+/// The chaos switch that makes requests run a runaway query
+/// (`{"count": N, "minutes": M, "every": K}`: one request in K, N of them in all).
+pub const SLOW_QUERIES: &str = "slow_queries";
 /// Modeled time a request waits for a connection before giving up (503).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least real time a request waits, however fast the clock: opening a fresh
@@ -106,6 +110,29 @@ struct Inner {
     chaos: Chaos,
     leaked: Mutex<Vec<PoolConnection<Postgres>>>,
     timeouts: AtomicU64,
+    /// Requests taken while the leak switch was on, to leak one in `every`.
+    leak_candidates: AtomicU64,
+    /// Requests seen while the slow-query switch was on, since the last reset.
+    runaways: AtomicU64,
+}
+
+#[derive(serde::Deserialize)]
+struct LeakParams {
+    #[serde(default = "one")]
+    every: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(serde::Deserialize)]
+struct SlowQueryParams {
+    count: u64,
+    minutes: f64,
+    /// One request in `every` (every request without it).
+    #[serde(default = "one")]
+    every: u64,
 }
 
 /// The service's pool. Cheap to clone.
@@ -123,6 +150,8 @@ impl TrackedPool {
             chaos: chaos.clone(),
             leaked: Mutex::default(),
             timeouts: AtomicU64::new(0),
+            leak_candidates: AtomicU64::new(0),
+            runaways: AtomicU64::new(0),
         }));
         pool.release_leaks_on_reset(chaos);
         pool
@@ -135,7 +164,7 @@ impl TrackedPool {
         match acquired {
             Ok(Ok(conn)) => Ok(Lease {
                 conn,
-                leak: inner.chaos.is_on(LEAK),
+                leak: self.leaks_this_one(),
             }),
             Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
                 inner.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +183,29 @@ impl TrackedPool {
             }
             Ok(Err(error)) => Err(PoolError::Database(error)),
         }
+    }
+
+    /// Whether the request being served now leaks its connection.
+    fn leaks_this_one(&self) -> bool {
+        let Some(params) = self.0.chaos.get(LEAK) else {
+            return false;
+        };
+        let every = serde_json::from_value::<LeakParams>(params)
+            .map(|p| p.every.max(1))
+            .unwrap_or(1);
+        self.0.leak_candidates.fetch_add(1, Ordering::Relaxed) % every == every - 1
+    }
+
+    /// How long this request's query runs away for, if it is one of the runaway
+    /// queries the `slow_queries` switch asks for.
+    pub fn runaway_query(&self) -> Option<Duration> {
+        let params: SlowQueryParams = serde_json::from_value(self.0.chaos.get(SLOW_QUERIES)?)
+            .inspect_err(|e| tracing::error!("slow_queries switch has bad parameters: {e}"))
+            .ok()?;
+        let every = params.every.max(1);
+        let seen = self.0.runaways.fetch_add(1, Ordering::Relaxed);
+        (seen % every == every - 1 && seen / every < params.count && params.minutes > 0.0)
+            .then(|| Duration::from_secs_f64(params.minutes * 60.0))
     }
 
     pub fn usage(&self) -> PoolUsage {
@@ -211,12 +263,15 @@ impl TrackedPool {
         }
     }
 
-    /// A chaos reset drops the leaked connections, as a restart would.
+    /// A chaos reset closes the leaked connections (their transactions roll back), as
+    /// a restart would.
     fn release_leaks_on_reset(&self, chaos: Chaos) {
         let pool = self.clone();
         let mut resets = chaos.resets();
         tokio::spawn(async move {
             while resets.changed().await.is_ok() {
+                pool.0.runaways.store(0, Ordering::Relaxed);
+                pool.0.leak_candidates.store(0, Ordering::Relaxed);
                 let leaked = match pool.0.leaked.lock() {
                     Ok(mut leaked) => std::mem::take(&mut *leaked),
                     Err(_) => continue,
@@ -224,7 +279,11 @@ impl TrackedPool {
                 if !leaked.is_empty() {
                     tracing::info!("chaos reset: releasing {} leaked connections", leaked.len());
                 }
-                drop(leaked);
+                for conn in leaked {
+                    if let Err(error) = conn.close().await {
+                        tracing::debug!("closing a leaked connection: {error}");
+                    }
+                }
                 // Let sqlx put them back in its idle queue before trimming it.
                 tokio::task::yield_now().await;
                 pool.trim_soon();
@@ -237,8 +296,15 @@ impl TrackedPool {
 /// dropped without release (a cancelled request) simply returns to the pool.
 pub struct Lease {
     conn: PoolConnection<Postgres>,
-    /// Whether the `connection_leak` switch was on when it was taken.
+    /// Whether this request leaks its connection (the `connection_leak` switch).
     leak: bool,
+}
+
+impl Lease {
+    /// Whether the request will never hand its connection back.
+    pub fn leaks(&self) -> bool {
+        self.leak
+    }
 }
 
 impl Deref for Lease {
