@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 15] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -46,6 +46,8 @@ const KINDS: [&str; 13] = [
     "runaway queries",
     "connection leak",
     "traffic surge",
+    "spider hang",
+    "site down",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -63,6 +65,8 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::RunawayQueries { .. } => "runaway queries",
         Fault::ConnectionLeak { .. } => "connection leak",
         Fault::TrafficSurge { .. } => "traffic surge",
+        Fault::SpiderHang { .. } => "spider hang",
+        Fault::SiteDown { .. } => "site down",
     }
 }
 
@@ -100,6 +104,13 @@ fn cases() -> Vec<Fault> {
         },
         Fault::TrafficSurge {
             requests_per_minute: 60,
+        },
+        Fault::SpiderHang {
+            site: SourceSite::Tracklists1001,
+        },
+        Fault::SiteDown {
+            site: SourceSite::Mixesdb,
+            status: 503,
         },
     ]
 }
@@ -245,6 +256,10 @@ enum Probe {
     Request(Service),
     /// The rate of the stack's API users.
     Traffic,
+    /// How long ago (modeled) a site's scraper added its newest track.
+    Scraping(SourceSite),
+    /// The status a scraped site answers a listing page with.
+    SiteStatus(SourceSite),
 }
 
 impl Probe {
@@ -263,6 +278,8 @@ impl Probe {
                 Probe::Request(*service)
             }
             Fault::TrafficSurge { .. } => Probe::Traffic,
+            Fault::SpiderHang { site } => Probe::Scraping(*site),
+            Fault::SiteDown { site, .. } => Probe::SiteStatus(*site),
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -297,7 +314,13 @@ enum Seen {
         kept: i64,
     },
     TrafficRate(u32),
+    NewestTrackAge(Duration),
+    SiteStatus(u16),
 }
+
+/// A scraper at work adds a track every scrape (one a modeled minute); older than
+/// this, its newest track says it has stopped.
+const SCRAPING: Duration = Duration::from_secs(150);
 
 /// Slower than this, a loopback answer is not the provider's normal one.
 const PROMPT: Duration = Duration::from_millis(300);
@@ -326,6 +349,8 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
             },
         ) if *elapsed < PROMPT => Ok(()),
         (Probe::Traffic, Seen::TrafficRate(0)) => Ok(()),
+        (Probe::Scraping(_), Seen::NewestTrackAge(age)) if *age <= SCRAPING => Ok(()),
+        (Probe::SiteStatus(_), Seen::SiteStatus(200)) => Ok(()),
         (
             Probe::Disk,
             Seen::Disk {
@@ -408,6 +433,8 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
             },
         ) => *elapsed >= runs_for.div_f64(scale),
         (Fault::ConnectionLeak { .. }, Seen::Request { kept, .. }) => *kept >= 1,
+        (Fault::SpiderHang { .. }, Seen::NewestTrackAge(age)) => *age > SCRAPING,
+        (Fault::SiteDown { status, .. }, Seen::SiteStatus(seen)) => seen == status,
         (
             Fault::TrafficSurge {
                 requests_per_minute,
@@ -500,6 +527,30 @@ impl<'a> Probes<'a> {
             }
             Probe::Request(service) => self.request(service).await,
             Probe::Traffic => Ok(Seen::TrafficRate(self.stack.traffic().rate())),
+            Probe::Scraping(site) => {
+                let seconds: f64 = sqlx::query_scalar(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM NOW() - MAX(created_at)), 1e9)::float8 \
+                     FROM tracks WHERE source = $1",
+                )
+                .bind(site.name())
+                .fetch_one(self.stack.admin_pool())
+                .await
+                .map_err(|e| format!("the newest {site} track: {e}"))?;
+                Ok(Seen::NewestTrackAge(Duration::from_secs_f64(
+                    seconds.max(0.0),
+                )))
+            }
+            Probe::SiteStatus(site) => {
+                let base = self.stack.providers().url(site);
+                let url = self.url(&base, &format!("{}?page=3", site.listing_path()));
+                let response = self
+                    .http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                Ok(Seen::SiteStatus(response.status().as_u16()))
+            }
             Probe::Disk => {
                 let docker = self
                     .stack

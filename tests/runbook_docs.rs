@@ -88,11 +88,18 @@ fn every_scenario_budgets_at_most_half_the_typical_resolution_time() {
     // runbook's typical resolution time.
     let scenarios =
         harness::scenario::load_all(&harness::scenario::default_dir()).expect("scenarios parse");
+    // Where the runbook's own text sets a higher floor, the file says what it is.
     for scenario in scenarios {
         let runbook = runbooks::by_id(&scenario.runbook).expect("a known runbook");
+        let explained = scenario
+            .expect
+            .over_target
+            .as_deref()
+            .is_some_and(|reason| reason.split_whitespace().count() >= 8);
         assert!(
-            scenario.expect.budget() <= runbook.meta().rule.typical_resolution / 2,
-            "{}: the budget must be at most half the typical resolution time",
+            scenario.expect.budget() <= runbook.meta().rule.typical_resolution / 2 || explained,
+            "{}: the budget must be at most half the typical resolution time, or say in \
+             `over_target` what in the runbook sets its floor",
             scenario.path.display()
         );
     }

@@ -246,6 +246,7 @@ mod tests {
             redis_url: "redis://127.0.0.1:9".into(),
             redis_port: 9,
             providers: Default::default(),
+            sites: Default::default(),
         };
         let clock = Clock::starting_now(60.0).unwrap();
         Ops::connect(

@@ -88,6 +88,15 @@ pub enum Fault {
     TrafficSurge {
         requests_per_minute: u32,
     },
+    /// The spider of `site`'s scraper blocks for good while its process stays up.
+    SpiderHang {
+        site: SourceSite,
+    },
+    /// A scraped site answers every request with `status` (it is down).
+    SiteDown {
+        site: SourceSite,
+        status: u16,
+    },
     /// The stack's disk (logs, backups) is full: writes there fail with ENOSPC.
     /// Docker backend only.
     DiskFill,
@@ -286,6 +295,15 @@ impl Fault {
                 }
                 chaos_switch(stack, *service, "connection_leak", params).await?
             }
+            Fault::SpiderHang { site } => {
+                chaos_switch(stack, site.scraper(), "hang", json!({})).await?
+            }
+            Fault::SiteDown { site, status } => {
+                let response = ResponseTemplate::new(*status).set_body_string(
+                    "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+                );
+                Healer::Mock(mount(stack, *site, response).await)
+            }
             Fault::TrafficSurge {
                 requests_per_minute,
             } => {
@@ -334,6 +352,7 @@ impl Fault {
                 | Fault::GarbledTracklists { .. }
                 | Fault::ConnectionLeak { .. }
                 | Fault::TrafficSurge { .. }
+                | Fault::SiteDown { .. }
         )
     }
 }
@@ -388,6 +407,10 @@ impl fmt::Display for Fault {
                     ""
                 }
             ),
+            Fault::SpiderHang { site } => {
+                write!(f, "{}'s spider hangs with its process up", site.scraper())
+            }
+            Fault::SiteDown { site, status } => write!(f, "{site} is down (answers {status})"),
             Fault::TrafficSurge {
                 requests_per_minute,
             } => write!(

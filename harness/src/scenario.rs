@@ -74,6 +74,12 @@ pub struct Expectation {
     /// when the resolution escalates with its evidence while the alert still fires.
     #[serde(default)]
     pub escalates: bool,
+    /// Why `budget_minutes` is above DESIGN.md's target of half the runbook's typical
+    /// resolution time: what in the runbook's own text sets the floor (a threshold it
+    /// must wait out, a watch it prescribes). A budget above the target without a
+    /// reason is refused by the docs test.
+    #[serde(default)]
+    pub over_target: Option<String>,
 }
 
 fn default_detect_minutes() -> f64 {
@@ -265,6 +271,20 @@ pub enum FaultSpec {
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
+    /// A scraper's spider blocks for good while its process stays up (a restart cures
+    /// it).
+    SpiderHang {
+        site: SourceSite,
+        at_minutes: Option<Span>,
+    },
+    /// A scraped site is down: it answers every request with `status`.
+    SiteDown {
+        site: SourceSite,
+        #[serde(default = "default_outage_status")]
+        status: u16,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
+    },
     /// The stack's disk (logs, backups) fills up. Docker backend only.
     DiskFill { at_minutes: Option<Span> },
     /// api-gateway-internal is disconnected from the providers' network. Docker
@@ -316,6 +336,8 @@ impl FaultSpec {
             | FaultSpec::RunawayQueries { at_minutes, .. }
             | FaultSpec::ConnectionLeak { at_minutes, .. }
             | FaultSpec::TrafficSurge { at_minutes, .. }
+            | FaultSpec::SpiderHang { at_minutes, .. }
+            | FaultSpec::SiteDown { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
         }
@@ -346,9 +368,14 @@ impl FaultSpec {
             | FaultSpec::TrafficSurge {
                 recovers_after_minutes,
                 ..
+            }
+            | FaultSpec::SiteDown {
+                recovers_after_minutes,
+                ..
             } => *recovers_after_minutes,
             FaultSpec::RateLimit { .. }
             | FaultSpec::RunawayQueries { .. }
+            | FaultSpec::SpiderHang { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
             | FaultSpec::DiskFill { .. }
@@ -409,6 +436,11 @@ impl FaultSpec {
                 ..
             } => Fault::TrafficSurge {
                 requests_per_minute: requests_per_minute.draw(rng).round() as u32,
+            },
+            FaultSpec::SpiderHang { site, .. } => Fault::SpiderHang { site: *site },
+            FaultSpec::SiteDown { site, status, .. } => Fault::SiteDown {
+                site: *site,
+                status: *status,
             },
             FaultSpec::DiskFill { .. } => Fault::disk_fill(),
             FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),

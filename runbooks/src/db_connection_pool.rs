@@ -204,7 +204,7 @@ impl Runbook for DbConnectionPool {
                 Probe::PoolUsage,
                 Check::StaysBelow {
                     threshold: THRESHOLD,
-                    samples: 6,
+                    samples: 4,
                 },
             )
             .eventually_within(Duration::from_secs(5 * 60)),
@@ -615,7 +615,7 @@ async fn kill_rounds(ops: &Ops, names: &[String], command: &str) -> Result<(), S
 /// How long after a restart the automation watches for a leak to come back: long
 /// enough for a leak that filled the pool before to show again, bounded where the
 /// text's `watch` never ends.
-pub const LEAK_WATCH: Duration = Duration::from_secs(10 * 60);
+pub const LEAK_WATCH: Duration = Duration::from_secs(5 * 60);
 /// Connections stuck in a transaction after the restart that mean the leak is back.
 const LEAK_IS_BACK: usize = 4;
 

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pending;
 pub mod probe;
 pub mod runbook;
+pub mod scraper_stalled;
 pub mod steps;
 
 pub use alert::{AlertRule, Severity};
@@ -32,6 +33,7 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
         Box::new(dlq_overflow::DlqOverflow),
         Box::new(circuit_breaker_storm::CircuitBreakerStorm),
         Box::new(db_connection_pool::DbConnectionPool),
+        Box::new(scraper_stalled::ScraperStalled),
     ]
 }
 
@@ -43,7 +45,6 @@ pub fn alert_rules() -> Vec<&'static AlertRule> {
         &pending::DATA_QUALITY,
         &pending::DISK_SPACE,
         &pending::MEMORY,
-        &pending::SCRAPER_STALLED,
         &pending::API_GATEWAY_ERRORS,
     ]);
     rules
@@ -92,7 +93,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, scraper-stalled"
         );
     }
 }

@@ -64,23 +64,6 @@ pub static MEMORY: AlertRule = AlertRule {
     typical_resolution: minutes_of(20),
 };
 
-/// Scraper Not Progressing.
-pub static SCRAPER_STALLED: AlertRule = AlertRule {
-    name: "ScraperStalled",
-    severity: Severity::P2,
-    runbook: "scraper-stalled",
-    threshold: "No new tracks for > 2 hours",
-    // Minutes since the newest track of the stalest scraper.
-    probe: Probe::Sql {
-        sql: "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM (NOW() - newest)) / 60), 0)::float8 \
-              FROM (SELECT MAX(created_at) AS newest FROM tracks \
-                    WHERE source IN ('mixesdb', '1001tracklists') GROUP BY source) AS per_scraper",
-    },
-    condition: Check::Above(120.0),
-    for_duration: minutes_of(0),
-    typical_resolution: minutes_of(30),
-};
-
 /// API Gateway High Error Rate.
 pub static API_GATEWAY_ERRORS: AlertRule = AlertRule {
     name: "APIGatewayErrorRateHigh",

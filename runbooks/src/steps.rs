@@ -13,7 +13,7 @@ use reqwest::Method;
 use wire::Service;
 use wire::api::{
     BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats,
-    ErrorKind, Provider,
+    ErrorKind, Provider, SourceSite,
 };
 
 use crate::ops::timeline::format_modeled;
@@ -232,6 +232,40 @@ pub async fn check_external(ops: &Ops, phase: Phase, provider: Provider) -> Exte
         crate::ops::Outcome::Ok,
     );
     state
+}
+
+/// What `curl -I` of a scraped site said: its status, or no connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteAnswer(pub Option<u16>);
+
+impl SiteAnswer {
+    /// The site answers (any status below 500: its front page need not be 200).
+    pub fn is_up(self) -> bool {
+        self.0.is_some_and(|code| code < 500)
+    }
+}
+
+impl std::fmt::Display for SiteAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, "HTTP {code}"),
+            None => f.write_str("no connection"),
+        }
+    }
+}
+
+/// `curl -I https://www.1001tracklists.com`: the site a scraper reads, from where the
+/// engineer sits.
+pub async fn check_site(ops: &Ops, phase: Phase, site: SourceSite) -> SiteAnswer {
+    let answer = SiteAnswer(ops.site_status(site).await);
+    ops.timeline.record(
+        phase,
+        format!("Check target site ({site})"),
+        Some(ops.site_command(site)),
+        answer.to_string(),
+        crate::ops::Outcome::Ok,
+    );
+    answer
 }
 
 /// Which rows of `metadata_enrichment_config` a provider change touches.
@@ -636,6 +670,15 @@ pub async fn wait_out_rate_limits(
         })
     })
     .await
+}
+
+/// When a log line was written: the twin stamps each line with its modeled instant
+/// (`2026-11-30T03:00:00.000Z  INFO …`); `None` for a line without a stamp.
+pub fn logged_at(line: &str) -> Option<DateTime<Utc>> {
+    let stamp = line.split_whitespace().next()?;
+    DateTime::parse_from_rfc3339(stamp)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 /// `docker compose logs <service> --tail=N | grep -i -E "<pattern>"`: the matching lines.

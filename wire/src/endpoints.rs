@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
-use crate::api::Provider;
+use crate::api::{Provider, SourceSite};
 
 /// The addresses of one SongNodes deployment, as a runbook reaches them.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,4 +32,6 @@ pub struct Endpoints {
     pub redis_port: u16,
     /// Each provider's public endpoint, for "check external API status" (`curl -I`).
     pub providers: BTreeMap<Provider, Url>,
+    /// Each scraped site's public address, for "check target site" (`curl -I`).
+    pub sites: BTreeMap<SourceSite, Url>,
 }

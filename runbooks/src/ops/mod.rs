@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use url::Url;
-use wire::api::Provider;
+use wire::api::{Provider, SourceSite};
 use wire::{Clock, Endpoints};
 
 pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
@@ -368,6 +368,28 @@ impl Ops {
             .await
             .ok()?;
         Some(response.status().as_u16())
+    }
+
+    /// `curl -I <site>`: the status a scraped site's front page answers with; `None`
+    /// when the connection fails.
+    pub async fn site_status(&self, site: SourceSite) -> Option<u16> {
+        let url = self.endpoints.sites.get(&site)?;
+        let response = self
+            .http
+            .head(url.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// The `curl -I` command for a scraped site.
+    pub fn site_command(&self, site: SourceSite) -> String {
+        match self.endpoints.sites.get(&site) {
+            Some(url) => format!("curl -I {url}"),
+            None => format!("curl -I <{site} site>"),
+        }
     }
 
     /// The `curl -I` command for a provider's public endpoint.

@@ -641,6 +641,7 @@ impl HostPorts {
             redis_url: format!("redis://127.0.0.1:{redis}"),
             redis_port: redis,
             providers: providers.public_urls(),
+            sites: providers.public_site_urls(),
         }
     }
 }

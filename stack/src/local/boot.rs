@@ -216,6 +216,7 @@ impl Addresses {
             redis_url: redis::url(self.redis),
             redis_port: self.redis,
             providers: providers.public_urls(),
+            sites: providers.public_site_urls(),
         }
     }
 }

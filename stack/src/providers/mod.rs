@@ -243,6 +243,13 @@ impl Listening {
 
     /// The enrichment providers' addresses as an engineer at the stack's host reaches
     /// them (`curl -I` of "check external API status").
+    pub(crate) fn public_site_urls(&self) -> std::collections::BTreeMap<SourceSite, Url> {
+        SourceSite::ALL
+            .into_iter()
+            .map(|site| (site, self.url(site)))
+            .collect()
+    }
+
     pub(crate) fn public_urls(&self) -> std::collections::BTreeMap<Provider, Url> {
         Provider::ALL
             .into_iter()

@@ -79,11 +79,15 @@ impl Spider {
         }
     }
 
-    /// Blocks forever once the `hang` switch is on: no more pages, no more log lines.
+    /// Blocks while the `hang` switch is on: no more pages, no more log lines. Only a
+    /// restart (a new process, without the switch) or the harness turning the switch
+    /// off ends it; nothing the spider itself does.
     async fn hang_if_switched(&self) {
         if self.chaos.is_on(HANG) {
             tracing::debug!("spider hung");
-            std::future::pending::<()>().await;
+            while self.chaos.is_on(HANG) {
+                self.clock.sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 
