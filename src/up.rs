@@ -37,6 +37,10 @@ pub struct UpArgs {
     /// New tracks per modeled minute, arriving through the two scrapers.
     #[arg(long, default_value_t = stack::workload::DEFAULT_TRACKS_PER_MINUTE)]
     workload: u32,
+    /// Reads per modeled minute on each of rest-api and graph-api, by the stack's API
+    /// users (their connections are what a pool holds; 0 for none)
+    #[arg(long, default_value_t = 0)]
+    api_requests: u32,
     #[command(flatten)]
     backend: BackendArg,
 }
@@ -90,11 +94,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("  redis                 redis-cli -p {}", ep.redis_port);
     stack.set_workload(stack::Workload {
         tracks_per_minute: args.workload,
-        ..stack::Workload::default()
+        api_requests_per_minute: args.api_requests,
     });
     println!(
-        "  workload              {} tracks per modeled minute",
-        args.workload
+        "  workload              {} tracks per modeled minute, {} API reads per modeled minute on each track API",
+        args.workload, args.api_requests
     );
     let alerts = watch_alerts(&stack).await?;
     println!("alerts are evaluated every 15 modeled seconds; their changes show here");

@@ -1,7 +1,8 @@
 //! Diagnosis accuracy: every runbook's investigation chooses the right scenario for
 //! every scenario it is drilled on, under another seed than the drills' (other onsets,
 //! recoveries, amounts and data), and finds no incident on a stack without a fault.
-//! The diagonal of `drill matrix`, one seed.
+//! The diagonal of `drill matrix`, one seed, one test per runbook (each within the
+//! test runner's time limit); a check that every runbook has one.
 
 mod common;
 
@@ -15,40 +16,67 @@ use runbooks::ops::AutoApprove;
 /// Not the drills' seed: the diagnosis must not depend on one schedule.
 const SEED: u64 = 7;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_investigation_chooses_the_scenario_that_struck_and_nothing_without_a_fault() {
+/// Drills every scenario of runbook `id` up to its diagnosis, and a stack without a
+/// fault, and asserts that all of it is on the diagonal.
+async fn diagonal_of(id: &str) {
     let all = scenario::load_all(&scenario::default_dir()).expect("scenarios parse");
-    let mut matrices = Vec::new();
-    for runbook in runbooks::all() {
-        let id = runbook.meta().id();
-        let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
-        let mut matrix = ConfusionMatrix::new(id, &slugs);
-        let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
-        drills.extend(no_fault(id, &all));
-        let stack = common::stack(&format!("matrix {id}"), drills[0].scale).await;
-        for scenario in &drills {
-            assert_eq!(scenario.scale, drills[0].scale, "one stack per runbook");
-            let options =
-                DrillOptions::new(Arc::new(AutoApprove), SEED).with_response(Response::Diagnose);
-            let report = run_drill(&stack, runbook.as_ref(), scenario, &options)
-                .await
-                .expect("the drill runs");
-            matrix.record(
-                &Choice::expected(scenario),
-                &Choice::of(&report),
-                &format!("{} seed {SEED}", scenario.id),
-            );
-        }
-        stack.shutdown().await.expect("the stack stops");
-        matrices.push(matrix);
-    }
-    let rendered: Vec<String> = matrices.iter().map(ConfusionMatrix::render).collect();
-    println!("{}", rendered.join("\n"));
-    for matrix in &matrices {
-        assert!(
-            matrix.misses.is_empty(),
-            "the diagonal is incomplete:\n{}",
-            rendered.join("\n")
+    let runbook = runbooks::by_id(id).expect("a known runbook");
+    let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
+    let mut matrix = ConfusionMatrix::new(id, &slugs);
+    let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
+    drills.extend(no_fault(id, &all));
+    let stack = common::stack(&format!("matrix {id}"), drills[0].scale).await;
+    for scenario in &drills {
+        assert_eq!(scenario.scale, drills[0].scale, "one stack per runbook");
+        let options =
+            DrillOptions::new(Arc::new(AutoApprove), SEED).with_response(Response::Diagnose);
+        let report = run_drill(&stack, runbook.as_ref(), scenario, &options)
+            .await
+            .expect("the drill runs");
+        matrix.record(
+            &Choice::expected(scenario),
+            &Choice::of(&report),
+            &format!("{} seed {SEED}", scenario.id),
         );
     }
+    stack.shutdown().await.expect("the stack stops");
+    let rendered = matrix.render();
+    println!("{rendered}");
+    assert!(
+        matrix.misses.is_empty(),
+        "the diagonal is incomplete:\n{rendered}"
+    );
+}
+
+/// One test per runbook; [`COVERED`] lists them for the coverage check.
+macro_rules! diagonals {
+    ($($test:ident => $id:literal),+ $(,)?) => {
+        const COVERED: &[&str] = &[$($id),+];
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                diagonal_of($id).await;
+            }
+        )+
+    };
+}
+
+diagonals! {
+    dlq_overflow_chooses_what_struck => "dlq-overflow",
+    circuit_breaker_storm_chooses_what_struck => "circuit-breaker-storm",
+    db_connection_pool_chooses_what_struck => "db-connection-pool",
+    scraper_stalled_chooses_what_struck => "scraper-stalled",
+}
+
+#[test]
+fn every_drilled_runbook_has_its_diagonal_test() {
+    let missing: Vec<&str> = runbooks::all()
+        .iter()
+        .map(|r| r.meta().id())
+        .filter(|id| !COVERED.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "add a diagonals! line for {missing:?} in tests/diagnosis_matrix.rs"
+    );
 }

@@ -358,3 +358,49 @@ async fn a_restart_leaves_runaway_queries_running_and_fails_the_pool_drill() {
         "PostgreSQL runs the orphaned queries on, and the check sees them:\n{text}"
     );
 }
+
+/// Connection Pool Exhaustion, scenario A with the text's kill SQL as written, run as
+/// each query passes ten minutes: it has no `application_name`, so it ends every long
+/// session of the server, the nightly backup's too.
+fn kill_as_written<'a>(ops: &'a Ops, _: &'a PoolDiagnosis) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        let sql = "SELECT pg_terminate_backend(pid)
+FROM pg_stat_activity
+WHERE state != 'idle'
+  AND NOW() - query_start > INTERVAL '10 minutes';";
+        // Thirty rounds, one every 30 modeled seconds: until the youngest runaway query
+        // has passed ten minutes.
+        for _ in 0..30 {
+            ops.act(
+                Phase::Resolve,
+                "Kill long-running queries (as written)",
+                ops.psql(sql),
+                sqlx::query(sql).fetch_all(&ops.db),
+                |rows| format!("{} sessions terminated", rows.len()),
+            )
+            .await?;
+            ops.clock.sleep(Duration::from_secs(30)).await;
+        }
+        Ok(())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_texts_kill_as_written_ends_the_nightly_backup_and_fails_the_pool_drill() {
+    let as_written = Resolving {
+        runbook: DbConnectionPool,
+        resolve: kill_as_written,
+    };
+    let report = Drill::of(&as_written)
+        .run(&scenario("db-connection-pool/a-long-running-queries"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a kill that ends the backup must not pass:\n{text}"
+    );
+    assert!(
+        text.contains("the nightly backup (pg_dump) was ended before it finished"),
+        "the drill says what the kill broke:\n{text}"
+    );
+}

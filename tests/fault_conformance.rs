@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 15] = [
+const KINDS: [&str; 16] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -48,6 +48,7 @@ const KINDS: [&str; 15] = [
     "traffic surge",
     "spider hang",
     "site down",
+    "backup running",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -67,6 +68,7 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::TrafficSurge { .. } => "traffic surge",
         Fault::SpiderHang { .. } => "spider hang",
         Fault::SiteDown { .. } => "site down",
+        Fault::BackupRunning { .. } => "backup running",
     }
 }
 
@@ -111,6 +113,9 @@ fn cases() -> Vec<Fault> {
         Fault::SiteDown {
             site: SourceSite::Mixesdb,
             status: 503,
+        },
+        Fault::BackupRunning {
+            runs_for: Duration::from_secs(3600),
         },
     ]
 }
@@ -260,6 +265,8 @@ enum Probe {
     Scraping(SourceSite),
     /// The status a scraped site answers a listing page with.
     SiteStatus(SourceSite),
+    /// `pg_dump` sessions busy on a query.
+    Backups,
 }
 
 impl Probe {
@@ -280,6 +287,7 @@ impl Probe {
             Fault::TrafficSurge { .. } => Probe::Traffic,
             Fault::SpiderHang { site } => Probe::Scraping(*site),
             Fault::SiteDown { site, .. } => Probe::SiteStatus(*site),
+            Fault::BackupRunning { .. } => Probe::Backups,
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -316,6 +324,7 @@ enum Seen {
     TrafficRate(u32),
     NewestTrackAge(Duration),
     SiteStatus(u16),
+    Backups(i64),
 }
 
 /// A scraper at work adds a track every scrape (one a modeled minute); older than
@@ -351,6 +360,7 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
         (Probe::Traffic, Seen::TrafficRate(0)) => Ok(()),
         (Probe::Scraping(_), Seen::NewestTrackAge(age)) if *age <= SCRAPING => Ok(()),
         (Probe::SiteStatus(_), Seen::SiteStatus(200)) => Ok(()),
+        (Probe::Backups, Seen::Backups(0)) => Ok(()),
         (
             Probe::Disk,
             Seen::Disk {
@@ -435,6 +445,7 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
         (Fault::ConnectionLeak { .. }, Seen::Request { kept, .. }) => *kept >= 1,
         (Fault::SpiderHang { .. }, Seen::NewestTrackAge(age)) => *age > SCRAPING,
         (Fault::SiteDown { status, .. }, Seen::SiteStatus(seen)) => seen == status,
+        (Fault::BackupRunning { .. }, Seen::Backups(running)) => *running >= 1,
         (
             Fault::TrafficSurge {
                 requests_per_minute,
@@ -540,6 +551,14 @@ impl<'a> Probes<'a> {
                     seconds.max(0.0),
                 )))
             }
+            Probe::Backups => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE application_name = 'pg_dump' AND state = 'active'",
+            )
+            .fetch_one(self.stack.admin_pool())
+            .await
+            .map(Seen::Backups)
+            .map_err(|e| format!("counting backup sessions: {e}")),
             Probe::SiteStatus(site) => {
                 let base = self.stack.providers().url(site);
                 let url = self.url(&base, &format!("{}?page=3", site.listing_path()));

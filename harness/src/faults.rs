@@ -92,6 +92,13 @@ pub enum Fault {
     SpiderHang {
         site: SourceSite,
     },
+    /// Not a fault: the world's own work that a careless remedy breaks. A nightly
+    /// `pg_dump` runs through the incident for `runs_for`, a long query under its own
+    /// application name; a remediation that terminates it fails the drill (its guard's
+    /// heal reports it).
+    BackupRunning {
+        runs_for: Duration,
+    },
     /// A scraped site answers every request with `status` (it is down).
     SiteDown {
         site: SourceSite,
@@ -298,6 +305,10 @@ impl Fault {
             Fault::SpiderHang { site } => {
                 chaos_switch(stack, site.scraper(), "hang", json!({})).await?
             }
+            Fault::BackupRunning { runs_for } => Healer::Backup {
+                task: start_backup(stack, *runs_for).await?,
+                admin: stack.admin_pool().clone(),
+            },
             Fault::SiteDown { site, status } => {
                 let response = ResponseTemplate::new(*status).set_body_string(
                     "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
@@ -339,6 +350,11 @@ impl Fault {
             fault,
             source: Box::new(source),
         }
+    }
+
+    /// Whether this is the world's own work beside the faults, not a fault.
+    pub fn is_decoy(&self) -> bool {
+        matches!(self, Fault::BackupRunning { .. })
     }
 
     /// Whether the world may end this fault by itself (a provider that comes back, a
@@ -411,6 +427,11 @@ impl fmt::Display for Fault {
                 write!(f, "{}'s spider hangs with its process up", site.scraper())
             }
             Fault::SiteDown { site, status } => write!(f, "{site} is down (answers {status})"),
+            Fault::BackupRunning { runs_for } => write!(
+                f,
+                "the nightly backup (pg_dump) runs for {}",
+                format_modeled(*runs_for)
+            ),
             Fault::TrafficSurge {
                 requests_per_minute,
             } => write!(
@@ -458,6 +479,10 @@ pub enum FaultError {
         #[source]
         source: Box<ContainerFaultError>,
     },
+    #[error("the nightly backup (pg_dump) was ended before it finished: {0}")]
+    BackupKilled(String),
+    #[error("starting the nightly backup's session: {0}")]
+    BackupStart(String),
 }
 
 enum Healer {
@@ -471,6 +496,12 @@ enum Healer {
     Container(ContainerHeal),
     /// Ends the users' surge.
     Traffic(stack::traffic::TrafficRate),
+    /// The backup's session; healing checks it was not ended by someone else, then
+    /// ends it.
+    Backup {
+        task: tokio::task::JoinHandle<Result<(), sqlx::Error>>,
+        admin: PgPool,
+    },
 }
 
 /// An injected fault. Dropping it heals the fault; [`FaultGuard::heal`] does the
@@ -527,6 +558,18 @@ impl FaultGuard {
                 traffic.end_surge();
                 Ok(())
             }
+            Some(Healer::Backup { task, admin }) => {
+                if task.is_finished() {
+                    if let Ok(Err(error)) = task.await {
+                        return Err(FaultError::BackupKilled(error.to_string()));
+                    }
+                    return Ok(());
+                }
+                // Still running, as it should: the drill is over, so it is ended here.
+                task.abort();
+                end_backups(&admin).await?;
+                Ok(())
+            }
             Some(Healer::Container(heal)) => heal.heal().await.map_err(|source| FaultError::Heal {
                 fault: self.description.clone(),
                 source: Box::new(source),
@@ -558,6 +601,14 @@ impl Drop for FaultGuard {
                 }
             }
             Some(Healer::Traffic(traffic)) => traffic.end_surge(),
+            Some(Healer::Backup { task, admin }) => {
+                task.abort();
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        let _ = end_backups(&admin).await;
+                    });
+                }
+            }
             // Healed before drop returns, as a chaos switch is: one or two engine calls.
             Some(Healer::Container(heal)) => {
                 if let Err(e) = heal.heal_blocking() {
@@ -692,6 +743,49 @@ async fn chaos_switch(
         service,
         switch,
     })
+}
+
+/// The backup's query: `pg_dump`'s COPY of the largest table, whose duration at
+/// production volume (`runs_for`, on PostgreSQL's modeled clock) the twin's tables
+/// cannot have.
+const BACKUP_QUERY: &str =
+    "SELECT pg_sleep($1) /* COPY public.tracks TO stdout (nightly backup) */";
+
+/// Opens the backup's session as `musicdb_user` under `pg_dump`'s application name and
+/// starts its long query; the task ends with the query's result.
+async fn start_backup(
+    stack: &Stack,
+    runs_for: Duration,
+) -> Result<tokio::task::JoinHandle<Result<(), sqlx::Error>>, FaultError> {
+    use sqlx::Connection as _;
+    let start_error = |e: sqlx::Error| FaultError::BackupStart(e.to_string());
+    let options: sqlx::postgres::PgConnectOptions = stack
+        .endpoints()
+        .database_url
+        .parse()
+        .map_err(start_error)?;
+    let mut conn = sqlx::postgres::PgConnection::connect_with(&options.application_name("pg_dump"))
+        .await
+        .map_err(start_error)?;
+    Ok(tokio::spawn(async move {
+        sqlx::query(BACKUP_QUERY)
+            .bind(runs_for.as_secs_f64())
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }))
+}
+
+/// Ends every backup session still running.
+async fn end_backups(admin: &PgPool) -> Result<(), FaultError> {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'pg_dump' AND pid <> pg_backend_pid()",
+    )
+    .execute(admin)
+    .await
+    .map_err(|e| FaultError::BackupStart(format!("ending it after the drill: {e}")))?;
+    Ok(())
 }
 
 /// `DELETE url` over a plain TCP connection, for use where nothing can be awaited.

@@ -152,7 +152,8 @@ pub async fn run_drill(
         }
     };
     report.onset = faults
-        .first()
+        .iter()
+        .find(|f| !f.decoy)
         .map(|f| modeled_between(timeline.started_at(), f.struck_at));
 
     if let Err(stop) = drive(
@@ -202,6 +203,8 @@ pub async fn run_drill(
 /// A fault that struck, and how it ends.
 struct Struck {
     description: String,
+    /// The world's own work beside the faults (a backup): not where the incident began.
+    decoy: bool,
     struck_at: DateTime<Utc>,
     /// Whether the world ends it during this drill (at its seeded recovery): only then
     /// is waiting while it is active waiting on the world. A slow provider that stays
@@ -299,6 +302,10 @@ async fn strike(
                 schedule_recovery(guard, after, clock, timeline.clone(), healed_at.clone()),
                 format!("the world ends it after {}", format_modeled(after)),
             ),
+            None if fault.is_decoy() => (
+                Ending::AtEnd(Some(guard)),
+                "not a fault: the world's own work, which a remedy must leave alone".to_owned(),
+            ),
             None if fault.world_may_end_it() => (
                 Ending::AtEnd(Some(guard)),
                 "the world does not end it during this drill".to_owned(),
@@ -310,6 +317,7 @@ async fn strike(
         };
         timeline.record(Phase::Inject, fault.to_string(), None, ends, Outcome::Ok);
         struck.push(Struck {
+            decoy: fault.is_decoy(),
             description: fault.to_string(),
             struck_at,
             world_ends_it: scheduled.recovers_after.is_some(),
@@ -372,7 +380,8 @@ async fn drive(
 ) -> Result<(), Stop> {
     let alert = scenario.expect.alert.as_str();
     let onset = faults
-        .first()
+        .iter()
+        .find(|f| !f.decoy)
         .map_or_else(|| ops.clock.now(), |f| f.struck_at);
     let since_onset = modeled_between(onset, ops.clock.now());
     let within = scenario.expect.detect_within().saturating_sub(since_onset);

@@ -285,6 +285,13 @@ pub enum FaultSpec {
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
+    /// Not a fault but the world's own work, as a decoy: a nightly `pg_dump` runs for
+    /// `minutes` (a long query under its own application name). A remediation that
+    /// terminates it fails the drill.
+    BackupRunning {
+        minutes: Span,
+        at_minutes: Option<Span>,
+    },
     /// The stack's disk (logs, backups) fills up. Docker backend only.
     DiskFill { at_minutes: Option<Span> },
     /// api-gateway-internal is disconnected from the providers' network. Docker
@@ -338,6 +345,7 @@ impl FaultSpec {
             | FaultSpec::TrafficSurge { at_minutes, .. }
             | FaultSpec::SpiderHang { at_minutes, .. }
             | FaultSpec::SiteDown { at_minutes, .. }
+            | FaultSpec::BackupRunning { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
         }
@@ -376,6 +384,7 @@ impl FaultSpec {
             FaultSpec::RateLimit { .. }
             | FaultSpec::RunawayQueries { .. }
             | FaultSpec::SpiderHang { .. }
+            | FaultSpec::BackupRunning { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
             | FaultSpec::DiskFill { .. }
@@ -438,6 +447,11 @@ impl FaultSpec {
                 requests_per_minute: requests_per_minute.draw(rng).round() as u32,
             },
             FaultSpec::SpiderHang { site, .. } => Fault::SpiderHang { site: *site },
+            FaultSpec::BackupRunning {
+                minutes: runs_for, ..
+            } => Fault::BackupRunning {
+                runs_for: minutes(runs_for.draw(rng)),
+            },
             FaultSpec::SiteDown { site, status, .. } => Fault::SiteDown {
                 site: *site,
                 status: *status,

@@ -241,3 +241,55 @@ impl Users {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nowhere() -> Url {
+        // Port 9 (discard) refuses on loopback: requests fail at once.
+        Url::parse("http://127.0.0.1:9/").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_surge_rises_above_the_workload_and_ends_back_at_it() {
+        let clock = Clock::starting_now(600.0).unwrap();
+        let traffic = ApiTraffic::start(nowhere(), nowhere(), clock, 1, 100).unwrap();
+        assert_eq!(traffic.rate(), 0, "silent until a workload asks");
+        traffic.set_rate(120);
+        let surge = traffic.rate_handle();
+        surge.surge(400);
+        assert_eq!(traffic.rate(), 400);
+        surge.end_surge();
+        surge.end_surge();
+        assert_eq!(
+            traffic.rate(),
+            120,
+            "ending a surge twice is the workload's rate"
+        );
+        surge.surge(400);
+        traffic.set_rate(0);
+        assert_eq!(traffic.rate(), 0, "a new workload ends the surge");
+    }
+
+    #[tokio::test]
+    async fn users_arrive_at_the_rate_and_count_what_they_got() {
+        let clock = Clock::starting_now(600.0).unwrap();
+        let traffic = ApiTraffic::start(nowhere(), nowhere(), clock, 1, 100).unwrap();
+        let started = clock.now();
+        traffic.set_rate(60);
+        tokio::time::sleep(clock.to_real(Duration::from_secs(120))).await;
+        traffic.set_rate(0);
+        let minutes = (clock.now() - started).num_milliseconds() as f64 / 60_000.0;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let counts = traffic.counts();
+        // 60 a minute on each of two APIs, over however long the sleep really took.
+        let expected = 2.0 * 60.0 * minutes;
+        assert!(
+            (counts.sent as f64 - expected).abs() <= expected / 2.0,
+            "about {expected:.0} requests in {minutes:.1} modeled minutes: {counts:?}"
+        );
+        assert_eq!(counts.succeeded, 0, "nothing answers there: {counts:?}");
+        assert_eq!(counts.failed, counts.sent, "{counts:?}");
+    }
+}
