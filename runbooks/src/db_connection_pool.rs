@@ -163,9 +163,25 @@ impl Runbook for DbConnectionPool {
                 ),
             });
         };
-        active_connections(ops, phase).await?;
+        let listed = "connections not idle";
+        listing(
+            ops,
+            phase,
+            "Check active connections",
+            ACTIVE_CONNECTIONS,
+            listed,
+        )
+        .await?;
         let by_service = connections_by_service(ops, phase).await?;
-        long_running_queries(ops, phase).await?;
+        let listed = "running over 30 s";
+        listing(
+            ops,
+            phase,
+            "Check for long-running queries",
+            LONG_RUNNING_QUERIES,
+            listed,
+        )
+        .await?;
         let sessions = sessions_of(ops, phase, worst).await?;
         let scenario =
             choose(&usages[&worst], &sessions).map_err(|reason| StepError::Escalate {
@@ -339,8 +355,7 @@ pub fn parse_pool_line(line: &str) -> Option<PoolUsage> {
 }
 
 /// Step 2, "Check active connections", as the runbook writes it.
-async fn active_connections(ops: &Ops, phase: Phase) -> Result<usize, StepError> {
-    let sql = "SELECT
+const ACTIVE_CONNECTIONS: &str = "SELECT
     pid,
     usename,
     application_name,
@@ -351,13 +366,32 @@ FROM pg_stat_activity
 WHERE datname = 'musicdb'
   AND state != 'idle'
 ORDER BY query_start;";
+
+/// Step 4, "Check for long-running queries", as the runbook writes it.
+const LONG_RUNNING_QUERIES: &str = "SELECT
+    pid,
+    NOW() - query_start AS duration,
+    query
+FROM pg_stat_activity
+WHERE state != 'idle'
+  AND NOW() - query_start > INTERVAL '30 seconds'
+ORDER BY duration DESC;";
+
+/// Runs one of the text's listing queries as a recorded step; the rows it listed.
+async fn listing(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    sql: &'static str,
+    listed: &str,
+) -> Result<usize, StepError> {
     let rows = ops
         .act(
             phase,
-            "Check active connections",
+            title,
             ops.psql(sql),
             sqlx::query(sql).fetch_all(&ops.db),
-            |rows| format!("{} connections not idle", rows.len()),
+            |rows| format!("{} {listed}", rows.len()),
         )
         .await?;
     Ok(rows.len())
@@ -394,28 +428,6 @@ ORDER BY connection_count DESC;";
         })
         .collect::<Vec<_>>()
         .join(", "))
-}
-
-/// Step 4, "Check for long-running queries", as the runbook writes it.
-async fn long_running_queries(ops: &Ops, phase: Phase) -> Result<usize, StepError> {
-    let sql = "SELECT
-    pid,
-    NOW() - query_start AS duration,
-    query
-FROM pg_stat_activity
-WHERE state != 'idle'
-  AND NOW() - query_start > INTERVAL '30 seconds'
-ORDER BY duration DESC;";
-    let rows = ops
-        .act(
-            phase,
-            "Check for long-running queries",
-            ops.psql(sql),
-            sqlx::query(sql).fetch_all(&ops.db),
-            |rows| format!("{} running over 30 s", rows.len()),
-        )
-        .await?;
-    Ok(rows.len())
 }
 
 /// What one service's connections are doing: steps 2 and 4 read for one application

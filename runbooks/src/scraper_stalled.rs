@@ -114,13 +114,12 @@ impl LogReading {
 }
 
 /// The cause for a stalled scraper's logs: failures every poll are the site (or the
-/// path to it); a running process that logs nothing is a hung spider.
-pub fn choose(status: &ServiceStatus, logs: &LogReading) -> StallScenario {
+/// path to it); silence is a hung spider. Whether its process runs does not change
+/// the remedy (a restart either way), so it is evidence, not a criterion.
+pub fn choose(logs: &LogReading) -> StallScenario {
     if logs.failures > 0 && logs.failures >= logs.scraped {
         StallScenario::SourceSiteDown
     } else {
-        // Running and silent, or not running at all: a restart is the remedy either way.
-        let _ = status;
         StallScenario::SpiderHung
     }
 }
@@ -192,7 +191,7 @@ impl Runbook for ScraperStalled {
                 },
             )
             .await?;
-        let scenario = choose(&status, &logs);
+        let scenario = choose(&logs);
         let evidence = vec![
             Evidence::new("newest track per scraper", describe_newest(&newest, now)),
             Evidence::new(format!("{scraper} process"), format!("{status:?}")),
@@ -386,10 +385,7 @@ mod tests {
             "ERROR scraping page 12 failed: GET http://site/api/tracklists?page=12: 503; retrying in 60 s (modeled)",
         ]));
         assert_eq!(logs.failures, 2);
-        assert_eq!(
-            choose(&ServiceStatus::Running, &logs),
-            StallScenario::SourceSiteDown
-        );
+        assert_eq!(choose(&logs), StallScenario::SourceSiteDown);
     }
 
     #[test]
@@ -399,9 +395,6 @@ mod tests {
             "INFO pool status",
         ]));
         assert_eq!(logs.failures, 0);
-        assert_eq!(
-            choose(&ServiceStatus::Running, &logs),
-            StallScenario::SpiderHung
-        );
+        assert_eq!(choose(&logs), StallScenario::SpiderHung);
     }
 }
