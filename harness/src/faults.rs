@@ -305,10 +305,14 @@ impl Fault {
             Fault::SpiderHang { site } => {
                 chaos_switch(stack, site.scraper(), "hang", json!({})).await?
             }
-            Fault::BackupRunning { runs_for } => Healer::Backup {
-                task: start_backup(stack, *runs_for).await?,
-                admin: stack.admin_pool().clone(),
-            },
+            Fault::BackupRunning { runs_for } => {
+                let (pid, task) = start_backup(stack, *runs_for).await?;
+                Healer::Backup {
+                    task,
+                    pid,
+                    admin: stack.admin_pool().clone(),
+                }
+            }
             Fault::SiteDown { site, status } => {
                 let response = ResponseTemplate::new(*status).set_body_string(
                     "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
@@ -497,9 +501,10 @@ enum Healer {
     /// Ends the users' surge.
     Traffic(stack::traffic::TrafficRate),
     /// The backup's session; healing checks it was not ended by someone else, then
-    /// ends it.
+    /// ends it (that session only: two backups heal independently).
     Backup {
         task: tokio::task::JoinHandle<Result<(), sqlx::Error>>,
+        pid: i32,
         admin: PgPool,
     },
 }
@@ -558,7 +563,7 @@ impl FaultGuard {
                 traffic.end_surge();
                 Ok(())
             }
-            Some(Healer::Backup { task, admin }) => {
+            Some(Healer::Backup { task, pid, admin }) => {
                 if task.is_finished() {
                     if let Ok(Err(error)) = task.await {
                         return Err(FaultError::BackupKilled(error.to_string()));
@@ -567,7 +572,7 @@ impl FaultGuard {
                 }
                 // Still running, as it should: the drill is over, so it is ended here.
                 task.abort();
-                end_backups(&admin).await?;
+                end_backup(&admin, pid).await?;
                 Ok(())
             }
             Some(Healer::Container(heal)) => heal.heal().await.map_err(|source| FaultError::Heal {
@@ -601,11 +606,11 @@ impl Drop for FaultGuard {
                 }
             }
             Some(Healer::Traffic(traffic)) => traffic.end_surge(),
-            Some(Healer::Backup { task, admin }) => {
+            Some(Healer::Backup { task, pid, admin }) => {
                 task.abort();
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     handle.spawn(async move {
-                        let _ = end_backups(&admin).await;
+                        let _ = end_backup(&admin, pid).await;
                     });
                 }
             }
@@ -752,11 +757,12 @@ const BACKUP_QUERY: &str =
     "SELECT pg_sleep($1) /* COPY public.tracks TO stdout (nightly backup) */";
 
 /// Opens the backup's session as `musicdb_user` under `pg_dump`'s application name and
-/// starts its long query; the task ends with the query's result.
+/// starts its long query; returns the session's backend pid and the task, which ends
+/// with the query's result.
 async fn start_backup(
     stack: &Stack,
     runs_for: Duration,
-) -> Result<tokio::task::JoinHandle<Result<(), sqlx::Error>>, FaultError> {
+) -> Result<(i32, tokio::task::JoinHandle<Result<(), sqlx::Error>>), FaultError> {
     use sqlx::Connection as _;
     let start_error = |e: sqlx::Error| FaultError::BackupStart(e.to_string());
     let options: sqlx::postgres::PgConnectOptions = stack
@@ -767,21 +773,27 @@ async fn start_backup(
     let mut conn = sqlx::postgres::PgConnection::connect_with(&options.application_name("pg_dump"))
         .await
         .map_err(start_error)?;
-    Ok(tokio::spawn(async move {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(start_error)?;
+    let task = tokio::spawn(async move {
         sqlx::query(BACKUP_QUERY)
             .bind(runs_for.as_secs_f64())
             .execute(&mut conn)
             .await?;
         conn.close().await
-    }))
+    });
+    Ok((pid, task))
 }
 
-/// Ends every backup session still running.
-async fn end_backups(admin: &PgPool) -> Result<(), FaultError> {
+/// Ends the backup session `pid` if it is still running.
+async fn end_backup(admin: &PgPool, pid: i32) -> Result<(), FaultError> {
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'pg_dump' AND pid <> pg_backend_pid()",
+         WHERE pid = $1 AND application_name = 'pg_dump'",
     )
+    .bind(pid)
     .execute(admin)
     .await
     .map_err(|e| FaultError::BackupStart(format!("ending it after the drill: {e}")))?;
