@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 16] = [
+const KINDS: [&str; 18] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -49,6 +49,8 @@ const KINDS: [&str; 16] = [
     "spider hang",
     "site down",
     "backup running",
+    "debug logging",
+    "backups piled up",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -68,6 +70,8 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::TrafficSurge { .. } => "traffic surge",
         Fault::SpiderHang { .. } => "spider hang",
         Fault::SiteDown { .. } => "site down",
+        Fault::DebugLogging { .. } => "debug logging",
+        Fault::BackupsPiledUp { .. } => "backups piled up",
         Fault::BackupRunning { .. } => "backup running",
     }
 }
@@ -116,6 +120,13 @@ fn cases() -> Vec<Fault> {
         },
         Fault::BackupRunning {
             runs_for: Duration::from_secs(3600),
+        },
+        Fault::DebugLogging {
+            service: Service::RestApi,
+            mib_per_minute: 6.0,
+        },
+        Fault::BackupsPiledUp {
+            sizes: vec![1 << 20; 10],
         },
     ]
 }
@@ -267,6 +278,10 @@ enum Probe {
     SiteStatus(SourceSite),
     /// `pg_dump` sessions busy on a query.
     Backups,
+    /// How fast a service's log file on the stack's disk grows.
+    LogGrowth(Service),
+    /// Backup files on the stack's disk.
+    BackupFiles,
 }
 
 impl Probe {
@@ -288,6 +303,8 @@ impl Probe {
             Fault::SpiderHang { site } => Probe::Scraping(*site),
             Fault::SiteDown { site, .. } => Probe::SiteStatus(*site),
             Fault::BackupRunning { .. } => Probe::Backups,
+            Fault::DebugLogging { service, .. } => Probe::LogGrowth(*service),
+            Fault::BackupsPiledUp { .. } => Probe::BackupFiles,
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -325,7 +342,16 @@ enum Seen {
     NewestTrackAge(Duration),
     SiteStatus(u16),
     Backups(i64),
+    /// Bytes the log file grew by over [`GROWTH_WINDOW`].
+    LogGrowth(u64),
+    BackupFiles(usize),
 }
+
+/// How long a log file's growth is measured for.
+const GROWTH_WINDOW: Duration = Duration::from_millis(300);
+/// A service's own lines add a few KiB over the window; DEBUG logging at 6 MiB a
+/// modeled minute adds about 1.8 MiB at the test's scale of 60.
+const DEBUG_GROWTH: u64 = 256 << 10;
 
 /// A scraper at work adds a track every scrape (one a modeled minute); older than
 /// this, its newest track says it has stopped.
@@ -361,6 +387,10 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
         (Probe::Scraping(_), Seen::NewestTrackAge(age)) if *age <= SCRAPING => Ok(()),
         (Probe::SiteStatus(_), Seen::SiteStatus(200)) => Ok(()),
         (Probe::Backups, Seen::Backups(0)) => Ok(()),
+        (Probe::LogGrowth(_), Seen::LogGrowth(bytes)) if *bytes < DEBUG_GROWTH => Ok(()),
+        // The backups are the disk's history, not a switch: healing checks that the
+        // recent ones survived and leaves them all (the stack's reset removes them).
+        (Probe::BackupFiles, Seen::BackupFiles(n)) if *n == 0 || baseline.is_some() => Ok(()),
         (
             Probe::Disk,
             Seen::Disk {
@@ -446,6 +476,8 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
         (Fault::SpiderHang { .. }, Seen::NewestTrackAge(age)) => *age > SCRAPING,
         (Fault::SiteDown { status, .. }, Seen::SiteStatus(seen)) => seen == status,
         (Fault::BackupRunning { .. }, Seen::Backups(running)) => *running >= 1,
+        (Fault::DebugLogging { .. }, Seen::LogGrowth(bytes)) => *bytes >= DEBUG_GROWTH,
+        (Fault::BackupsPiledUp { sizes }, Seen::BackupFiles(n)) => *n == sizes.len(),
         (
             Fault::TrafficSurge {
                 requests_per_minute,
@@ -551,6 +583,31 @@ impl<'a> Probes<'a> {
                     seconds.max(0.0),
                 )))
             }
+            Probe::LogGrowth(service) => {
+                let disk = self.stack.disk();
+                let size = || async {
+                    disk.files(runbooks::ops::DiskDir::Logs)
+                        .await
+                        .map_err(|e| format!("listing the logs: {e}"))
+                        .map(|files| {
+                            files
+                                .iter()
+                                .filter(|f| f.name().starts_with(service.name()))
+                                .map(|f| f.bytes)
+                                .sum::<u64>()
+                        })
+                };
+                let before = size().await?;
+                tokio::time::sleep(GROWTH_WINDOW).await;
+                Ok(Seen::LogGrowth(size().await?.saturating_sub(before)))
+            }
+            Probe::BackupFiles => self
+                .stack
+                .disk()
+                .files(runbooks::ops::DiskDir::Backups)
+                .await
+                .map(|files| Seen::BackupFiles(files.len()))
+                .map_err(|e| format!("listing the backups: {e}")),
             Probe::Backups => sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_stat_activity \
                  WHERE application_name = 'pg_dump' AND state = 'active'",

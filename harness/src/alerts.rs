@@ -318,6 +318,12 @@ mod tests {
         ) -> Result<runbooks::ops::PruneReport, runbooks::ops::OrchestratorError> {
             unimplemented!("not used by alert rules")
         }
+        async fn log_config(
+            &self,
+            _: wire::Service,
+        ) -> Result<runbooks::ops::LogConfig, runbooks::ops::OrchestratorError> {
+            unimplemented!("not used by alert rules")
+        }
     }
 
     #[tokio::test]
@@ -354,7 +360,7 @@ mod tests {
     async fn without_a_host_disk_and_memory_rules_say_so_instead_of_staying_quiet() {
         let ops = ops_of_nothing().await;
         let mut evaluator = AlertEvaluator::new(vec![
-            &runbooks::pending::DISK_SPACE,
+            &runbooks::disk_space::META.rule,
             &runbooks::pending::MEMORY,
         ]);
         evaluator.evaluate(&ops).await;

@@ -104,6 +104,19 @@ pub enum Fault {
         site: SourceSite,
         status: u16,
     },
+    /// `service`'s file log level is left at DEBUG: its log file on the stack's disk
+    /// grows by `mib_per_minute` (modeled) of request and response bodies.
+    DebugLogging {
+        service: Service,
+        mib_per_minute: f64,
+    },
+    /// The backup job's retention stopped: one `musicdb-<date>.sql.gz` per night is
+    /// still on the stack's disk, `sizes[0]` bytes last night's, `sizes[1]` the night
+    /// before, and so on. Healing checks that the backups of the last seven days are
+    /// all still there, unchanged: deleting one loses the only copy, and fails the drill.
+    BackupsPiledUp {
+        sizes: Vec<u64>,
+    },
     /// The stack's disk (logs, backups) is full: writes there fail with ENOSPC.
     /// Docker backend only.
     DiskFill,
@@ -305,6 +318,14 @@ impl Fault {
             Fault::SpiderHang { site } => {
                 chaos_switch(stack, site.scraper(), "hang", json!({})).await?
             }
+            Fault::DebugLogging {
+                service,
+                mib_per_minute,
+            } => {
+                let params = json!({ "mib_per_minute": mib_per_minute });
+                chaos_switch(stack, *service, "debug_file_log", params).await?
+            }
+            Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
             Fault::BackupRunning { runs_for } => {
                 let (pid, task) = start_backup(stack, *runs_for).await?;
                 Healer::Backup {
@@ -446,6 +467,19 @@ impl fmt::Display for Fault {
                 let mix: Vec<String> = mix.iter().map(|(k, w)| format!("{k} {w}")).collect();
                 write!(f, "DLQ flood of {messages} messages ({})", mix.join(", "))
             }
+            Fault::DebugLogging {
+                service,
+                mib_per_minute,
+            } => write!(
+                f,
+                "{service} logs at DEBUG to its log file ({mib_per_minute:.1} MiB a minute)"
+            ),
+            Fault::BackupsPiledUp { sizes } => write!(
+                f,
+                "the backups of the last {} nights were never removed ({:.0} MiB)",
+                sizes.len(),
+                sizes.iter().sum::<u64>() as f64 / f64::from(1 << 20)
+            ),
             Fault::DiskFill => write!(f, "the stack's disk is full"),
             Fault::GatewayDisconnect => {
                 write!(
@@ -487,6 +521,16 @@ pub enum FaultError {
     BackupKilled(String),
     #[error("starting the nightly backup's session: {0}")]
     BackupStart(String),
+    #[error("{action} the stack's backups: {reason}")]
+    Backups {
+        action: &'static str,
+        reason: String,
+    },
+    #[error(
+        "backups of the last seven days were deleted or changed: {0} (they were the only \
+         copies; `-mtime +7` keeps them)"
+    )]
+    BackupsLost(String),
 }
 
 enum Healer {
@@ -507,6 +551,14 @@ enum Healer {
         pid: i32,
         admin: PgPool,
     },
+    /// The recent backups that must survive, and the disk they are on.
+    Backups(RecentBackups),
+}
+
+/// The backups of the last seven days, as written, to check at heal.
+struct RecentBackups {
+    disk: stack::disk::StackDisk,
+    kept: Vec<(String, u64)>,
 }
 
 /// An injected fault. Dropping it heals the fault; [`FaultGuard::heal`] does the
@@ -563,6 +615,7 @@ impl FaultGuard {
                 traffic.end_surge();
                 Ok(())
             }
+            Some(Healer::Backups(recent)) => recent.check().await,
             Some(Healer::Backup { task, pid, admin }) => {
                 if task.is_finished() {
                     if let Ok(Err(error)) = task.await {
@@ -606,6 +659,8 @@ impl Drop for FaultGuard {
                 }
             }
             Some(Healer::Traffic(traffic)) => traffic.end_surge(),
+            // Nothing to undo: the stack's reset empties the disk.
+            Some(Healer::Backups(_)) => {}
             Some(Healer::Backup { task, pid, admin }) => {
                 task.abort();
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -785,6 +840,64 @@ async fn start_backup(
         conn.close().await
     });
     Ok((pid, task))
+}
+
+/// The nights' backups, last night's first, each dated 02:00 of its night by the
+/// stack's clock.
+async fn write_backups(stack: &Stack, sizes: &[u64]) -> Result<RecentBackups, FaultError> {
+    let disk = stack.disk();
+    let now = stack.clock().now();
+    let today = now.date_naive();
+    let mut kept = Vec::new();
+    for (nights_ago, &bytes) in sizes.iter().enumerate() {
+        let night = today - chrono::Days::new(nights_ago as u64);
+        let mut at = night
+            .and_hms_opt(2, 0, 0)
+            .expect("02:00 is a time")
+            .and_utc();
+        if at > now {
+            at -= chrono::TimeDelta::days(1);
+        }
+        let name = format!("musicdb-{}.sql.gz", at.format("%Y%m%d"));
+        disk.write(runbooks::ops::DiskDir::Backups, &name, bytes, at)
+            .await
+            .map_err(|e| FaultError::Backups {
+                action: "writing",
+                reason: e.to_string(),
+            })?;
+        if (now - at).num_days() <= 7 {
+            kept.push((name, bytes));
+        }
+    }
+    Ok(RecentBackups { disk, kept })
+}
+
+impl RecentBackups {
+    async fn check(&self) -> Result<(), FaultError> {
+        let present = self
+            .disk
+            .files(runbooks::ops::DiskDir::Backups)
+            .await
+            .map_err(|e| FaultError::Backups {
+                action: "listing",
+                reason: e.to_string(),
+            })?;
+        let lost: Vec<String> = self
+            .kept
+            .iter()
+            .filter(|(name, bytes)| {
+                !present
+                    .iter()
+                    .any(|f| f.name() == name && f.bytes == *bytes)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(FaultError::BackupsLost(lost.join(", ")))
+        }
+    }
 }
 
 /// Ends the backup session `pid` if it is still running.

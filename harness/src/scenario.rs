@@ -292,6 +292,21 @@ pub enum FaultSpec {
         minutes: Span,
         at_minutes: Option<Span>,
     },
+    /// A service's file log level is left at DEBUG: its log file on the stack's disk
+    /// grows by every request and response body, `mib_per_minute` (modeled).
+    DebugLogging {
+        service: ServiceName,
+        mib_per_minute: Span,
+        at_minutes: Option<Span>,
+    },
+    /// The backup job's retention stopped `nights` nights ago: one `*.sql.gz` of
+    /// `mib` per night is still on the stack's disk. A remediation that deletes one
+    /// of the last seven days' fails the drill (they are the only copies).
+    BackupsPiledUp {
+        nights: Span,
+        mib: Span,
+        at_minutes: Option<Span>,
+    },
     /// The stack's disk (logs, backups) fills up. Docker backend only.
     DiskFill { at_minutes: Option<Span> },
     /// api-gateway-internal is disconnected from the providers' network. Docker
@@ -301,6 +316,31 @@ pub enum FaultSpec {
 
 fn default_outage_status() -> u16 {
     503
+}
+
+/// A twin service by its compose name (`rest-api`), as scenario files name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ServiceName(Service);
+
+impl TryFrom<String> for ServiceName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let service: Service = name.parse().map_err(|e| format!("{e}"))?;
+        if Service::TWIN.contains(&service) {
+            Ok(ServiceName(service))
+        } else {
+            Err(format!(
+                "{service} is not one of the twin's services (it writes no log file)"
+            ))
+        }
+    }
+}
+
+impl ServiceName {
+    pub fn service(self) -> Service {
+        self.0
+    }
 }
 
 /// A service with a connection pool, as scenario files name it.
@@ -346,6 +386,8 @@ impl FaultSpec {
             | FaultSpec::SpiderHang { at_minutes, .. }
             | FaultSpec::SiteDown { at_minutes, .. }
             | FaultSpec::BackupRunning { at_minutes, .. }
+            | FaultSpec::DebugLogging { at_minutes, .. }
+            | FaultSpec::BackupsPiledUp { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
         }
@@ -385,6 +427,8 @@ impl FaultSpec {
             | FaultSpec::RunawayQueries { .. }
             | FaultSpec::SpiderHang { .. }
             | FaultSpec::BackupRunning { .. }
+            | FaultSpec::DebugLogging { .. }
+            | FaultSpec::BackupsPiledUp { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
             | FaultSpec::DiskFill { .. }
@@ -456,6 +500,22 @@ impl FaultSpec {
                 site: *site,
                 status: *status,
             },
+            FaultSpec::DebugLogging {
+                service,
+                mib_per_minute,
+                ..
+            } => Fault::DebugLogging {
+                service: service.service(),
+                mib_per_minute: mib_per_minute.draw(rng),
+            },
+            FaultSpec::BackupsPiledUp { nights, mib, .. } => {
+                let nights = nights.draw(rng).round().max(1.0) as u32;
+                Fault::BackupsPiledUp {
+                    sizes: (0..nights)
+                        .map(|_| (mib.draw(rng) * f64::from(1 << 20)) as u64)
+                        .collect(),
+                }
+            }
             FaultSpec::DiskFill { .. } => Fault::disk_fill(),
             FaultSpec::GatewayDisconnect { .. } => Fault::gateway_disconnect(),
         }

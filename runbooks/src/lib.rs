@@ -14,6 +14,7 @@ pub mod alert;
 pub mod circuit_breaker_storm;
 pub mod criteria;
 pub mod db_connection_pool;
+pub mod disk_space;
 pub mod dlq_overflow;
 pub mod ops;
 pub mod pending;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
         Box::new(dlq_overflow::DlqOverflow),
         Box::new(circuit_breaker_storm::CircuitBreakerStorm),
         Box::new(db_connection_pool::DbConnectionPool),
+        Box::new(disk_space::DiskSpace),
         Box::new(scraper_stalled::ScraperStalled),
     ]
 }
@@ -43,7 +45,6 @@ pub fn alert_rules() -> Vec<&'static AlertRule> {
     rules.extend([
         &pending::ENRICHMENT_SUCCESS_RATE,
         &pending::DATA_QUALITY,
-        &pending::DISK_SPACE,
         &pending::MEMORY,
         &pending::API_GATEWAY_ERRORS,
     ]);
@@ -93,7 +94,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, scraper-stalled"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, scraper-stalled"
         );
     }
 }

@@ -40,18 +40,6 @@ pub static DATA_QUALITY: AlertRule = AlertRule {
     typical_resolution: minutes_of(120),
 };
 
-/// Disk Space Critical.
-pub static DISK_SPACE: AlertRule = AlertRule {
-    name: "DiskSpaceHigh",
-    severity: Severity::P1,
-    runbook: "disk-space",
-    threshold: "Disk usage > 85%",
-    probe: Probe::DiskUsage,
-    condition: Check::Above(0.85),
-    for_duration: minutes_of(0),
-    typical_resolution: minutes_of(30),
-};
-
 /// Memory Exhaustion.
 pub static MEMORY: AlertRule = AlertRule {
     name: "MemoryUsageHigh",

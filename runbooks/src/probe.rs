@@ -63,6 +63,12 @@ pub enum Probe {
     DiskUsage,
     /// Used share of the stack's memory (`free -h`), 0..=1.
     MemoryUsage,
+    /// How many of the twin's services run with log options that do not rotate at
+    /// `max_size` or smaller, keeping at most `max_file` files.
+    UnrotatedLogs {
+        max_size: &'static str,
+        max_file: u32,
+    },
 }
 
 /// What a probe read.
@@ -214,6 +220,29 @@ impl Probe {
                     .ok_or(ProbeError::Unavailable("memory usage"))?;
                 Ok(Reading::Number(host.memory().await?.fraction()))
             }
+            Probe::UnrotatedLogs { max_size, max_file } => {
+                let limit = wire::env::parse_size(max_size);
+                let mut unrotated = 0;
+                for service in wire::Service::TWIN {
+                    let config = ops.orchestrator.log_config(service).await.map_err(|e| {
+                        ProbeError::Missing {
+                            what: format!("{service}'s log options ({e})"),
+                            path: ".HostConfig.LogConfig".into(),
+                        }
+                    })?;
+                    let size = config.max_size.as_deref().and_then(wire::env::parse_size);
+                    let files = config
+                        .max_file
+                        .as_deref()
+                        .and_then(|f| f.parse::<u32>().ok());
+                    let rotates = size.is_some_and(|s| limit.is_some_and(|l| s <= l))
+                        && files.is_some_and(|f| f <= *max_file);
+                    if !rotates {
+                        unrotated += 1;
+                    }
+                }
+                Ok(Reading::Number(f64::from(unrotated)))
+            }
             Probe::RedisInfo { field } => {
                 let mut connection = ops.redis.get_multiplexed_async_connection().await?;
                 let info: String = redis::cmd("INFO").query_async(&mut connection).await?;
@@ -269,6 +298,9 @@ impl Probe {
             Probe::RedisInfo { field } => format!("redis-cli INFO | grep {field}"),
             Probe::DiskUsage => "df -h".to_owned(),
             Probe::MemoryUsage => "free -h".to_owned(),
+            Probe::UnrotatedLogs { .. } => {
+                "docker inspect rest-api | jq '.[0].HostConfig.LogConfig'".to_owned()
+            }
         }
     }
 }

@@ -1,55 +1,32 @@
 //! The machine a stack runs on, as `df -h` and `free -h` show it to the runbooks.
 //!
-//! `DiskSpaceHigh` and `MemoryUsageHigh` read these. Disk is the stack's own volume:
-//! on docker the size-limited tmpfs its containers write logs and backups to, on the
-//! local backend the file system of its run directory (where its services write).
-//! Memory is the host's, as `free -h` on it shows (used = total - available).
-
-use std::path::PathBuf;
+//! `DiskSpaceHigh` and `MemoryUsageHigh` read these. Disk is the stack's own disk
+//! ([`crate::disk`]): on docker the size-limited tmpfs volume its containers write logs
+//! and backups to, on the local backend the tmpfs mounted under its run directory (or,
+//! without root, the plain directory there, which is not size-limited). Memory is the
+//! host's, as `free -h` on it shows (used = total - available).
 
 use async_trait::async_trait;
-use runbooks::ops::{Host, HostError, Usage};
+use runbooks::ops::{DiskDir, DiskFile, Host, HostError, Usage};
 
-use crate::docker::faults::DiskGauge;
+use crate::disk::{DiskError, StackDisk};
 
 /// Disk and memory of one stack's host.
-pub(crate) enum StackHost {
-    /// The file system that holds this directory.
-    Local {
-        run_dir: PathBuf,
-    },
-    Docker {
-        disk: DiskGauge,
-    },
+pub(crate) struct StackHost {
+    pub disk: StackDisk,
+}
+
+fn failed(what: &'static str) -> impl FnOnce(DiskError) -> HostError {
+    move |e| HostError {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 #[async_trait]
 impl Host for StackHost {
     async fn disk(&self) -> Result<Usage, HostError> {
-        match self {
-            StackHost::Local { run_dir } => {
-                let stats = nix::sys::statvfs::statvfs(run_dir).map_err(|e| HostError {
-                    what: "df",
-                    reason: format!("{}: {e}", run_dir.display()),
-                })?;
-                let block = stats.fragment_size();
-                let total = stats.blocks() * block;
-                Ok(Usage {
-                    used: total.saturating_sub(stats.blocks_available() * block),
-                    total,
-                })
-            }
-            StackHost::Docker { disk } => {
-                let usage = disk.usage().await.map_err(|e| HostError {
-                    what: "df",
-                    reason: e.to_string(),
-                })?;
-                Ok(Usage {
-                    used: usage.total_bytes.saturating_sub(usage.available_bytes),
-                    total: usage.total_bytes,
-                })
-            }
-        }
+        self.disk.usage().await.map_err(failed("df"))
     }
 
     async fn memory(&self) -> Result<Usage, HostError> {
@@ -61,6 +38,25 @@ impl Host for StackHost {
             what: "free",
             reason: "/proc/meminfo has no MemTotal or MemAvailable".into(),
         })
+    }
+
+    fn dir(&self, dir: DiskDir) -> String {
+        self.disk.dir(dir)
+    }
+
+    async fn files(&self, dir: DiskDir) -> Result<Vec<DiskFile>, HostError> {
+        self.disk.files(dir).await.map_err(failed("find"))
+    }
+
+    async fn truncate(&self, path: &str, bytes: u64) -> Result<(), HostError> {
+        self.disk
+            .truncate(path, bytes)
+            .await
+            .map_err(failed("truncate"))
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), HostError> {
+        self.disk.remove(path).await.map_err(failed("rm"))
     }
 }
 
@@ -96,8 +92,11 @@ mod tests {
     #[tokio::test]
     async fn the_local_disk_and_memory_read_as_shares() {
         let dir = tempfile::tempdir().unwrap();
-        let host = StackHost::Local {
-            run_dir: dir.path().to_owned(),
+        let host = StackHost {
+            disk: StackDisk::Local(crate::local::disk::LocalDisk {
+                root: dir.path().to_owned(),
+                limited: Err("a test directory".into()),
+            }),
         };
         let disk = host.disk().await.unwrap();
         assert!(disk.total > 0 && disk.used <= disk.total);

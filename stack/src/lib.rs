@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod catalogue;
 pub mod dirs;
+pub mod disk;
 pub mod docker;
 mod error;
 mod handles;

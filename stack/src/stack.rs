@@ -193,14 +193,15 @@ impl Stack {
 
     /// Disk and memory as `df -h` and `free -h` show them (see [`crate::host`]).
     pub fn host(&self) -> Arc<dyn runbooks::ops::Host> {
-        Arc::new(match self {
-            Stack::Local(stack) => StackHost::Local {
-                run_dir: stack.data_dir().to_owned(),
-            },
-            Stack::Docker(stack) => StackHost::Docker {
-                disk: stack.disk_gauge(),
-            },
-        })
+        Arc::new(StackHost { disk: self.disk() })
+    }
+
+    /// The stack's disk of log files and backups (see [`crate::disk`]).
+    pub fn disk(&self) -> crate::disk::StackDisk {
+        match self {
+            Stack::Local(stack) => crate::disk::StackDisk::Local(stack.disk().clone()),
+            Stack::Docker(stack) => crate::disk::StackDisk::Docker(stack.disk_gauge()),
+        }
     }
 
     /// Fills the stack's disk (logs, backups) to the last byte; the returned handle

@@ -46,6 +46,9 @@ pub const SWITCHES: &[&str] = &[
     "hang",
     // api-gateway-internal: {"provider": "spotify"}; calls to it fail to connect.
     "partition",
+    // any service with a log file: {"mib_per_minute": 6}; DEBUG lines of every request
+    // go to the log file (not to stdout) at that modeled rate.
+    "debug_file_log",
 ];
 
 /// The switches of one service, shared between its tasks and the control surface.

@@ -17,6 +17,7 @@
 pub mod chaos;
 pub mod config;
 pub mod db;
+pub mod debug_log;
 pub mod dlq;
 pub mod enrichment;
 pub mod gateway;
@@ -58,6 +59,7 @@ pub async fn run(service: Service) -> anyhow::Result<()> {
             .with_context(|| format!("starting the chaos control surface on {addr}"))?;
     }
     leak::spawn(chaos.clone(), config.clock);
+    debug_log::spawn(chaos.clone(), config.clock, service);
     if let Some(parent) = config.parent_pid {
         watchdog::exit_when_parent_dies(parent);
     }

@@ -11,6 +11,14 @@
 //!
 //! `GET /chaos/log_file` on the chaos surface reports [`LogFileStatus`] (JSON `null`
 //! when the service has no log file).
+//!
+//! With [`wire::env::LOG_MAX_SIZE`] (and [`wire::env::LOG_MAX_FILE`]) set, the file
+//! rotates as docker's `json-file` driver rotates a container's log: once the next
+//! write would take it past the size, `<service>.log` becomes `<service>.log.1` (the
+//! older ones move up by one, the oldest beyond the count is dropped) and a new file
+//! starts. The file's size is read from the open file before each write, so a file
+//! truncated by someone else (`truncate -s 0`) counts from zero again; the file is
+//! opened for appending, so writing goes on at its new end rather than leaving a hole.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -24,7 +32,43 @@ pub use wire::api::LogFileStatus;
 struct LogFile {
     service: Service,
     path: PathBuf,
+    rotation: Option<Rotation>,
     state: Mutex<State>,
+}
+
+/// When a log file rotates and how many files are kept in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_files: u32,
+}
+
+impl Rotation {
+    /// From the log options' strings (`"10m"`, `"3"`); `None` without a size. A size
+    /// that does not parse is an error: a service must not run with a rotation it
+    /// was not given.
+    pub fn parse(max_size: Option<&str>, max_file: Option<&str>) -> Result<Option<Self>, String> {
+        let Some(size) = max_size.filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let max_bytes = wire::env::parse_size(size)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!("log max-size '{size}' is not a size (a number with k, m or g)")
+            })?;
+        let max_files = match max_file.filter(|s| !s.is_empty()) {
+            None => 1,
+            Some(files) => files
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| format!("log max-file '{files}' is not a positive count"))?,
+        };
+        Ok(Some(Rotation {
+            max_bytes,
+            max_files,
+        }))
+    }
 }
 
 #[derive(Default)]
@@ -37,13 +81,14 @@ struct State {
 
 static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
 
-/// From now on, [`append`] writes to `<dir>/<service>.log`. The file is opened (and
-/// `dir` created) at the first line, so a directory that cannot be written yet is a
-/// counted failure like any other, not a reason not to start.
-pub fn init(dir: &Path, service: Service) {
+/// From now on, [`append`] writes to `<dir>/<service>.log`, rotating it as `rotation`
+/// says. The file is opened (and `dir` created) at the first line, so a directory that
+/// cannot be written yet is a counted failure like any other, not a reason not to start.
+pub fn init(dir: &Path, service: Service, rotation: Option<Rotation>) {
     let path = dir.join(format!("{}.log", service.name()));
     let _ = LOG_FILE.set(LogFile {
         service,
+        rotation,
         state: Mutex::new(State {
             status: LogFileStatus {
                 path: path.display().to_string(),
@@ -78,6 +123,19 @@ impl LogFile {
     fn append(&self, line: &[u8]) {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
+        if let (Some(rotation), Some(file)) = (self.rotation, state.file.as_ref()) {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if size > 0 && size + line.len() as u64 > rotation.max_bytes {
+                state.file = None;
+                if let Err(error) = rotate(&self.path, rotation.max_files) {
+                    eprintln!(
+                        "{}: rotating log file {}: {error}",
+                        self.service,
+                        self.path.display()
+                    );
+                }
+            }
+        }
         let written = match state.file.as_mut() {
             Some(file) => file.write_all(line),
             None => open(&self.path).and_then(|mut file| {
@@ -117,6 +175,35 @@ impl LogFile {
     }
 }
 
+/// Moves `<path>.<n>` to `<path>.<n+1>` for the kept ones, `<path>` to `<path>.1`,
+/// and drops what falls beyond `max_files` in all. With one file kept, the file is
+/// emptied instead.
+fn rotate(path: &Path, max_files: u32) -> io::Result<()> {
+    let numbered = |n: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    if max_files <= 1 {
+        return OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map(drop);
+    }
+    match std::fs::remove_file(numbered(max_files - 1)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    for n in (1..max_files - 1).rev() {
+        match std::fs::rename(numbered(n), numbered(n + 1)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(1))
+}
+
 fn open(path: &Path) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -134,6 +221,7 @@ mod tests {
         let log_file = LogFile {
             service: Service::ApiGatewayInternal,
             path: dir.join("sub").join("api-gateway-internal.log"),
+            rotation: None,
             state: Mutex::default(),
         };
         log_file.append(b"one\n");
@@ -141,6 +229,7 @@ mod tests {
         let blocked = LogFile {
             service: Service::ApiGatewayInternal,
             path: dir.clone(),
+            rotation: None,
             state: Mutex::default(),
         };
         blocked.append(b"two\n");
@@ -155,6 +244,60 @@ mod tests {
         assert_eq!(text, "one\nfour\n");
         assert_eq!(log_file.state.lock().unwrap().status.lines_written, 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_rotated_log_keeps_max_file_files_under_max_size_each() {
+        let dir = tempfile_dir().join("rotation");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log_file = LogFile {
+            service: Service::RestApi,
+            path: dir.join("rest-api.log"),
+            rotation: Rotation::parse(Some("1k"), Some("3")).unwrap(),
+            state: Mutex::default(),
+        };
+        let line = [b'x'; 99].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        for _ in 0..100 {
+            log_file.append(&line);
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["rest-api.log", "rest-api.log.1", "rest-api.log.2"]);
+        for name in &names {
+            let size = std::fs::metadata(dir.join(name)).unwrap().len();
+            assert!(size <= 1024, "{name} is {size} bytes");
+        }
+        // Truncated by someone else, the file counts from zero and has no hole.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("rest-api.log"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        log_file.append(&line);
+        assert_eq!(
+            std::fs::metadata(dir.join("rest-api.log")).unwrap().len(),
+            100
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sizes_are_read_as_docker_reads_them() {
+        assert_eq!(
+            Rotation::parse(Some("10m"), Some("3"))
+                .unwrap()
+                .unwrap()
+                .max_bytes,
+            10 << 20
+        );
+        assert!(Rotation::parse(Some("0m"), None).is_err());
+        assert!(Rotation::parse(Some("10x"), None).is_err());
+        assert!(Rotation::parse(Some("10m"), Some("0")).is_err());
+        assert_eq!(Rotation::parse(None, Some("3")), Ok(None));
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -56,7 +56,18 @@ impl Write for TeeWriter {
 pub fn init(service: Service, clock: Clock) {
     let log_dir = std::env::var_os(wire::env::LOG_DIR).filter(|dir| !dir.is_empty());
     if let Some(dir) = &log_dir {
-        log_file::init(dir.as_ref(), service);
+        let var = |name: &str| std::env::var(name).ok();
+        let rotation = log_file::Rotation::parse(
+            var(wire::env::LOG_MAX_SIZE).as_deref(),
+            var(wire::env::LOG_MAX_FILE).as_deref(),
+        )
+        .unwrap_or_else(|reason| {
+            // Logging is not set up yet: say it on stderr, and keep the file unrotated
+            // rather than refuse to start over a log option.
+            eprintln!("{service}: {reason}; the log file will not rotate");
+            None
+        });
+        log_file::init(dir.as_ref(), service, rotation);
     }
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));

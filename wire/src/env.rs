@@ -41,6 +41,12 @@ pub const RUN_ID: &str = "DRILL_RUN_ID";
 /// Directory a twin service also writes its log lines to, as `<dir>/<service>.log`;
 /// unset means stdout only. The docker backend sets it to its disk volume.
 pub const LOG_DIR: &str = "DRILL_LOG_DIR";
+/// Rotation of that log file, in the terms of docker's `json-file` log options: the
+/// size at which it rotates (`10m`; units `k`, `m`, `g`) and how many files are kept
+/// in all (`3`: the current one and two rotated ones, `<service>.log.1`, `.2`). Unset
+/// means the file grows without bound, as a container's log does without options.
+pub const LOG_MAX_SIZE: &str = "DRILL_LOG_MAX_SIZE";
+pub const LOG_MAX_FILE: &str = "DRILL_LOG_MAX_FILE";
 /// Chaos switches that are on from the moment the service starts, as a JSON object
 /// (`{"connection_leak": {"every": 20}}`): a defect shipped in the service's build,
 /// which a restart does not cure. Unset means none.
@@ -49,3 +55,35 @@ pub const CHAOS_AT_START: &str = "DRILL_CHAOS_AT_START";
 /// spends holding its connection: the cost of its query at production volume, which
 /// the twin's small tables do not have. Unset means none.
 pub const QUERY_SECONDS: &str = "TRACK_API_QUERY_SECONDS";
+
+/// Docker's size strings (`10m`): a number with an optional unit `b`, `k`, `m` or `g`
+/// (powers of 1024, either case), in bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let factor: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_are_read_as_docker_reads_them() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("512K"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("10x"), None);
+    }
+}

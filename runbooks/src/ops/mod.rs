@@ -23,8 +23,10 @@ use wire::{Clock, Endpoints};
 
 pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
-pub use host::{Host, HostError, Usage};
-pub use orchestrator::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
+pub use host::{DiskDir, DiskFile, Host, HostError, Usage};
+pub use orchestrator::{
+    LogConfig, Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus,
+};
 pub use timeline::{Entry, Outcome, Phase, Timeline};
 
 /// A step that did not achieve what it set out to do.
@@ -53,6 +55,12 @@ pub enum StepError {
         step: String,
         #[source]
         source: redis::RedisError,
+    },
+    #[error("{step}: {source}")]
+    Host {
+        step: String,
+        #[source]
+        source: HostError,
     },
     #[error("{step}: refused at the approval gate by {approver}")]
     NotApproved { step: String, approver: String },
@@ -106,6 +114,7 @@ step_context!(ApiError, Api);
 step_context!(sqlx::Error, Sql);
 step_context!(OrchestratorError, Orchestrator);
 step_context!(redis::RedisError, Redis);
+step_context!(HostError, Host);
 
 /// Everything a runbook step acts through.
 #[derive(Clone)]

@@ -34,6 +34,59 @@ pub struct ServiceStats {
     pub cpu_percent: f64,
 }
 
+/// A service's log options, as `docker inspect <service> | jq '.[0].HostConfig.LogConfig'`
+/// shows them: the driver and its `max-size` / `max-file` rotation options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: String,
+    pub max_size: Option<String>,
+    pub max_file: Option<String>,
+}
+
+impl LogConfig {
+    /// The `json-file` driver rotating at `max_size`, keeping `max_file` files.
+    pub fn rotating(max_size: &str, max_file: u32) -> Self {
+        Self {
+            driver: "json-file".into(),
+            max_size: Some(max_size.into()),
+            max_file: Some(max_file.to_string()),
+        }
+    }
+
+    /// The twin's environment for these options: a service's log file on the stack's
+    /// disk stands for its container log and rotates as the container's options say.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        [
+            (wire::env::LOG_MAX_SIZE, &self.max_size),
+            (wire::env::LOG_MAX_FILE, &self.max_file),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+        .collect()
+    }
+
+    /// The options an environment of [`LogConfig::env`] stands for (`json-file`
+    /// without rotation when it has none).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Self {
+        Self {
+            driver: "json-file".into(),
+            max_size: env.get(wire::env::LOG_MAX_SIZE).cloned(),
+            max_file: env.get(wire::env::LOG_MAX_FILE).cloned(),
+        }
+    }
+}
+
+impl std::fmt::Display for LogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{\"Type\": \"{}\", \"Config\": {{", self.driver)?;
+        let options: Vec<String> = [("max-size", &self.max_size), ("max-file", &self.max_file)]
+            .into_iter()
+            .filter_map(|(k, v)| Some(format!("\"{k}\": \"{}\"", v.as_ref()?)))
+            .collect();
+        write!(f, "{}}}}}", options.join(", "))
+    }
+}
+
 /// What `docker system prune -f` reclaimed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PruneReport {
@@ -87,4 +140,15 @@ pub trait Orchestrator: Send + Sync {
     ) -> Result<(), OrchestratorError>;
     /// `docker system prune -f`.
     async fn prune(&self) -> Result<PruneReport, OrchestratorError>;
+    /// The log options the service's current container (or process) runs with.
+    async fn log_config(&self, service: Service) -> Result<LogConfig, OrchestratorError>;
+    /// Log options for the service's next start (the daemon's `log-opts`, which
+    /// `docker compose up -d` applies by recreating the container).
+    async fn set_log_config(
+        &self,
+        service: Service,
+        config: &LogConfig,
+    ) -> Result<(), OrchestratorError> {
+        self.set_env(service, config.env()).await
+    }
 }

@@ -37,7 +37,7 @@ use wire::{Clock, Service};
 use super::engine::{
     self, DockerError, Images, LABEL_OWNER, LABEL_PROJECT, LABEL_RUN, LABEL_SCENARIO, LABEL_SERVICE,
 };
-use super::faults::{BACKUP_DIR, DEFAULT_DISK_SIZE, LOG_DIR};
+use super::faults::{BACKUP_MOUNT, DEFAULT_DISK_SIZE, LOG_DIR};
 use super::forward::{Forwarder, Isolation, Subnet};
 use super::orchestrator::{DockerOrchestrator, Probe};
 use super::sdk::Started;
@@ -167,6 +167,7 @@ pub(super) async fn boot(
         mixesdb_url: provider_urls[&SourceSite::Mixesdb.into()].clone(),
         tracklists1001_url: provider_urls[&SourceSite::Tracklists1001.into()].clone(),
         run_id: run_id.clone(),
+        log_dir: LOG_DIR.into(),
     };
     let twin_image = TwinImage::choose(&bins, &images)?;
     for service in Service::TWIN {
@@ -433,7 +434,7 @@ impl Resources {
         let disk = Disk {
             volume: format!("{project}-disk"),
             size: disk_size,
-            mounts: std::iter::once((Service::Postgres, BACKUP_DIR))
+            mounts: std::iter::once((Service::Postgres, BACKUP_MOUNT))
                 .chain(Service::TWIN.map(|service| (service, LOG_DIR)))
                 .collect(),
         };
@@ -728,7 +729,7 @@ impl ContainerSpecs<'_> {
     ) -> ServiceSpec {
         let mut binds = vec![
             format!("{}:{}", data.display(), spec::PGDATA),
-            format!("{}:{BACKUP_DIR}", disk.volume),
+            format!("{}:{BACKUP_MOUNT}", disk.volume),
         ];
         let mut env = BTreeMap::new();
         if let Some((pg_clock, dir)) = clock {
@@ -783,7 +784,6 @@ impl ContainerSpecs<'_> {
         // Another PID namespace: the harness's PID means nothing inside. Containers are
         // reaped by their owner label instead.
         env.remove(wire::env::PARENT_PID);
-        env.insert(wire::env::LOG_DIR.to_owned(), LOG_DIR.to_owned());
         // The container's loopback cannot be published: the surface listens on the
         // container's address, published on the host's loopback only.
         env.insert(wire::env::CHAOS_IN_CONTAINER.to_owned(), "1".to_owned());

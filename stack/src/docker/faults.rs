@@ -33,11 +33,13 @@ use super::stack::DockerStack;
 /// Where twin containers mount the stack's disk; each service appends its log to
 /// `<service>.log` here.
 pub const LOG_DIR: &str = "/var/log/songnodes";
-/// Where PostgreSQL's container mounts the same disk, for backups.
+/// Where PostgreSQL's container mounts the same disk; its backups are in
+/// [`BACKUP_DIR`], the disk's `postgres/` directory (see [`crate::disk`]).
+pub const BACKUP_MOUNT: &str = "/backups";
+/// PostgreSQL's backups, as the runbook names them.
 pub const BACKUP_DIR: &str = "/backups/postgres";
-/// The disk's size unless [`super::stack::DockerOptions::disk_size`] says otherwise:
-/// room for hours of logs at the tests' scale, and little memory when filled.
-pub const DEFAULT_DISK_SIZE: u64 = 64 << 20;
+/// The disk's size unless [`super::stack::DockerOptions::disk_size`] says otherwise.
+pub use crate::disk::DEFAULT_DISK_SIZE;
 /// The file that fills the disk, in its root.
 const FILLER: &str = ".drill-disk-fill";
 /// Filling 64 MiB of tmpfs takes tens of milliseconds; this bounds a stuck engine.
@@ -123,6 +125,33 @@ impl DiskGauge {
             code: output.exit_code,
             output: output.output,
         })
+    }
+}
+
+impl DiskGauge {
+    /// Runs a shell script in a running container that mounts the disk, with `$DISK`
+    /// set to where that container sees the disk's root; its output, or an error when
+    /// it exits non-zero.
+    pub async fn run(&self, script: &str) -> Result<String, ContainerFaultError> {
+        let (container, dir) = running_mount(&self.docker, &self.mounts)
+            .await?
+            .ok_or_else(|| ContainerFaultError::NoContainer {
+                volume: self.volume.clone(),
+                action: "work on it",
+            })?;
+        let full = format!("DISK={dir}; {script}");
+        let output = exec(&self.docker, &container, &["sh", "-c", &full]).await?;
+        if output.success() {
+            Ok(output.output)
+        } else {
+            Err(ContainerFaultError::Exec {
+                container,
+                command: script.to_owned(),
+                what: "succeed on the stack's disk",
+                code: output.exit_code,
+                output: output.output,
+            })
+        }
     }
 }
 
@@ -365,9 +394,27 @@ impl DockerStack {
             .map_err(|e| failed(e.to_string()))
     }
 
-    /// Undoes both container faults, for [`DockerStack::reset`].
+    /// Undoes both container faults and empties the disk (backups and rotated logs
+    /// removed, live logs emptied), for [`DockerStack::reset`].
     pub(super) async fn heal_container_faults(&self) -> Result<(), DockerError> {
-        let results = [self.free_disk().await, self.reconnect_gateway().await];
+        let cleared = crate::disk::StackDisk::Docker(self.disk_gauge())
+            .clear()
+            .await
+            .map_err(|e| match e {
+                crate::disk::DiskError::Container(e) => e,
+                other => ContainerFaultError::Exec {
+                    container: self.disk.volume.clone(),
+                    command: "clearing the disk".into(),
+                    what: "clear the stack's disk",
+                    code: None,
+                    output: other.to_string(),
+                },
+            });
+        let results = [
+            self.free_disk().await,
+            cleared,
+            self.reconnect_gateway().await,
+        ];
         for result in results {
             match result {
                 Ok(()) => {}

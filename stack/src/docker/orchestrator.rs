@@ -27,7 +27,9 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use futures::StreamExt;
-use runbooks::ops::{Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus};
+use runbooks::ops::{
+    LogConfig, Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus,
+};
 use sqlx::Connection;
 use sqlx::postgres::PgConnectOptions;
 use url::Url;
@@ -591,6 +593,29 @@ impl Orchestrator for DockerOrchestrator {
         Ok(())
     }
 
+    async fn log_config(&self, service: Service) -> Result<LogConfig, OrchestratorError> {
+        let name = &self.managed(service)?.spec.container;
+        let inspected = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| OrchestratorError::Action {
+                service,
+                action: "inspect",
+                reason: e.to_string(),
+            })?;
+        let log = inspected.host_config.and_then(|h| h.log_config);
+        let options = log
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        Ok(LogConfig {
+            driver: log.and_then(|l| l.typ).unwrap_or_default(),
+            max_size: options.get("max-size").cloned(),
+            max_file: options.get("max-file").cloned(),
+        })
+    }
+
     /// Removes the stack's stopped containers that are not one of its services
     /// (what a fault left behind); the services themselves are never pruned, as
     /// compose would recreate them anyway.
@@ -599,7 +624,8 @@ impl Orchestrator for DockerOrchestrator {
             .docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
-                size: true,
+                // Not `size`: the engine then measures every container's layer, which
+                // takes seconds; only what is removed is measured, below.
                 filters: Some(engine::label_filter(LABEL_RUN, Some(&self.run_id))),
                 ..Default::default()
             }))
@@ -621,10 +647,19 @@ impl Orchestrator for DockerOrchestrator {
                 continue;
             }
             let Some(id) = container.id else { continue };
+            let size_rw = self
+                .docker
+                .inspect_container(
+                    &id,
+                    Some(bollard::query_parameters::InspectContainerOptions { size: true }),
+                )
+                .await
+                .ok()
+                .and_then(|c| c.size_rw);
             engine::remove_container(&self.docker, &id)
                 .await
                 .map_err(|e| OrchestratorError::Other(e.to_string()))?;
-            report.reclaimed_bytes += container.size_rw.unwrap_or(0).max(0) as u64;
+            report.reclaimed_bytes += size_rw.unwrap_or(0).max(0) as u64;
             report.removed.push(names.join(","));
         }
         Ok(report)

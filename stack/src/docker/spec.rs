@@ -87,6 +87,7 @@ pub(crate) enum Init {
 impl ServiceSpec {
     /// The body of `docker create`, with `overrides` on top of the environment.
     pub fn create_body(&self, overrides: &BTreeMap<String, String>) -> ContainerCreateBody {
+        // `env` below: the spec's environment with the overrides on top.
         let mut env = self.env.clone();
         env.extend(overrides.clone());
         let port_bindings = self
@@ -123,6 +124,7 @@ impl ServiceSpec {
                 memory: self.memory_limit.map(|m| m as i64),
                 memory_swap: self.memory_limit.map(|m| m as i64),
                 init: (self.init == Init::Engine).then_some(true),
+                log_config: Some(log_config(&env)),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -232,6 +234,25 @@ pub(crate) fn redis_cmd() -> Vec<String> {
 /// container's signals.
 pub(crate) fn twin_cmd(service: &str) -> Vec<String> {
     vec!["drill".into(), "twin".into(), service.into()]
+}
+
+/// The container's log options from its environment: `json-file`, rotating as the
+/// twin's log file does when the rotation variables are set (see
+/// [`runbooks::ops::LogConfig::env`]), so that `docker inspect` shows what the service
+/// does.
+fn log_config(env: &BTreeMap<String, String>) -> bollard::models::HostConfigLogConfig {
+    let options = runbooks::ops::LogConfig::from_env(env);
+    let config: HashMap<String, String> = [
+        ("max-size", options.max_size),
+        ("max-file", options.max_file),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+    .collect();
+    bollard::models::HostConfigLogConfig {
+        typ: Some(options.driver),
+        config: Some(config),
+    }
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@
 //! - volume `drill-<run>-disk`: a size-limited tmpfs ([`DockerOptions::disk_size`]),
 //!   the stack's disk. Its root is mounted at `/var/log/songnodes` in every twin
 //!   container (each service appends its log to `<service>.log` there, as
-//!   `DRILL_LOG_DIR` says) and at `/backups/postgres` in PostgreSQL's: one disk, so
-//!   that logs and backups fill it together, as on the host the runbook describes.
+//!   `DRILL_LOG_DIR` says) and at `/backups` in PostgreSQL's (its backups are in
+//!   `/backups/postgres`): one disk, so that logs and backups fill it together, as on
+//!   the host the runbook describes (layout: [`crate::disk`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub struct DockerOptions {
     /// Container memory limits (swap included, so exceeding one is an OOM kill).
     pub memory_limits: BTreeMap<Service, u64>,
     /// Bytes of the stack's disk volume (a tmpfs, so also memory once written);
-    /// `None`: [`DEFAULT_DISK_SIZE`], 64 MiB.
+    /// `None`: [`crate::disk::DEFAULT_DISK_SIZE`], 256 MiB.
     pub disk_size: Option<u64>,
 }
 

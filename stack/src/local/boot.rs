@@ -47,6 +47,7 @@ pub(crate) struct Booted {
     pub http: reqwest::Client,
     pub chaos: BTreeMap<Service, Url>,
     pub data_dir: PathBuf,
+    pub disk: super::disk::LocalDisk,
     pub report: BootReport,
 }
 
@@ -79,6 +80,7 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     // From here on, dropping the supervisor cleans up whatever was started.
     let mut supervisor = Supervisor::new(run, http.clone());
     let data_dir = supervisor.run_dir().path().to_owned();
+    let disk = super::disk::LocalDisk::create(&data_dir, crate::disk::DEFAULT_DISK_SIZE)?;
     let addresses = Addresses::allocate(options.ports, supervisor.run_dir())?;
     let listening = providers::Listening::start().await;
     let endpoints = addresses.endpoints(&listening);
@@ -138,6 +140,7 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
             .map(|(&s, &addr)| (s, base_url(addr)))
             .collect(),
         data_dir,
+        disk,
         report: BootReport {
             template: database.template,
             data_dir_copy: database.copy,
@@ -278,6 +281,7 @@ fn add_slots(
         mixesdb_url: listening.url(SourceSite::Mixesdb),
         tracklists1001_url: listening.url(SourceSite::Tracklists1001),
         run_id: supervisor.run_dir().run_id().to_owned(),
+        log_dir: data_dir.join(super::disk::DISK_DIR),
     };
     for service in Service::TWIN {
         supervisor.add(

@@ -10,10 +10,12 @@
 //! - [`orchestrator`]: `docker compose …` verbs over the supervisor;
 //! - [`run_dir`], [`reaper`], [`procfs`]: records that let a later run clean up after a
 //!   killed one;
-//! - [`logs`]: one log file per service, and reading its tail.
+//! - [`logs`]: one log file per service, and reading its tail;
+//! - [`disk`]: the stack's size-limited disk for log files and backups.
 
 pub mod binaries;
 pub mod boot;
+pub mod disk;
 pub mod logs;
 pub mod orchestrator;
 pub(crate) mod postgres;

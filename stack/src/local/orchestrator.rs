@@ -12,6 +12,8 @@
 //!   process plus shared memory once) and CPU since the previous call (the first call
 //!   gives the average over the process's life); no memory limit is enforced locally.
 //! - `set_env`: variables applied at the service's next start, on top of the stack's.
+//! - `log_config`: the rotation the service's log file on the stack's disk was started
+//!   with (see [`LogConfig::env`]); the `json-file` driver stands for stdout's file.
 //! - `prune`: `docker system prune` reclaims stopped containers, dangling images and
 //!   build cache; the local stand-in for those is `<data_dir>/junk/`, where a
 //!   disk-filling fault puts such files. Prune empties it and reports what it freed.
@@ -24,7 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use runbooks::ops::orchestrator::PruneReport;
-use runbooks::ops::{Orchestrator, OrchestratorError, ServiceStats, ServiceStatus};
+use runbooks::ops::{LogConfig, Orchestrator, OrchestratorError, ServiceStats, ServiceStatus};
 use wire::Service;
 
 use super::logs;
@@ -208,6 +210,15 @@ impl Orchestrator for LocalOrchestrator {
         self.supervisor
             .set_env(service, vars)
             .map_err(failed(service, "set_env"))
+    }
+
+    async fn log_config(&self, service: Service) -> Result<LogConfig, OrchestratorError> {
+        self.check(service)?;
+        let env = self
+            .supervisor
+            .applied_env(service)
+            .map_err(failed(service, "log_config"))?;
+        Ok(LogConfig::from_env(&env))
     }
 
     async fn prune(&self) -> Result<PruneReport, OrchestratorError> {

@@ -201,8 +201,10 @@ pub(crate) fn read_records(run: &Path) -> Vec<(String, PidRecord)> {
     records
 }
 
-/// Removes a tree, tolerating a concurrent remover.
+/// Removes a tree, tolerating a concurrent remover; unmounts what is mounted below it
+/// first (the stack's disk, [`super::disk`]).
 pub(crate) fn remove_tree(path: &Path) {
+    super::disk::unmount_below(path);
     match fs::remove_dir_all(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

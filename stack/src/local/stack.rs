@@ -40,6 +40,7 @@ pub struct LocalStack {
     supervisor: Arc<Supervisor>,
     orchestrator: Arc<LocalOrchestrator>,
     data_dir: PathBuf,
+    disk: super::disk::LocalDisk,
     boot: BootReport,
     /// Released once everything else is gone.
     _turn: Option<Turn>,
@@ -70,6 +71,7 @@ impl LocalStack {
             },
             supervisor: booted.supervisor,
             data_dir: booted.data_dir,
+            disk: booted.disk,
             boot: booted.report,
             _turn: turn,
         })
@@ -86,6 +88,11 @@ impl LocalStack {
     /// The stack's directory: `logs/<service>.log`, `pg/`, `redis/`, `pids/`.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The stack's disk of log files and backups (see [`super::disk`]).
+    pub fn disk(&self) -> &super::disk::LocalDisk {
+        &self.disk
     }
 
     /// The PID of a running service (the leader of its process group).
@@ -123,7 +130,15 @@ impl LocalStack {
         for wave in Service::TWIN_START_ORDER {
             self.ensure_running(wave).await?;
         }
-        self.handles.reset_chaos().await
+        self.handles.reset_chaos().await?;
+        // After the switches: a DEBUG log left on would write again.
+        crate::disk::StackDisk::Local(self.disk.clone())
+            .clear()
+            .await
+            .map_err(|e| StackError::Io {
+                action: "clearing the stack's disk".into(),
+                source: std::io::Error::other(e),
+            })
     }
 
     /// Starts what is stopped or exited, unpauses what is paused, and restarts what

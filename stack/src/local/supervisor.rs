@@ -70,6 +70,8 @@ struct Slot {
     service: Service,
     config: SlotConfig,
     overrides: Mutex<BTreeMap<String, String>>,
+    /// The changes the running process (or the last one) was started with.
+    applied: Mutex<BTreeMap<String, String>>,
     state: Mutex<State>,
     op: tokio::sync::Mutex<()>,
     cpu: Mutex<Option<CpuSample>>,
@@ -129,6 +131,7 @@ impl Supervisor {
                 service,
                 config,
                 overrides: Mutex::default(),
+                applied: Mutex::default(),
                 state: Mutex::new(State::NeverStarted),
                 op: tokio::sync::Mutex::new(()),
                 cpu: Mutex::default(),
@@ -169,6 +172,7 @@ impl Supervisor {
                 return Err(StackError::ShutDown);
             }
             let overrides = lock(&slot.overrides).clone();
+            *lock(&slot.applied) = overrides.clone();
             let child = slot
                 .config
                 .spec
@@ -388,6 +392,14 @@ impl Supervisor {
         let slot = self.slot(service)?;
         lock(&slot.overrides).extend(vars);
         Ok(())
+    }
+
+    /// The environment changes the service's process was started with.
+    pub(crate) fn applied_env(
+        &self,
+        service: Service,
+    ) -> Result<BTreeMap<String, String>, SlotError> {
+        Ok(lock(&self.slot(service)?.applied).clone())
     }
 
     /// Drops every environment change; true if there were any.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -33,6 +33,8 @@ const TWIN_VARS: &[&str] = &[
     env::LASTFM_URL,
     env::SOURCE_URL,
     env::LOG_DIR,
+    env::LOG_MAX_SIZE,
+    env::LOG_MAX_FILE,
     env::POOL_SIZE,
     env::MAX_OVERFLOW,
     env::BATCH_SIZE,
@@ -57,6 +59,8 @@ pub(crate) struct Wiring {
     pub mixesdb_url: Url,
     pub tracklists1001_url: Url,
     pub run_id: String,
+    /// The stack's disk, where each service also writes `<service>.log`.
+    pub log_dir: PathBuf,
 }
 
 /// The slot of twin service `service`.
@@ -84,6 +88,7 @@ pub(crate) fn slot(
         (env::MAX_OVERFLOW, "20".to_owned()),
         (env::PARENT_PID, std::process::id().to_string()),
         (env::RUN_ID, wiring.run_id.clone()),
+        (env::LOG_DIR, wiring.log_dir.display().to_string()),
     ]);
     if let Some(listen) = listen {
         vars.insert(env::LISTEN, listen.to_string());
