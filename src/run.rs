@@ -103,6 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     );
     let mut stacks = Stacks::new(backend, args.tracks, label)?;
     let mut reports: Vec<DrillReport> = Vec::new();
+    let mut skipped = 0;
     for (i, scenario) in chosen.iter().enumerate() {
         let scale = args.scale.unwrap_or(scenario.scale);
         let stack = stacks.get(scale, args.seed).await?;
@@ -119,9 +120,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             scenario.id,
             scenario.title
         );
-        let report = run_drill(stack, runbook.as_ref(), scenario, &options)
-            .await
-            .with_context(|| format!("drilling {}", scenario.id))?;
+        let report = match run_drill(stack, runbook.as_ref(), scenario, &options).await {
+            // Not a failure of the runbook: this machine cannot drill it. Said, counted,
+            // and left out of the pass/fail count.
+            Err(error @ harness::DrillError::NoSizeLimitedDisk { .. }) => {
+                eprintln!("skipped: {error}");
+                skipped += 1;
+                continue;
+            }
+            other => other.with_context(|| format!("drilling {}", scenario.id))?,
+        };
         println!("{}", report.render());
         if keep.keeps(report.passed()) {
             stacks.keep_current()?;
@@ -138,6 +146,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         );
     } else {
         println!("{passed} passed, {} failed", reports.len() - passed);
+    }
+    if skipped > 0 {
+        println!("{skipped} skipped (see above for why)");
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)

@@ -24,6 +24,12 @@ async fn diagonal_of(id: &str) {
     let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
     let mut matrix = ConfusionMatrix::new(id, &slugs);
     let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
+    if drills.iter().any(Scenario::needs_size_limited_disk)
+        && let Err(reason) = common::size_limited_disk().await
+    {
+        eprintln!("skipped: {reason}");
+        return;
+    }
     drills.extend(no_fault(id, &all));
     let stack = common::stack(&format!("matrix {id}"), drills[0].scale).await;
     for scenario in &drills {
@@ -65,6 +71,7 @@ diagonals! {
     dlq_overflow_chooses_what_struck => "dlq-overflow",
     circuit_breaker_storm_chooses_what_struck => "circuit-breaker-storm",
     db_connection_pool_chooses_what_struck => "db-connection-pool",
+    disk_space_chooses_what_struck => "disk-space",
     scraper_stalled_chooses_what_struck => "scraper-stalled",
 }
 

@@ -8,17 +8,9 @@ mod common;
 
 use common::{assert_control_needs_the_runbook, assert_drill_passed, drill};
 
-/// Whether this machine can give the stack a size-limited disk; if not, why.
-async fn size_limited_disk() -> Result<(), String> {
-    match common::backend().await {
-        stack::Backend::Docker => Ok(()),
-        stack::Backend::Local => stack::local::disk::can_mount(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_a_old_backups_go_large_logs_are_emptied_and_logs_rotate() {
-    if let Err(reason) = size_limited_disk().await {
+    if let Err(reason) = common::size_limited_disk().await {
         eprintln!("skipped: {reason}");
         return;
     }
@@ -35,7 +27,7 @@ async fn scenario_a_old_backups_go_large_logs_are_emptied_and_logs_rotate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_runbook_the_disk_stays_full() {
-    if let Err(reason) = size_limited_disk().await {
+    if let Err(reason) = common::size_limited_disk().await {
         eprintln!("skipped: {reason}");
         return;
     }

@@ -18,6 +18,7 @@ use harness::scenario::FaultSpec;
 use runbooks::circuit_breaker_storm::{CircuitBreakerStorm, StormDiagnosis};
 use runbooks::criteria::Criterion;
 use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
+use runbooks::disk_space::{self, DiskDiagnosis, DiskSpace};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
 use runbooks::steps::{self, RowsNaming};
@@ -402,5 +403,77 @@ async fn the_texts_kill_as_written_ends_the_nightly_backup_and_fails_the_pool_dr
     assert!(
         text.contains("the nightly backup (pg_dump) was ended before it finished"),
         "the drill says what the kill broke:\n{text}"
+    );
+}
+
+/// Disk Space Critical with step 4 as `find /backups/postgres -name "*.sql.gz" -delete`:
+/// every backup goes, the last seven days' too.
+fn delete_every_backup<'a>(
+    ops: &'a Ops,
+    diagnosis: &'a DiskDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        disk_space::free_space(ops, &diagnosis.large_logs, &diagnosis.backups).await?;
+        disk_space::set_log_rotation(ops).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_last_weeks_backups_fails_the_disk_drill() {
+    if let Err(reason) = common::size_limited_disk().await {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let careless = Resolving {
+        runbook: DiskSpace,
+        resolve: delete_every_backup,
+    };
+    let report = Drill::of(&careless)
+        .run(&scenario("disk-space/a-logs-and-backups"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a cleanup that deletes recent backups must not pass:\n{text}"
+    );
+    assert!(
+        text.contains("backups of the last seven days were deleted or changed"),
+        "the drill names the backups lost:\n{text}"
+    );
+}
+
+/// Disk Space Critical without step 7: space freed, but nothing stops the log.
+fn free_space_only<'a>(
+    ops: &'a Ops,
+    diagnosis: &'a DiskDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(disk_space::free_space(
+        ops,
+        &diagnosis.large_logs,
+        &diagnosis.old_backups,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeing_space_without_log_rotation_fails_the_disk_drill() {
+    if let Err(reason) = common::size_limited_disk().await {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let no_rotation = Resolving {
+        runbook: DiskSpace,
+        resolve: free_space_only,
+    };
+    let report = Drill::of(&no_rotation)
+        .run(&scenario("disk-space/a-logs-and-backups"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a cleanup without the permanent fix must not pass:\n{text}"
+    );
+    assert!(
+        text.contains("✗ Docker logs configured with rotation"),
+        "the drill names the missing rotation:\n{text}"
     );
 }

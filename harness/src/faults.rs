@@ -104,8 +104,9 @@ pub enum Fault {
         site: SourceSite,
         status: u16,
     },
-    /// `service`'s file log level is left at DEBUG: its log file on the stack's disk
-    /// grows by `mib_per_minute` (modeled) of request and response bodies.
+    /// `service`'s file log level is left at DEBUG in its environment: its log file on
+    /// the stack's disk grows by `mib_per_minute` (modeled) of request and response
+    /// bodies, and a restart keeps it so.
     DebugLogging {
         service: Service,
         mib_per_minute: f64,
@@ -299,19 +300,7 @@ impl Fault {
             } => {
                 let params = json!({"every": every});
                 if *persists {
-                    let at_start = json!({"connection_leak": params}).to_string();
-                    stack
-                        .orchestrator()
-                        .set_env(
-                            *service,
-                            [(wire::env::CHAOS_AT_START.to_owned(), at_start)].into(),
-                        )
-                        .await
-                        .map_err(|e| FaultError::Chaos {
-                            service: *service,
-                            switch: "connection_leak",
-                            reason: format!("building it into the service: {e}"),
-                        })?;
+                    build_into(stack, *service, "connection_leak", &params).await?;
                 }
                 chaos_switch(stack, *service, "connection_leak", params).await?
             }
@@ -322,7 +311,9 @@ impl Fault {
                 service,
                 mib_per_minute,
             } => {
+                // The level is in the service's environment: a restart keeps it.
                 let params = json!({ "mib_per_minute": mib_per_minute });
+                build_into(stack, *service, "debug_file_log", &params).await?;
                 chaos_switch(stack, *service, "debug_file_log", params).await?
             }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
@@ -840,6 +831,29 @@ async fn start_backup(
         conn.close().await
     });
     Ok((pid, task))
+}
+
+/// Puts a switch into the service's environment for its next start
+/// ([`wire::env::CHAOS_AT_START`]), so that a restart does not cure it.
+async fn build_into(
+    stack: &Stack,
+    service: Service,
+    switch: &'static str,
+    params: &serde_json::Value,
+) -> Result<(), FaultError> {
+    let at_start = json!({ switch: params }).to_string();
+    stack
+        .orchestrator()
+        .set_env(
+            service,
+            [(wire::env::CHAOS_AT_START.to_owned(), at_start)].into(),
+        )
+        .await
+        .map_err(|e| FaultError::Chaos {
+            service,
+            switch,
+            reason: format!("building it into the service: {e}"),
+        })
 }
 
 /// The nights' backups, last night's first, each dated 02:00 of its night by the

@@ -91,6 +91,8 @@ pub enum DrillError {
         #[source]
         source: FaultError,
     },
+    #[error("{scenario} needs a size-limited disk, which this stack does not have: {reason}")]
+    NoSizeLimitedDisk { scenario: String, reason: String },
 }
 
 /// Why a drill that ran ended before a verified resolution.
@@ -119,6 +121,15 @@ pub async fn run_drill(
     scenario: &Scenario,
     options: &DrillOptions,
 ) -> Result<DrillReport, DrillError> {
+    if scenario.needs_size_limited_disk()
+        && let Err(reason) = stack.disk().limited()
+    {
+        // A disk that cannot fill would make the drill pass or fail for nothing.
+        return Err(DrillError::NoSizeLimitedDisk {
+            scenario: scenario.id.clone(),
+            reason,
+        });
+    }
     stack.reset().await.map_err(DrillError::Reset)?;
     stack.set_workload(scenario.workload);
     let clock = stack.clock();

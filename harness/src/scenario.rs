@@ -523,6 +523,19 @@ impl FaultSpec {
 }
 
 impl Scenario {
+    /// Whether a fault of this scenario fills the stack's disk, which must then be a
+    /// size-limited file system of its own for the drill to mean anything.
+    pub fn needs_size_limited_disk(&self) -> bool {
+        self.faults.iter().any(|fault| {
+            matches!(
+                fault,
+                FaultSpec::DebugLogging { .. }
+                    | FaultSpec::BackupsPiledUp { .. }
+                    | FaultSpec::DiskFill { .. }
+            )
+        })
+    }
+
     /// The faults with every time and amount drawn for `seed`, in the order they
     /// strike. Each fault draws from a stream of its own (by its place in the file),
     /// so adding a fault does not move the others.

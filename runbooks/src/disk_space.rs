@@ -73,6 +73,8 @@ pub struct DiskDiagnosis {
     pub large_logs: Vec<DiskFile>,
     /// Backups older than seven days: step 4 deletes them.
     pub old_backups: Vec<DiskFile>,
+    /// Every backup listed, old or not.
+    pub backups: Vec<DiskFile>,
     pub evidence: Vec<Evidence>,
 }
 
@@ -203,75 +205,13 @@ impl Runbook for DiskSpace {
             scenario: DiskScenario::LogsAndOldBackups,
             large_logs,
             old_backups,
+            backups,
             evidence,
         })
     }
 
     async fn resolve(&self, ops: &Ops, diagnosis: &DiskDiagnosis) -> Result<(), StepError> {
-        let phase = Phase::Resolve;
-        steps::compose(
-            ops,
-            phase,
-            "STEP 1: Stop non-critical services",
-            Compose::Stop,
-            &NON_CRITICAL,
-        )
-        .await?;
-        ops.act(
-            phase,
-            "STEP 2: Clean Docker cache",
-            "docker system prune -f",
-            ops.orchestrator.prune(),
-            |r| {
-                format!(
-                    "reclaimed {} ({} removed)",
-                    mib(r.reclaimed_bytes),
-                    r.removed.len()
-                )
-            },
-        )
-        .await?;
-        let host = host(ops, "STEP 3: Truncate large logs")?;
-        for log in &diagnosis.large_logs {
-            ops.act(
-                phase,
-                "STEP 3: Truncate large logs",
-                format!("truncate -s 0 {}", log.path),
-                host.truncate(&log.path, 0),
-                |()| format!("{} emptied ({} freed)", log.name(), mib(log.bytes)),
-            )
-            .await?;
-        }
-        for backup in &diagnosis.old_backups {
-            ops.act(
-                phase,
-                "STEP 4: Remove old backups",
-                format!(
-                    "find {} -name \"{}\" -mtime +{BACKUP_RETENTION_DAYS} -delete",
-                    host.dir(DiskDir::Backups),
-                    backup.name()
-                ),
-                host.remove(&backup.path),
-                |()| format!("{} deleted ({})", backup.name(), mib(backup.bytes)),
-            )
-            .await?;
-        }
-        ops.act(
-            phase,
-            "STEP 5: Verify space recovered",
-            "df -h",
-            host.disk(),
-            |u| format!("{:.0}% used", u.fraction() * 100.0),
-        )
-        .await?;
-        steps::compose(
-            ops,
-            phase,
-            "STEP 6: Restart services",
-            Compose::Start,
-            &NON_CRITICAL,
-        )
-        .await?;
+        free_space(ops, &diagnosis.large_logs, &diagnosis.old_backups).await?;
         set_log_rotation(ops).await
     }
 
@@ -300,10 +240,105 @@ impl Runbook for DiskSpace {
     }
 }
 
+/// Steps 1–6: stop the scrapers, prune, empty `large_logs`, delete `backups`, check
+/// `df`, start the scrapers again.
+pub async fn free_space(
+    ops: &Ops,
+    large_logs: &[DiskFile],
+    backups: &[DiskFile],
+) -> Result<(), StepError> {
+    let phase = Phase::Resolve;
+    steps::compose(
+        ops,
+        phase,
+        "STEP 1: Stop non-critical services",
+        Compose::Stop,
+        &NON_CRITICAL,
+    )
+    .await?;
+    ops.act(
+        phase,
+        "STEP 2: Clean Docker cache",
+        "docker system prune -f",
+        ops.orchestrator.prune(),
+        |r| {
+            format!(
+                "reclaimed {} ({} removed)",
+                mib(r.reclaimed_bytes),
+                r.removed.len()
+            )
+        },
+    )
+    .await?;
+    let host = host(ops, "STEP 3: Truncate large logs")?;
+    let paths = |files: &[DiskFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+    let names = |files: &[DiskFile]| {
+        files
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !large_logs.is_empty() {
+        let logs = paths(large_logs);
+        ops.act(
+            phase,
+            "STEP 3: Truncate large logs",
+            format!("truncate -s 0 {}", logs.join(" ")),
+            host.truncate(&logs, 0),
+            |()| {
+                format!(
+                    "{} emptied ({} freed)",
+                    names(large_logs),
+                    mib(total(large_logs))
+                )
+            },
+        )
+        .await?;
+    }
+    if !backups.is_empty() {
+        let files = paths(backups);
+        ops.act(
+            phase,
+            "STEP 4: Remove old backups",
+            format!(
+                "find {} -name \"*.sql.gz\" -mtime +{BACKUP_RETENTION_DAYS} -delete",
+                host.dir(DiskDir::Backups)
+            ),
+            host.remove(&files),
+            |()| {
+                format!(
+                    "{} backups deleted ({}): {}",
+                    backups.len(),
+                    mib(total(backups)),
+                    names(backups)
+                )
+            },
+        )
+        .await?;
+    }
+    ops.act(
+        phase,
+        "STEP 5: Verify space recovered",
+        "df -h",
+        host.disk(),
+        |u| format!("{:.0}% used", u.fraction() * 100.0),
+    )
+    .await?;
+    steps::compose(
+        ops,
+        phase,
+        "STEP 6: Restart services",
+        Compose::Start,
+        &NON_CRITICAL,
+    )
+    .await
+}
+
 /// Step 7, made safe: every service of the stack gets the text's log options and is
 /// recreated with them (`docker compose up -d`), instead of the engine's defaults and
 /// a restart of the engine.
-async fn set_log_rotation(ops: &Ops) -> Result<(), StepError> {
+pub async fn set_log_rotation(ops: &Ops) -> Result<(), StepError> {
     let title = "STEP 7: Implement log rotation";
     let options = rotation();
     for service in Service::TWIN {

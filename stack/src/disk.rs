@@ -134,47 +134,62 @@ impl StackDisk {
         Ok(files)
     }
 
-    /// `truncate -s <bytes> <path>`.
-    pub async fn truncate(&self, path: &str, bytes: u64) -> Result<(), DiskError> {
-        let (dir, name) = self.locate(path)?;
+    /// `truncate -s <bytes> <path>…`, in one command. Every path is checked first:
+    /// one outside the disk refuses them all.
+    pub async fn truncate(&self, paths: &[String], bytes: u64) -> Result<(), DiskError> {
+        let files = self.locate_all(paths)?;
         match self {
             StackDisk::Local(disk) => {
-                let file = local_dir(disk, dir).join(&name);
-                let shown = path.to_owned();
+                let files = self.local_paths(disk, files);
                 blocking(move || {
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&file)
-                        .and_then(|f| f.set_len(bytes))
-                        .map_err(io("truncate", &shown))
+                    for (file, shown) in files {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&file)
+                            .and_then(|f| f.set_len(bytes))
+                            .map_err(io("truncate", &shown))?;
+                    }
+                    Ok(())
                 })
                 .await
             }
             StackDisk::Docker(gauge) => {
+                if files.is_empty() {
+                    return Ok(());
+                }
                 gauge
-                    .run(&format!("truncate -s {bytes} {}/{name}", in_container(dir)))
+                    .run(&format!("truncate -s {bytes} {}", in_container_all(&files)))
                     .await?;
                 Ok(())
             }
         }
     }
 
-    /// `rm -f <path>`.
-    pub async fn remove(&self, path: &str) -> Result<(), DiskError> {
-        let (dir, name) = self.locate(path)?;
+    /// `rm -f <path>…`, in one command; checked first as [`StackDisk::truncate`].
+    pub async fn remove(&self, paths: &[String]) -> Result<(), DiskError> {
+        let files = self.locate_all(paths)?;
         match self {
             StackDisk::Local(disk) => {
-                let file = local_dir(disk, dir).join(&name);
-                let shown = path.to_owned();
-                blocking(move || match std::fs::remove_file(&file) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("rm", &shown)(e)),
-                    _ => Ok(()),
+                let files = self.local_paths(disk, files);
+                blocking(move || {
+                    for (file, shown) in files {
+                        match std::fs::remove_file(&file) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(io("rm", &shown)(e));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Ok(())
                 })
                 .await
             }
             StackDisk::Docker(gauge) => {
+                if files.is_empty() {
+                    return Ok(());
+                }
                 gauge
-                    .run(&format!("rm -f {}/{name}", in_container(dir)))
+                    .run(&format!("rm -f {}", in_container_all(&files)))
                     .await?;
                 Ok(())
             }
@@ -231,6 +246,24 @@ impl StackDisk {
         }
     }
 
+    fn locate_all(&self, paths: &[String]) -> Result<Vec<(DiskDir, String)>, DiskError> {
+        paths.iter().map(|path| self.locate(path)).collect()
+    }
+
+    fn local_paths(
+        &self,
+        disk: &LocalDisk,
+        files: Vec<(DiskDir, String)>,
+    ) -> Vec<(PathBuf, String)> {
+        files
+            .into_iter()
+            .map(|(dir, name)| {
+                let shown = format!("{}/{name}", self.dir(dir));
+                (local_dir(disk, dir).join(name), shown)
+            })
+            .collect()
+    }
+
     /// The directory and checked file name of a path this disk showed.
     fn locate(&self, path: &str) -> Result<(DiskDir, String), DiskError> {
         for dir in [DiskDir::Backups, DiskDir::Logs] {
@@ -280,6 +313,15 @@ fn in_container(dir: DiskDir) -> String {
         "" => "\"$DISK\"".to_owned(),
         sub => format!("\"$DISK\"/{sub}"),
     }
+}
+
+/// Checked files as words of a script run by [`DiskGauge::run`].
+fn in_container_all(files: &[(DiskDir, String)]) -> String {
+    files
+        .iter()
+        .map(|(dir, name)| format!("{}/{name}", in_container(*dir)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn local_dir(disk: &LocalDisk, dir: DiskDir) -> PathBuf {
@@ -458,23 +500,30 @@ mod tests {
             1,
             "only files directly in the directory: {logs:?}"
         );
-        disk.truncate(&logs[0].path, 0).await.unwrap();
+        disk.truncate(std::slice::from_ref(&logs[0].path), 0)
+            .await
+            .unwrap();
         assert_eq!(
             std::fs::metadata(dir.path().join("rest-api.log"))
                 .unwrap()
                 .len(),
             0
         );
+        // One path outside the disk refuses them all: the backup is still there.
+        let with_outsider = [backups[0].path.clone(), "/etc/passwd".to_owned()];
         assert!(matches!(
-            disk.remove("/etc/passwd").await,
+            disk.remove(&with_outsider).await,
             Err(DiskError::Outside { .. })
         ));
+        assert_eq!(disk.files(DiskDir::Backups).await.unwrap().len(), 1);
         let escape = format!("{}/../x", disk.dir(DiskDir::Logs));
         assert!(matches!(
-            disk.remove(&escape).await,
+            disk.remove(&[escape]).await,
             Err(DiskError::Outside { .. })
         ));
-        disk.remove(&backups[0].path).await.unwrap();
+        disk.remove(std::slice::from_ref(&backups[0].path))
+            .await
+            .unwrap();
         assert!(disk.files(DiskDir::Backups).await.unwrap().is_empty());
         disk.write(DiskDir::Backups, "b.sql.gz", 10, night)
             .await

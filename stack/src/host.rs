@@ -48,15 +48,15 @@ impl Host for StackHost {
         self.disk.files(dir).await.map_err(failed("find"))
     }
 
-    async fn truncate(&self, path: &str, bytes: u64) -> Result<(), HostError> {
+    async fn truncate(&self, paths: &[String], bytes: u64) -> Result<(), HostError> {
         self.disk
-            .truncate(path, bytes)
+            .truncate(paths, bytes)
             .await
             .map_err(failed("truncate"))
     }
 
-    async fn remove(&self, path: &str) -> Result<(), HostError> {
-        self.disk.remove(path).await.map_err(failed("rm"))
+    async fn remove(&self, paths: &[String]) -> Result<(), HostError> {
+        self.disk.remove(paths).await.map_err(failed("rm"))
     }
 }
 

@@ -138,3 +138,12 @@ pub async fn assert_control_needs_the_runbook(scenario_id: &str) -> DrillReport 
     }
     report
 }
+
+/// Whether this machine can give a stack a size-limited disk (always on docker; on the
+/// local backend a tmpfs mount, which needs root); if not, why, for a skip message.
+pub async fn size_limited_disk() -> Result<(), String> {
+    match backend().await {
+        stack::Backend::Docker => Ok(()),
+        stack::Backend::Local => stack::local::disk::can_mount(),
+    }
+}

@@ -56,8 +56,8 @@ pub const CHAOS_AT_START: &str = "DRILL_CHAOS_AT_START";
 /// the twin's small tables do not have. Unset means none.
 pub const QUERY_SECONDS: &str = "TRACK_API_QUERY_SECONDS";
 
-/// Docker's size strings (`10m`): a number with an optional unit `b`, `k`, `m` or `g`
-/// (powers of 1024, either case), in bytes.
+/// Docker's size strings (`10m`): a number with an optional unit `b`, `k`, `m`, `g`
+/// or `t` (powers of 1024, either case), in bytes.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let split = text
@@ -69,6 +69,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         "k" | "kb" => 1 << 10,
         "m" | "mb" => 1 << 20,
         "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
         _ => return None,
     };
     digits.parse::<u64>().ok()?.checked_mul(factor)
@@ -84,6 +85,8 @@ mod size_tests {
         assert_eq!(parse_size("512K"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("1t"), Some(1 << 40));
         assert_eq!(parse_size("10x"), None);
+        assert_eq!(parse_size("-1"), None);
     }
 }

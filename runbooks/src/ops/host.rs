@@ -67,9 +67,9 @@ pub trait Host: Send + Sync {
     fn dir(&self, dir: DiskDir) -> String;
     /// The files directly in `dir` (`du -sh`, `ls -l`, `find -mtime`).
     async fn files(&self, dir: DiskDir) -> Result<Vec<DiskFile>, HostError>;
-    /// `truncate -s <bytes> <path>`, for a path [`Host::files`] listed. Paths outside
+    /// `truncate -s <bytes> <path>…`, for paths [`Host::files`] listed. Paths outside
     /// the stack's disk are refused before anything is done.
-    async fn truncate(&self, path: &str, bytes: u64) -> Result<(), HostError>;
-    /// `rm -f <path>`, for a path [`Host::files`] listed; refused outside the disk.
-    async fn remove(&self, path: &str) -> Result<(), HostError>;
+    async fn truncate(&self, paths: &[String], bytes: u64) -> Result<(), HostError>;
+    /// `rm -f <path>…`, for paths [`Host::files`] listed; refused outside the disk.
+    async fn remove(&self, paths: &[String]) -> Result<(), HostError>;
 }

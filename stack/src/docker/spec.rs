@@ -239,11 +239,18 @@ pub(crate) fn twin_cmd(service: &str) -> Vec<String> {
 /// The container's log options from its environment: `json-file`, rotating as the
 /// twin's log file does when the rotation variables are set (see
 /// [`runbooks::ops::LogConfig::env`]), so that `docker inspect` shows what the service
-/// does.
+/// does. Without them `max-size` is `1t` explicitly: an engine merges its own
+/// `log-opts` into a container that names none (this machine's daemon.json rotates at
+/// 10m), which would show a rotation the service does not have; a terabyte never
+/// rotates on the stack's disk, and the engine refuses `-1` (unlimited).
 fn log_config(env: &BTreeMap<String, String>) -> bollard::models::HostConfigLogConfig {
+    const UNROTATED: &str = "1t";
     let options = runbooks::ops::LogConfig::from_env(env);
     let config: HashMap<String, String> = [
-        ("max-size", options.max_size),
+        (
+            "max-size",
+            options.max_size.or_else(|| Some(UNROTATED.to_owned())),
+        ),
         ("max-file", options.max_file),
     ]
     .into_iter()
