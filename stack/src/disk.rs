@@ -137,59 +137,61 @@ impl StackDisk {
     /// `truncate -s <bytes> <path>…`, in one command. Every path is checked first:
     /// one outside the disk refuses them all.
     pub async fn truncate(&self, paths: &[String], bytes: u64) -> Result<(), DiskError> {
-        let files = self.locate_all(paths)?;
-        match self {
-            StackDisk::Local(disk) => {
-                let files = self.local_paths(disk, files);
-                blocking(move || {
-                    for (file, shown) in files {
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&file)
-                            .and_then(|f| f.set_len(bytes))
-                            .map_err(io("truncate", &shown))?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
-            StackDisk::Docker(gauge) => {
-                if files.is_empty() {
-                    return Ok(());
-                }
-                gauge
-                    .run(&format!("truncate -s {bytes} {}", in_container_all(&files)))
-                    .await?;
-                Ok(())
-            }
-        }
+        self.each_file(
+            paths,
+            "truncate",
+            format!("truncate -s {bytes}"),
+            move |file| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .and_then(|f| f.set_len(bytes))
+            },
+        )
+        .await
     }
 
     /// `rm -f <path>…`, in one command; checked first as [`StackDisk::truncate`].
     pub async fn remove(&self, paths: &[String]) -> Result<(), DiskError> {
+        self.each_file(
+            paths,
+            "rm",
+            "rm -f".to_owned(),
+            |file| match std::fs::remove_file(file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        )
+        .await
+    }
+
+    /// `command <files>` in a container that mounts the disk, or `local` on each file
+    /// here; every path is checked before anything is done.
+    async fn each_file(
+        &self,
+        paths: &[String],
+        action: &'static str,
+        command: String,
+        local: impl Fn(&std::path::Path) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), DiskError> {
         let files = self.locate_all(paths)?;
+        if files.is_empty() {
+            return Ok(());
+        }
         match self {
             StackDisk::Local(disk) => {
                 let files = self.local_paths(disk, files);
                 blocking(move || {
                     for (file, shown) in files {
-                        match std::fs::remove_file(&file) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(io("rm", &shown)(e));
-                            }
-                            _ => {}
-                        }
+                        local(&file).map_err(io(action, &shown))?;
                     }
                     Ok(())
                 })
                 .await
             }
             StackDisk::Docker(gauge) => {
-                if files.is_empty() {
-                    return Ok(());
-                }
                 gauge
-                    .run(&format!("rm -f {}", in_container_all(&files)))
+                    .run(&format!("{command} {}", in_container_all(&files)))
                     .await?;
                 Ok(())
             }

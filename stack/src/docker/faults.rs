@@ -105,30 +105,19 @@ pub struct DiskGauge {
 }
 
 impl DiskGauge {
+    /// `df` of the disk (`stat -f` in a container that mounts it).
     pub async fn usage(&self) -> Result<DiskUsage, ContainerFaultError> {
-        let (container, dir) = running_mount(&self.docker, &self.mounts)
-            .await?
-            .ok_or_else(|| ContainerFaultError::NoContainer {
-                volume: self.volume.clone(),
-                action: "measure it",
-            })?;
-        let output = exec(
-            &self.docker,
-            &container,
-            &["stat", "-f", "-c", "%b %a %S", dir],
-        )
-        .await?;
-        parse_statfs(&output.output).ok_or(ContainerFaultError::Exec {
-            container,
-            command: format!("stat -f {dir}"),
+        let command = "stat -f -c '%b %a %S' \"$DISK\"";
+        let output = self.run(command).await?;
+        parse_statfs(&output).ok_or_else(|| ContainerFaultError::Exec {
+            container: self.volume.clone(),
+            command: command.to_owned(),
             what: "measure the disk",
-            code: output.exit_code,
-            output: output.output,
+            code: Some(0),
+            output,
         })
     }
-}
 
-impl DiskGauge {
     /// Runs a shell script in a running container that mounts the disk, with `$DISK`
     /// set to where that container sees the disk's root; its output, or an error when
     /// it exits non-zero.
