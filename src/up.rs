@@ -92,6 +92,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ep.postgres_port
     );
     println!("  redis                 redis-cli -p {}", ep.redis_port);
+    let disk = stack.disk();
+    let logs = disk.dir(runbooks::ops::DiskDir::Logs);
+    let backups = disk.dir(runbooks::ops::DiskDir::Backups);
+    let whose = if stack.as_docker().is_some() {
+        " (in the containers)"
+    } else {
+        ""
+    };
+    let size = match disk.limited() {
+        Ok(()) => format!("{} MiB", stack::disk::DEFAULT_DISK_SIZE >> 20),
+        Err(reason) => format!("not size-limited: {reason}"),
+    };
+    println!("  disk                  {size}: logs {logs}/<service>.log, backups {backups}{whose}");
     stack.set_workload(stack::Workload {
         tracks_per_minute: args.workload,
         api_requests_per_minute: args.api_requests,
