@@ -116,7 +116,7 @@ impl StackDisk {
                 blocking(move || list_local(&path)).await?
             }
             StackDisk::Docker(gauge) => {
-                let output = gauge.run(&listing_script(rel(dir))).await?;
+                let output = gauge.run(&listing_script(dir)).await?;
                 parse_listing(&output).ok_or_else(|| DiskError::Listing {
                     command: format!("find {shown} -maxdepth 1 -type f"),
                     output: output.clone(),
@@ -333,12 +333,9 @@ fn local_dir(disk: &LocalDisk, dir: DiskDir) -> PathBuf {
     }
 }
 
-fn listing_script(sub: &str) -> String {
-    let dir = if sub.is_empty() {
-        "\"$DISK\"".to_owned()
-    } else {
-        format!("\"$DISK\"/{sub}")
-    };
+/// `find` of the files directly in `dir`, for [`DiskGauge::run`].
+fn listing_script(dir: DiskDir) -> String {
+    let dir = in_container(dir);
     format!("mkdir -p {dir} && find {dir} -maxdepth 1 -type f -printf '%s %T@ %f\\n'")
 }
 
