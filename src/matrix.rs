@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use harness::matrix::{Choice, ConfusionMatrix, no_fault};
+use harness::matrix::{ConfusionMatrix, no_fault};
 use harness::scenario::{self, Scenario};
 use harness::{DrillOptions, Response, run_drill};
 use runbooks::ops::AutoApprove;
@@ -81,13 +81,12 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
                 let report = run_drill(stack, runbook.as_ref(), scenario, &options)
                     .await
                     .with_context(|| format!("drilling {} (seed {seed})", scenario.id))?;
-                let (expected, chosen) = (Choice::expected(scenario), Choice::of(&report));
+                let hit = matrix.record_drill(scenario, &report, seed);
                 eprintln!(
                     "{} seed {seed}: {}",
                     scenario.id,
-                    if expected == chosen { "✓" } else { "✗" }
+                    if hit { "✓" } else { "✗" }
                 );
-                matrix.record(&expected, &chosen, &format!("{} seed {seed}", scenario.id));
             }
         }
         println!("{}", matrix.render());

@@ -9,7 +9,8 @@ use clap::Args;
 use stack::docker::engine;
 
 /// Lists or removes what killed runs left: local run directories and their processes,
-/// docker containers, networks and volumes whose owning drill process is gone.
+/// docker containers, networks and volumes whose owning drill process is gone, and
+/// memory cgroups of runs whose directory is gone.
 #[derive(Args)]
 pub struct ReapArgs {
     /// List only; exit status 1 when anything is left (kept stacks included).
@@ -32,6 +33,15 @@ pub async fn run(args: ReapArgs) -> anyhow::Result<bool> {
             run.label.as_deref().unwrap_or("unlabelled"),
             run.path.display(),
             run.live_pids
+        );
+    }
+    for orphan in stack::memory::orphaned_cgroups(&root) {
+        found += 1;
+        println!(
+            "cgroup of run {} without its run directory: {} (created {:.0?} ago)",
+            orphan.run_id,
+            orphan.path.display(),
+            orphan.age
         );
     }
     match engine::connect().await {
@@ -67,10 +77,12 @@ pub async fn run(args: ReapArgs) -> anyhow::Result<bool> {
             docker: true,
         },
     );
+    let cgroups = stack::memory::remove_orphaned_cgroups(&root, std::time::Duration::ZERO);
     eprintln!(
-        "removed {} local runs, killed {} processes",
+        "removed {} local runs, killed {} processes, removed the cgroups of {} runs",
         report.runs.len(),
-        report.killed.len()
+        report.killed.len(),
+        cgroups.len()
     );
     Ok(true)
 }

@@ -105,6 +105,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Err(reason) => format!("not size-limited: {reason}"),
     };
     println!("  disk                  {size}: logs {logs}/<service>.log, backups {backups}{whose}");
+    match stack.memory() {
+        Ok(cgroup) => println!(
+            "  memory                {} MiB, the cgroup {}",
+            stack::memory::DEFAULT_MEMORY_BUDGET >> 20,
+            cgroup.path().display()
+        ),
+        Err(reason) => println!(
+            "  memory                not limited ({reason}): free -h sums the services' \
+             memory against a budget of {} MiB",
+            stack::memory::DEFAULT_MEMORY_BUDGET >> 20
+        ),
+    }
     stack.set_workload(stack::Workload {
         tracks_per_minute: args.workload,
         api_requests_per_minute: args.api_requests,

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use harness::matrix::{Choice, ConfusionMatrix, no_fault};
+use harness::matrix::{ConfusionMatrix, no_fault};
 use harness::scenario::{self, Scenario};
 use harness::{DrillOptions, Response, run_drill};
 use runbooks::ops::AutoApprove;
@@ -39,11 +39,7 @@ async fn diagonal_of(id: &str) {
         let report = run_drill(&stack, runbook.as_ref(), scenario, &options)
             .await
             .expect("the drill runs");
-        matrix.record(
-            &Choice::expected(scenario),
-            &Choice::of(&report),
-            &format!("{} seed {SEED}", scenario.id),
-        );
+        matrix.record_drill(scenario, &report, SEED);
     }
     stack.shutdown().await.expect("the stack stops");
     let rendered = matrix.render();

@@ -1023,10 +1023,93 @@ async fn cache_hits_raise_the_cache_hit_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_stack_leaves_no_process_behind() {
     let twin = Twin::start("drop-leaves-nothing").await;
+    let cgroup = twin.stack.memory().ok().map(|c| c.path().to_owned());
     match &twin.stack {
         Stack::Local(_) => drop_leaves_no_process(twin).await,
         Stack::Docker(_) => drop_leaves_no_container(twin).await,
     }
+    if let Some(cgroup) = cgroup {
+        assert!(
+            !cgroup.exists(),
+            "the stack's memory cgroup {} survived dropping the stack",
+            cgroup.display()
+        );
+    }
+}
+
+/// The stack's memory is a cgroup limited to its budget (`free -h` reads it): a leak
+/// in rest-api raises it, `docker stats` names rest-api the largest, and at the budget
+/// the kernel's OOM killer ends rest-api, which the cgroup's record counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leak_fills_the_stacks_memory_until_the_oom_killer_ends_the_leaker() {
+    let twin = Twin::start("memory-budget").await;
+    let stack = &twin.stack;
+    if let Err(reason) = common::limited_memory(stack) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let host = stack.host();
+    let at_rest = host.memory().await.expect("free -h");
+    assert_eq!(at_rest.total, stack::memory::DEFAULT_MEMORY_BUDGET);
+    assert!(
+        at_rest.fraction() < 0.5,
+        "a stack at rest uses {} of {} MiB",
+        at_rest.used >> 20,
+        at_rest.total >> 20
+    );
+
+    // Modeled minutes: 64 MiB a real second at scale 60 (slow enough for `docker stats`,
+    // which samples for a second or two, to see rest-api before the end), bounded above
+    // the budget so that only the budget stops it.
+    let leak = serde_json::json!({"mib_per_minute": 64, "max_mib": 2048});
+    let switch = stack
+        .chaos_url(Service::RestApi)
+        .expect("rest-api has a chaos surface")
+        .join("chaos/memory_leak")
+        .expect("a URL");
+    let response = reqwest::Client::new()
+        .put(switch)
+        .json(&leak)
+        .send()
+        .await
+        .expect("PUT /chaos/memory_leak");
+    assert!(response.status().is_success(), "{response:?}");
+
+    let grown = wait_for(
+        "free -h to show 300 MiB more in use",
+        || async { host.memory().await.expect("free -h") },
+        |usage| usage.used > at_rest.used + (300 << 20),
+    )
+    .await;
+    let stats = stack.orchestrator().stats().await.expect("docker stats");
+    let hog = stats
+        .iter()
+        .max_by_key(|s| s.memory_bytes)
+        .expect("docker stats lists the services");
+    assert_eq!(hog.service, Service::RestApi, "{stats:?} ({grown:?})");
+
+    let orchestrator = stack.orchestrator();
+    let ended = wait_for(
+        "rest-api to be ended at the stack's budget",
+        || async {
+            orchestrator
+                .status(Service::RestApi)
+                .await
+                .expect("docker compose ps")
+        },
+        |status| *status != runbooks::ops::ServiceStatus::Running,
+    )
+    .await;
+    let kills = host.oom_kills().await.expect("dmesg | grep -i oom");
+    assert!(
+        kills >= 1,
+        "rest-api ended ({ended:?}) but no OOM kill is recorded"
+    );
+    let after = host.memory().await.expect("free -h");
+    assert!(
+        after.used < grown.used,
+        "the killed leaker's memory is given back: {after:?} after {grown:?}"
+    );
 }
 
 async fn drop_leaves_no_process(twin: Twin) {

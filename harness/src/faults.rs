@@ -299,10 +299,14 @@ impl Fault {
                 persists,
             } => {
                 let params = json!({"every": every});
+                let healer =
+                    chaos_switch(stack, *service, "connection_leak", params.clone()).await?;
                 if *persists {
                     build_into(stack, *service, "connection_leak", &params).await?;
+                    healer.built_in()
+                } else {
+                    healer
                 }
-                chaos_switch(stack, *service, "connection_leak", params).await?
             }
             Fault::SpiderHang { site } => {
                 chaos_switch(stack, site.scraper(), "hang", json!({})).await?
@@ -314,7 +318,9 @@ impl Fault {
                 // The level is in the service's environment: a restart keeps it.
                 let params = json!({ "mib_per_minute": mib_per_minute });
                 build_into(stack, *service, "debug_file_log", &params).await?;
-                chaos_switch(stack, *service, "debug_file_log", params).await?
+                chaos_switch(stack, *service, "debug_file_log", params)
+                    .await?
+                    .built_in()
             }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
             Fault::BackupRunning { runs_for } => {
@@ -530,6 +536,8 @@ enum Healer {
         url: Url,
         service: Service,
         switch: &'static str,
+        /// Also in the service's environment, so that a new process starts with it.
+        built_in: bool,
     },
     Flood(PgPool),
     Container(ContainerHeal),
@@ -544,6 +552,26 @@ enum Healer {
     },
     /// The recent backups that must survive, and the disk they are on.
     Backups(RecentBackups),
+}
+
+impl Healer {
+    /// A chaos switch that is also in the service's environment ([`build_into`]).
+    fn built_in(self) -> Self {
+        match self {
+            Healer::Chaos {
+                url,
+                service,
+                switch,
+                ..
+            } => Healer::Chaos {
+                url,
+                service,
+                switch,
+                built_in: true,
+            },
+            other => other,
+        }
+    }
 }
 
 /// The backups of the last seven days, as written, to check at heal.
@@ -577,18 +605,29 @@ impl FaultGuard {
                 url,
                 service,
                 switch,
+                built_in,
             }) => {
                 let client = reqwest::Client::new();
-                let response = client
+                let response = match client
                     .delete(url)
                     .timeout(Duration::from_secs(5))
                     .send()
                     .await
-                    .map_err(|e| FaultError::Chaos {
-                        service,
-                        switch,
-                        reason: e.to_string(),
-                    })?;
+                {
+                    Ok(response) => response,
+                    // No process listens: the one that held the switch is gone (the
+                    // runbook restarted or stopped the service), and a switch that is
+                    // not built into the service lives only in its process, so the next
+                    // one starts without it.
+                    Err(error) if error.is_connect() && !built_in => return Ok(()),
+                    Err(error) => {
+                        return Err(FaultError::Chaos {
+                            service,
+                            switch,
+                            reason: error.to_string(),
+                        });
+                    }
+                };
                 if !response.status().is_success() {
                     return Err(FaultError::Chaos {
                         service,
@@ -793,6 +832,7 @@ async fn chaos_switch(
         url,
         service,
         switch,
+        built_in: false,
     })
 }
 

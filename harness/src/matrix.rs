@@ -106,6 +106,25 @@ impl ConfusionMatrix {
     }
 
     /// Counts one drill.
+    /// Records the diagnosis drill of `scenario` under `seed`; a miss names why the
+    /// drill ended where it did (the escalation's reason, or what failed). Returns
+    /// whether it is on the diagonal.
+    pub fn record_drill(&mut self, scenario: &Scenario, report: &DrillReport, seed: u64) -> bool {
+        let (expected, chosen) = (Choice::expected(scenario), Choice::of(report));
+        let why = match (&report.escalated, report.failures.first()) {
+            (Some(reason), _) => format!(" (escalated: {reason})"),
+            (None, Some(failure)) => format!(" ({failure})"),
+            (None, None) => String::new(),
+        };
+        let which = if expected == chosen {
+            format!("{} seed {seed}", scenario.id)
+        } else {
+            format!("{} seed {seed}{why}", scenario.id)
+        };
+        self.record(&expected, &chosen, &which);
+        expected == chosen
+    }
+
     pub fn record(&mut self, expected: &Choice, chosen: &Choice, which: &str) {
         for choice in [expected, chosen] {
             if !self.labels.contains(choice) {

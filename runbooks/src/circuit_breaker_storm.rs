@@ -9,7 +9,7 @@
 //! |---|---|
 //! | the affected provider is down from outside too | A: external API outage |
 //! | the provider or the gateway log says 429 / rate limit | C: rate limiting |
-//! | the provider is up from outside, the gateway log has errors or timeouts for it | B: network issue |
+//! | the provider is up from outside, the gateway log has errors or timeouts for it in the last minutes | B: network issue |
 //! | the provider is up and nothing fails, yet the breaker stays OPEN | D: breaker stuck |
 
 use std::time::Duration;
@@ -42,6 +42,12 @@ pub static META: RunbookMeta = RunbookMeta {
     },
     doc: include_str!("../docs/circuit-breaker-storm.md"),
 };
+
+/// How old a gateway error may be to count as a network issue of now: an OPEN
+/// breaker lets a trial call through every one to two minutes, so a network that is
+/// still broken has logged one within this; a stuck breaker has let nothing through
+/// since it stuck, at least the alert's five minutes before the investigation.
+const RECENT_NETWORK_ERRORS: chrono::TimeDelta = chrono::TimeDelta::minutes(4);
 
 scenarios! {
     /// The resolution scenarios of the Circuit Breaker Storm runbook.
@@ -143,10 +149,14 @@ impl Runbook for CircuitBreakerStorm {
             StormScenario::RateLimiting
         } else if affected.iter().any(|p| {
             // A network issue shows as connection errors or timeouts reaching the
-            // provider, not as errors the provider itself answered.
+            // provider, not as errors the provider itself answered; and as ones of now
+            // (the breaker's trial calls keep failing), not a timeout of a busy moment
+            // before the breaker opened.
             errors.iter().any(|l| {
+                let recent = steps::logged_at(l)
+                    .is_some_and(|at| ops.clock.now() - at <= RECENT_NETWORK_ERRORS);
                 let l = l.to_lowercase();
-                l.contains(p.name()) && (l.contains("connect") || l.contains("timeout"))
+                recent && l.contains(p.name()) && (l.contains("connect") || l.contains("timeout"))
             })
         }) {
             StormScenario::NetworkIssue

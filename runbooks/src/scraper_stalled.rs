@@ -84,8 +84,10 @@ const STALLED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 /// Log lines the investigation reads (`--tail=100`).
 const TAIL: usize = 100;
 /// How long the automation follows the logs after the restart (`logs -f`, bounded):
-/// a few of the scraper's one-minute polls.
-pub const FOLLOW_FOR: Duration = Duration::from_secs(10 * 60);
+/// many of the scraper's one-minute polls. Ten minutes were a second and a quarter of
+/// real time at the drills' scale of 480, which a busy machine's pause could use up
+/// before the first page of a cured spider, escalating what the restart had fixed.
+pub const FOLLOW_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// What a scraper's recent log lines say about it.
 #[derive(Clone, Debug, Default, PartialEq)]

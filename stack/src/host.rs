@@ -4,16 +4,43 @@
 //! ([`crate::disk`]): on docker the size-limited tmpfs volume its containers write logs
 //! and backups to, on the local backend the tmpfs mounted under its run directory (or,
 //! without root, the plain directory there, which is not size-limited). Memory is the
-//! host's, as `free -h` on it shows (used = total - available).
+//! stack's memory cgroup ([`crate::memory`]): its limit is the total, what it is
+//! charged less inactive file cache is used. Without one, used is the sum of the
+//! services' memory (`docker stats`) against the same budget: the alert can fire, but
+//! nothing stops the stack at the budget.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use runbooks::ops::{DiskDir, DiskFile, Host, HostError, Usage};
+use runbooks::ops::{DiskDir, DiskFile, Host, HostError, Orchestrator, Usage};
 
 use crate::disk::{DiskError, StackDisk};
+use crate::memory::{DEFAULT_MEMORY_BUDGET, MemoryCgroup};
 
 /// Disk and memory of one stack's host.
 pub(crate) struct StackHost {
     pub disk: StackDisk,
+    /// The stack's memory cgroup, or why it has none.
+    pub memory: Result<MemoryCgroup, String>,
+    /// Where the services' memory is read without a cgroup.
+    pub orchestrator: Arc<dyn Orchestrator>,
+    pub oom: OomRecord,
+}
+
+/// Where the stack's OOM kills are recorded.
+pub(crate) enum OomRecord {
+    /// The stack's memory cgroup and those below it count them (local backend, whose
+    /// services' cgroups outlive their processes).
+    Cgroup(MemoryCgroup),
+    /// The engine's `oom` events of the run's containers (docker backend: a killed
+    /// container's cgroup goes with it).
+    Engine {
+        docker: bollard::Docker,
+        run_id: String,
+        since: std::time::SystemTime,
+    },
+    /// Nothing counts them: why.
+    Unknown(String),
 }
 
 fn failed(what: &'static str) -> impl FnOnce(DiskError) -> HostError {
@@ -30,14 +57,51 @@ impl Host for StackHost {
     }
 
     async fn memory(&self) -> Result<Usage, HostError> {
-        let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| HostError {
+        let failed = |reason: String| HostError {
             what: "free",
-            reason: format!("/proc/meminfo: {e}"),
-        })?;
-        parse_meminfo(&text).ok_or_else(|| HostError {
-            what: "free",
-            reason: "/proc/meminfo has no MemTotal or MemAvailable".into(),
-        })
+            reason,
+        };
+        match &self.memory {
+            Ok(cgroup) => {
+                let reading = cgroup.read().map_err(|e| failed(e.to_string()))?;
+                Ok(Usage {
+                    used: reading.used,
+                    total: reading.limit,
+                })
+            }
+            Err(_) => {
+                let stats = self
+                    .orchestrator
+                    .stats()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                Ok(Usage {
+                    used: stats.iter().map(|s| s.memory_bytes).sum(),
+                    total: DEFAULT_MEMORY_BUDGET,
+                })
+            }
+        }
+    }
+
+    async fn oom_kills(&self) -> Result<u64, HostError> {
+        let failed = |reason: String| HostError {
+            what: "dmesg | grep -i oom",
+            reason,
+        };
+        match &self.oom {
+            OomRecord::Cgroup(cgroup) => cgroup
+                .read()
+                .map(|reading| reading.oom_kills)
+                .map_err(|e| failed(e.to_string())),
+            OomRecord::Engine {
+                docker,
+                run_id,
+                since,
+            } => crate::docker::engine::oom_events(docker, run_id, *since)
+                .await
+                .map_err(|e| failed(e.to_string())),
+            OomRecord::Unknown(reason) => Err(failed(reason.clone())),
+        }
     }
 
     fn dir(&self, dir: DiskDir) -> String {
@@ -57,50 +121,5 @@ impl Host for StackHost {
 
     async fn remove(&self, paths: &[String]) -> Result<(), HostError> {
         self.disk.remove(paths).await.map_err(failed("rm"))
-    }
-}
-
-/// Used (total less available) and total bytes of `/proc/meminfo`.
-fn parse_meminfo(text: &str) -> Option<Usage> {
-    let kib = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    };
-    let total = kib("MemTotal")?;
-    let available = kib("MemAvailable")?;
-    Some(Usage {
-        used: total.saturating_sub(available),
-        total,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_in_use_is_total_less_available() {
-        let text = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   18000000 kB\n";
-        let usage = parse_meminfo(text).unwrap();
-        assert_eq!(usage.total, 24_000_000 * 1024);
-        assert_eq!(usage.used, 6_000_000 * 1024);
-        assert!(parse_meminfo("MemTotal: 1 kB\n").is_none());
-    }
-
-    #[tokio::test]
-    async fn the_local_disk_and_memory_read_as_shares() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = StackHost {
-            disk: StackDisk::Local(crate::local::disk::LocalDisk {
-                root: dir.path().to_owned(),
-                limited: Err("a test directory".into()),
-            }),
-        };
-        let disk = host.disk().await.unwrap();
-        assert!(disk.total > 0 && disk.used <= disk.total);
-        let memory = host.memory().await.unwrap();
-        assert!(memory.total > 0 && memory.used <= memory.total);
     }
 }

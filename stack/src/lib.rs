@@ -26,6 +26,7 @@ mod handles;
 mod host;
 pub mod keep;
 pub mod local;
+pub mod memory;
 pub mod pg_clock;
 pub mod ports;
 pub mod providers;

@@ -19,7 +19,7 @@ use crate::catalogue::Catalogue;
 use crate::docker::DockerStack;
 use crate::docker::faults::{ContainerFaultError, ContainerHeal};
 use crate::handles::StackHandles;
-use crate::host::StackHost;
+use crate::host::{OomRecord, StackHost};
 use crate::local::LocalStack;
 use crate::providers::Providers;
 
@@ -193,7 +193,33 @@ impl Stack {
 
     /// Disk and memory as `df -h` and `free -h` show them (see [`crate::host`]).
     pub fn host(&self) -> Arc<dyn runbooks::ops::Host> {
-        Arc::new(StackHost { disk: self.disk() })
+        let memory = self.memory().cloned().map_err(str::to_owned);
+        let oom = match (self, &memory) {
+            (Stack::Docker(stack), _) => OomRecord::Engine {
+                docker: stack.docker().clone(),
+                run_id: stack.run_id().to_owned(),
+                since: stack.started(),
+            },
+            (Stack::Local(_), Ok(cgroup)) => OomRecord::Cgroup(cgroup.clone()),
+            (Stack::Local(_), Err(reason)) => OomRecord::Unknown(format!(
+                "the stack's processes are not in a memory cgroup of their own: {reason}"
+            )),
+        };
+        Arc::new(StackHost {
+            disk: self.disk(),
+            memory,
+            orchestrator: self.orchestrator(),
+            oom,
+        })
+    }
+
+    /// The stack's memory cgroup, limited to its budget, or why it has none (see
+    /// [`crate::memory`]).
+    pub fn memory(&self) -> Result<&crate::memory::MemoryCgroup, &str> {
+        match self {
+            Stack::Local(stack) => stack.memory(),
+            Stack::Docker(stack) => stack.memory(),
+        }
     }
 
     /// The stack's disk of log files and backups (see [`crate::disk`]).

@@ -139,6 +139,18 @@ pub async fn assert_control_needs_the_runbook(scenario_id: &str) -> DrillReport 
     report
 }
 
+/// Whether `stack` has memory limited to its budget (a cgroup of its own); if not,
+/// why, for a skip message. In CI, where it must have one, a missing limit fails.
+pub fn limited_memory(stack: &Stack) -> Result<(), String> {
+    match stack.memory() {
+        Ok(_) => Ok(()),
+        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI must drill memory exhaustion, but {reason}")
+        }
+        Err(reason) => Err(reason.to_owned()),
+    }
+}
+
 /// Whether this machine can give a stack a size-limited disk (always on docker; on the
 /// local backend a tmpfs mount, which needs root); if not, why, for a skip message.
 pub async fn size_limited_disk() -> Result<(), String> {

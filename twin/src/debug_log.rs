@@ -31,8 +31,14 @@ pub fn spawn(chaos: Chaos, clock: Clock, service: Service) {
         let mut tick = clock.interval(Duration::from_secs(1));
         let mut owed_bytes = 0.0;
         let mut request = 0u64;
+        // Bytes are owed for the modeled time that passed, not per tick: a tick the
+        // machine was too busy to run must not slow the disk's filling.
+        let mut last = clock.now();
         loop {
             tick.tick().await;
+            let now = clock.now();
+            let elapsed_minutes = (now - last).as_seconds_f64().max(0.0) / 60.0;
+            last = now;
             let Some(params) = chaos.get("debug_file_log") else {
                 owed_bytes = 0.0;
                 continue;
@@ -44,8 +50,8 @@ pub fn spawn(chaos: Chaos, clock: Clock, service: Service) {
                     continue;
                 }
             };
-            owed_bytes += params.mib_per_minute.max(0.0) * MIB / 60.0;
-            let at = clock.now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+            owed_bytes += params.mib_per_minute.max(0.0) * MIB * elapsed_minutes;
+            let at = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
             let mut chunk = Vec::with_capacity(owed_bytes as usize + 4096);
             while (chunk.len() as f64) < owed_bytes {
                 request += 1;

@@ -43,6 +43,9 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
         // One modeled second between allocations keeps the growth smooth at any scale.
         let mut tick = clock.interval(Duration::from_secs(1));
         let mut owed_mib = 0.0;
+        // Owed for the modeled time that passed, not per tick: a tick the machine was
+        // too busy to run must not slow the leak.
+        let mut last = clock.now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -53,6 +56,9 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
                     continue;
                 }
             }
+            let now = clock.now();
+            let elapsed_minutes = (now - last).as_seconds_f64().max(0.0) / 60.0;
+            last = now;
             let Some(params) = chaos.get("memory_leak") else {
                 continue;
             };
@@ -63,7 +69,7 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
                     continue;
                 }
             };
-            owed_mib += params.mib_per_minute / 60.0;
+            owed_mib += params.mib_per_minute * elapsed_minutes;
             while owed_mib >= 1.0 && leaked.len() < params.max_mib {
                 leaked.push(touched_mib());
                 owed_mib -= 1.0;

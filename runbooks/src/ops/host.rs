@@ -63,6 +63,8 @@ pub trait Host: Send + Sync {
     async fn disk(&self) -> Result<Usage, HostError>;
     /// `free -h` as the stack sees it.
     async fn memory(&self) -> Result<Usage, HostError>;
+    /// OOM kills among the stack's processes since it started (`dmesg | grep -i oom`).
+    async fn oom_kills(&self) -> Result<u64, HostError>;
     /// Where `dir` is, as the runbook's commands name it.
     fn dir(&self, dir: DiskDir) -> String;
     /// The files directly in `dir` (`du -sh`, `ls -l`, `find -mtime`).

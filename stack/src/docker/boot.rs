@@ -21,6 +21,7 @@
 //! Any error drops the [`Teardown`] made at the start, which removes whatever was
 //! created.
 
+use crate::memory::{DEFAULT_MEMORY_BUDGET, MemoryCgroup};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub(super) struct Booted {
     /// PostgreSQL's and Redis's testcontainers handles (they never remove anything).
     pub started: [Started; 2],
     pub teardown: Teardown,
+    /// The stack's memory cgroup, or why it has none.
+    pub memory: Result<MemoryCgroup, String>,
 }
 
 pub(super) async fn boot(
@@ -115,6 +118,10 @@ pub(super) async fn boot(
     ]);
     let disk_size = docker_options.disk_size.unwrap_or(DEFAULT_DISK_SIZE);
     let resources = Resources::create(&docker, &project, &run_id, &labels, disk_size).await?;
+    let memory = engine::memory_cgroup(&docker, &run_id, DEFAULT_MEMORY_BUDGET).await;
+    if let Err(reason) = &memory {
+        tracing::debug!(reason, "the docker stack's memory is not limited");
+    }
     let prepare = phases.elapsed();
     phases.mark("networks and disk created");
 
@@ -127,6 +134,7 @@ pub(super) async fn boot(
         labels: &labels,
         images: &images,
         memory_limits: &docker_options.memory_limits,
+        cgroup_parent: memory.as_ref().ok().map(MemoryCgroup::docker_parent),
     };
     let mut orchestrator = DockerOrchestrator::new(docker.clone(), run_id.clone(), http.clone());
     orchestrator.add(
@@ -237,6 +245,7 @@ pub(super) async fn boot(
         forwarders,
         started: [pg_started, redis_started],
         teardown,
+        memory,
     })
 }
 
@@ -681,6 +690,7 @@ struct ContainerSpecs<'a> {
     labels: &'a HashMap<String, String>,
     images: &'a Images,
     memory_limits: &'a BTreeMap<Service, u64>,
+    cgroup_parent: Option<String>,
 }
 
 impl ContainerSpecs<'_> {
@@ -702,6 +712,7 @@ impl ContainerSpecs<'_> {
             ports: Vec::new(),
             stop_signal: None,
             memory_limit: self.memory_limits.get(&service).copied(),
+            cgroup_parent: self.cgroup_parent.clone(),
             labels,
             network: self.project.to_owned(),
             alias: service.name().to_owned(),

@@ -92,6 +92,69 @@ pub async fn connect() -> Result<Docker, DockerError> {
         .map_err(DockerError::engine("negotiating the docker API version"))
 }
 
+/// A memory cgroup for the run that its containers can go below, or why there is none:
+/// the engine must place containers with the `cgroupfs` driver in cgroup v1 (with
+/// systemd's driver a parent is a slice, with v2 another tree), on this host.
+pub async fn memory_cgroup(
+    docker: &Docker,
+    run_id: &str,
+    limit: u64,
+) -> Result<crate::memory::MemoryCgroup, String> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| format!("asking the engine for its cgroup driver: {e}"))?;
+    let driver = info
+        .cgroup_driver
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let version = info
+        .cgroup_version
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    if driver != "cgroupfs" || version != "1" {
+        return Err(format!(
+            "the engine places containers with the {driver:?} cgroup driver, cgroup version \
+             {version:?}; a stack's memory limit needs cgroupfs on cgroup v1"
+        ));
+    }
+    crate::memory::MemoryCgroup::create(run_id, limit)
+}
+
+/// The engine's OOM events of the run's containers since `since` (`docker events
+/// --filter event=oom`): the docker backend's `dmesg | grep -i oom`. A killed
+/// container's own cgroup goes with it, so the kernel's count there cannot be read
+/// afterwards; the engine's record stays.
+pub async fn oom_events(
+    docker: &Docker,
+    run_id: &str,
+    since: std::time::SystemTime,
+) -> Result<u64, DockerError> {
+    use futures::StreamExt as _;
+    let seconds = |at: std::time::SystemTime| {
+        at.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    };
+    let options = bollard::query_parameters::EventsOptions {
+        since: Some(seconds(since).to_string()),
+        // A bounded listing, not a stream: up to the next whole second.
+        until: Some((seconds(std::time::SystemTime::now()) + 1).to_string()),
+        filters: Some(HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("event".to_owned(), vec!["oom".to_owned()]),
+            ("label".to_owned(), vec![format!("{LABEL_RUN}={run_id}")]),
+        ])),
+    };
+    let mut events = docker.events(Some(options));
+    let mut count = 0;
+    while let Some(event) = events.next().await {
+        event.map_err(DockerError::engine("listing the engine's OOM events"))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// The images a stack runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Images {

@@ -252,6 +252,7 @@ mod tests {
             ports: vec![(5432, 5433)],
             stop_signal: Some("SIGINT".into()),
             memory_limit: Some(256 << 20),
+            cgroup_parent: None,
             labels: HashMap::from([("runbook-drill.run-id".into(), "x".into())]),
             network: "drill-x".into(),
             alias: "postgres".into(),

@@ -58,6 +58,8 @@ pub(crate) struct ServiceSpec {
     pub ports: Vec<(u16, u16)>,
     pub stop_signal: Option<String>,
     pub memory_limit: Option<u64>,
+    /// The stack's memory cgroup the container goes below (see [`crate::memory`]).
+    pub cgroup_parent: Option<String>,
     pub labels: HashMap<String, String>,
     pub network: String,
     /// The service name, which is also its host name on the stack's network.
@@ -123,6 +125,7 @@ impl ServiceSpec {
                 // Swap equal to memory: no swap, so exceeding the limit is an OOM kill.
                 memory: self.memory_limit.map(|m| m as i64),
                 memory_swap: self.memory_limit.map(|m| m as i64),
+                cgroup_parent: self.cgroup_parent.clone(),
                 init: (self.init == Init::Engine).then_some(true),
                 log_config: Some(log_config(&env)),
                 ..Default::default()
@@ -277,6 +280,7 @@ mod tests {
             ports: vec![(8080, 41000)],
             stop_signal: None,
             memory_limit: Some(64 << 20),
+            cgroup_parent: None,
             labels: HashMap::new(),
             network: "drill-x".into(),
             alias: "rest-api".into(),
@@ -312,6 +316,7 @@ mod tests {
             ports: vec![],
             stop_signal: None,
             memory_limit: None,
+            cgroup_parent: None,
             labels: HashMap::new(),
             network: "drill-x".into(),
             alias: "redis".into(),

@@ -93,6 +93,10 @@ pub struct DockerStack {
     /// remove their containers: `teardown` does, with everything else of the run.
     _started: [Started; 2],
     teardown: Teardown,
+    /// The stack's memory cgroup its containers are below, or why there is none.
+    memory: Result<crate::memory::MemoryCgroup, String>,
+    /// When the boot began: the engine's events of the run are read from here.
+    started: std::time::SystemTime,
     /// Released once the teardown above has removed everything.
     _turn: Option<Turn>,
 }
@@ -198,6 +202,7 @@ impl DockerStack {
         docker_options: DockerOptions,
     ) -> Result<DockerStack, DockerError> {
         let turn = Turn::for_options(&options).await?;
+        let started = std::time::SystemTime::now();
         let booted = super::boot::boot(options, docker_options).await?;
         Ok(DockerStack {
             handles: booted.handles,
@@ -209,6 +214,8 @@ impl DockerStack {
             _forwarders: booted.forwarders,
             _started: booted.started,
             teardown: booted.teardown,
+            memory: booted.memory,
+            started,
             _turn: turn,
         })
     }
@@ -220,6 +227,16 @@ impl DockerStack {
     /// The orchestrator with its docker-only extras (container names, run id).
     pub fn orchestrator(&self) -> &Arc<DockerOrchestrator> {
         &self.orchestrator
+    }
+
+    /// The stack's memory cgroup, or why it has none (see [`crate::memory`]).
+    pub fn memory(&self) -> Result<&crate::memory::MemoryCgroup, &str> {
+        self.memory.as_ref().map_err(String::as_str)
+    }
+
+    /// When the stack's boot began.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.started
     }
 
     /// The run id every container, network and volume of this stack is labelled with.

@@ -12,6 +12,7 @@
 //! Any error drops what was started: the supervisor's `Drop` stops every child and
 //! removes the run directory, so a failed boot leaves nothing running.
 
+use crate::memory::MemoryCgroup;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub(crate) struct Booted {
     pub chaos: BTreeMap<Service, Url>,
     pub data_dir: PathBuf,
     pub disk: super::disk::LocalDisk,
+    /// The stack's memory cgroup, or why it has none.
+    pub memory: Result<MemoryCgroup, String>,
     pub report: BootReport,
 }
 
@@ -81,6 +84,14 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
     let mut supervisor = Supervisor::new(run, http.clone());
     let data_dir = supervisor.run_dir().path().to_owned();
     let disk = super::disk::LocalDisk::create(&data_dir, crate::disk::DEFAULT_DISK_SIZE)?;
+    let memory = MemoryCgroup::create(
+        supervisor.run_dir().run_id(),
+        crate::memory::DEFAULT_MEMORY_BUDGET,
+    );
+    match &memory {
+        Ok(cgroup) => supervisor.limit_memory(cgroup.clone()),
+        Err(reason) => tracing::debug!(reason, "the local stack's memory is not limited"),
+    }
     let addresses = Addresses::allocate(options.ports, supervisor.run_dir())?;
     let listening = providers::Listening::start().await;
     let endpoints = addresses.endpoints(&listening);
@@ -141,6 +152,7 @@ pub(crate) async fn boot(options: &StackOptions) -> Result<Booted, StackError> {
             .collect(),
         data_dir,
         disk,
+        memory,
         report: BootReport {
             template: database.template,
             data_dir_copy: database.copy,

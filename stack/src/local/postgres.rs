@@ -232,6 +232,7 @@ pub(crate) fn slot(
             // The postmaster's command line names its data directory: that is its identity.
             identity: data_dir.to_string_lossy().into_owned(),
             faked_clock: clock.cloned(),
+            cgroup_procs: None,
         },
         readiness: Readiness::Postgres(Box::new(connect_options(listen.port, SUPERUSER, ready_db))),
         policy: StopPolicy {

@@ -21,6 +21,22 @@ use super::logs;
 use super::procfs::{self, Identity};
 use crate::pg_clock::PgClock;
 
+/// Joins the memory cgroup whose `cgroup.procs` is `$1`, then becomes the program
+/// (`$2…`) under the same PID, so that everything the program forks is in the cgroup
+/// from its first instant (moving the PID after the start would miss PostgreSQL's
+/// first children). The preload the program needs is set only at its `exec`, so the
+/// shell itself never loads it.
+const JOIN_CGROUP_THEN_EXEC: &str = r#"echo 0 > "$1" || exit 126
+shift
+if [ -n "$DRILL_SHIM_PRELOAD" ]; then
+  export LD_PRELOAD="$DRILL_SHIM_PRELOAD"
+  unset DRILL_SHIM_PRELOAD
+fi
+exec "$@""#;
+
+/// The variable that carries `LD_PRELOAD` through [`JOIN_CGROUP_THEN_EXEC`].
+const SHIM_PRELOAD: &str = "DRILL_SHIM_PRELOAD";
+
 /// How to start a service's process.
 #[derive(Clone, Debug)]
 pub(crate) struct LaunchSpec {
@@ -41,6 +57,9 @@ pub(crate) struct LaunchSpec {
     /// The modeled clock the process runs on through libfaketime (PostgreSQL), whose
     /// spec is written for each start.
     pub faked_clock: Option<PgClock>,
+    /// The `cgroup.procs` file of the service's memory cgroup ([`crate::memory`]),
+    /// which the process joins before the program starts.
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 impl LaunchSpec {
@@ -50,9 +69,24 @@ impl LaunchSpec {
         if let Some(clock) = &self.faked_clock {
             clock.prepare_start().map_err(io::Error::other)?;
         }
-        let mut command = Command::new(&self.program);
+        let mut command = match &self.cgroup_procs {
+            Some(procs) => {
+                let mut shim = Command::new("/bin/sh");
+                shim.arg("-c")
+                    .arg(JOIN_CGROUP_THEN_EXEC)
+                    .arg("drill-join-cgroup")
+                    .arg(procs)
+                    .arg(&self.program)
+                    .args(&self.args);
+                shim
+            }
+            None => {
+                let mut command = Command::new(&self.program);
+                command.args(&self.args);
+                command
+            }
+        };
         command
-            .args(&self.args)
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -63,7 +97,14 @@ impl LaunchSpec {
         }
         command.envs(&self.env).envs(overrides);
         if let Some(clock) = &self.faked_clock {
-            command.envs(PgClock::env(clock.spec_file(), clock.library()));
+            for (name, value) in PgClock::env(clock.spec_file(), clock.library()) {
+                // Through the shim, the library is preloaded into the program only.
+                let name = match name.as_str() {
+                    "LD_PRELOAD" if self.cgroup_procs.is_some() => SHIM_PRELOAD.to_owned(),
+                    _ => name,
+                };
+                command.env(name, value);
+            }
         }
         if let Some((uid, gid)) = self.run_as {
             command.uid(uid).gid(gid);

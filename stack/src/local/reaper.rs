@@ -129,6 +129,7 @@ pub fn reap_stale_runs(root: &Path, scope: ReapScope) -> ReapReport {
         );
         report.runs.push(run.run_id);
     }
+    crate::memory::remove_orphaned_cgroups(root, CREATION_GRACE);
     ports::reap_stale_claims(root);
     report
 }

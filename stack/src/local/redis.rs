@@ -43,6 +43,7 @@ pub(crate) fn slot(bins: &Binaries, port: u16, bind: &str, dir: &Path, log: &Pat
             log: log.to_owned(),
             identity: "redis-server".into(),
             faked_clock: None,
+            cgroup_procs: None,
         },
         readiness: Readiness::Redis { port },
         policy: StopPolicy {

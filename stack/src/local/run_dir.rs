@@ -202,13 +202,18 @@ pub(crate) fn read_records(run: &Path) -> Vec<(String, PidRecord)> {
 }
 
 /// Removes a tree, tolerating a concurrent remover; unmounts what is mounted below it
-/// first (the stack's disk, [`super::disk`]).
+/// first (the stack's disk, [`super::disk`]), and removes the run's memory cgroups
+/// after ([`crate::memory`]).
 pub(crate) fn remove_tree(path: &Path) {
     super::disk::unmount_below(path);
     match fs::remove_dir_all(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove run files"),
+    }
+    // A run directory is named after its run id, and so are the run's cgroups.
+    if let Some(run_id) = path.file_name().and_then(|name| name.to_str()) {
+        crate::memory::remove_cgroups(run_id);
     }
 }
 

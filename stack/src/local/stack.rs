@@ -41,6 +41,7 @@ pub struct LocalStack {
     orchestrator: Arc<LocalOrchestrator>,
     data_dir: PathBuf,
     disk: super::disk::LocalDisk,
+    memory: Result<crate::memory::MemoryCgroup, String>,
     boot: BootReport,
     /// Released once everything else is gone.
     _turn: Option<Turn>,
@@ -72,6 +73,7 @@ impl LocalStack {
             supervisor: booted.supervisor,
             data_dir: booted.data_dir,
             disk: booted.disk,
+            memory: booted.memory,
             boot: booted.report,
             _turn: turn,
         })
@@ -93,6 +95,11 @@ impl LocalStack {
     /// The stack's disk of log files and backups (see [`super::disk`]).
     pub fn disk(&self) -> &super::disk::LocalDisk {
         &self.disk
+    }
+
+    /// The stack's memory cgroup, or why it has none (see [`crate::memory`]).
+    pub fn memory(&self) -> Result<&crate::memory::MemoryCgroup, &str> {
+        self.memory.as_ref().map_err(String::as_str)
     }
 
     /// The PID of a running service (the leader of its process group).

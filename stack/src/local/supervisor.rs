@@ -8,6 +8,7 @@
 //! a short synchronous state lock that is never held across an `.await`, so that the
 //! synchronous teardown in `Drop` can always take it.
 
+use crate::memory::MemoryCgroup;
 use std::collections::BTreeMap;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,6 +113,8 @@ pub(crate) struct Supervisor {
     slots: BTreeMap<Service, Slot>,
     http: reqwest::Client,
     torn_down: AtomicBool,
+    /// The stack's memory cgroup, which every service joins (see [`crate::memory`]).
+    memory: Option<MemoryCgroup>,
 }
 
 impl Supervisor {
@@ -121,10 +124,24 @@ impl Supervisor {
             slots: BTreeMap::new(),
             http,
             torn_down: AtomicBool::new(false),
+            memory: None,
         }
     }
 
-    pub(crate) fn add(&mut self, service: Service, config: SlotConfig) {
+    /// Services added from now on run in a child of `cgroup` named after them.
+    pub(crate) fn limit_memory(&mut self, cgroup: MemoryCgroup) {
+        self.memory = Some(cgroup);
+    }
+
+    pub(crate) fn add(&mut self, service: Service, mut config: SlotConfig) {
+        if let Some(cgroup) = &self.memory {
+            match cgroup.procs_of(service.name(), config.spec.run_as) {
+                Ok(procs) => config.spec.cgroup_procs = Some(procs),
+                Err(error) => {
+                    tracing::warn!(%service, %error, "the service runs outside the stack's memory cgroup")
+                }
+            }
+        }
         self.slots.insert(
             service,
             Slot {
@@ -410,8 +427,9 @@ impl Supervisor {
             .unwrap_or(false)
     }
 
-    /// Memory of the service's process group (private memory of each process plus its
-    /// shared memory once, as a cgroup counts it) and CPU since the previous sample.
+    /// Memory of the service (its cgroup's, or without one its process group's: private
+    /// memory of each process plus its shared memory once) and CPU since the previous
+    /// sample.
     pub(crate) fn stats(&self, service: Service) -> Option<SlotStats> {
         let slot = self.slots.get(&service)?;
         let pid = slot.running_pid()?;
@@ -419,13 +437,20 @@ impl Supervisor {
         let mut memory = 0;
         let mut shared = 0;
         let mut ticks = 0;
-        for member in members {
-            if let Some(m) = procfs::memory(member) {
+        for member in &members {
+            if let Some(m) = procfs::memory(*member) {
                 memory += m.anon + m.file;
                 shared = shared.max(m.shmem);
             }
-            ticks += procfs::stat(member).map(|s| s.cpu_ticks).unwrap_or(0);
+            ticks += procfs::stat(*member).map(|s| s.cpu_ticks).unwrap_or(0);
         }
+        // The service's cgroup counts as the engine counts a container; /proc counts
+        // every file page each process maps, PostgreSQL's shared buffers many times.
+        let memory_bytes = self
+            .memory
+            .as_ref()
+            .and_then(|cgroup| cgroup.used_by(service.name()).ok())
+            .unwrap_or(memory + shared);
         let now = Instant::now();
         let mut previous = lock(&slot.cpu);
         let cpu_percent = match *previous {
@@ -443,7 +468,7 @@ impl Supervisor {
             ticks,
         });
         Some(SlotStats {
-            memory_bytes: memory + shared,
+            memory_bytes,
             cpu_percent,
         })
     }

@@ -127,6 +127,7 @@ pub(crate) fn slot(
             log: log.to_owned(),
             identity: service.name().to_owned(),
             faked_clock: None,
+            cgroup_procs: None,
         },
         readiness: Readiness::Twin {
             chaos: chaos_url,
