@@ -80,7 +80,7 @@ impl Diagnosis for PoolDiagnosis {
 
 /// Usage above which a pool is exhausted (the alert's threshold).
 const THRESHOLD: f64 = 0.80;
-/// Usage at which an investigation still counts a pool as the incident's.
+/// Usage at which a pool beside the fullest one counts as exhausted too.
 const NEAR_THRESHOLD: f64 = 0.65;
 
 /// What one service's connections were doing, from `pg_stat_activity`.
@@ -141,28 +141,32 @@ impl Runbook for DbConnectionPool {
         for service in POOLED {
             usages.insert(service, current_pool(ops, phase, service).await?);
         }
-        // The alert fired on one reading; a pool hovering near the threshold may read
-        // a little under it a moment later and is still the incident.
-        let exhausted: Vec<Service> = usages
+        // The alert fired on one reading, at a peak of the traffic's own connections;
+        // a moment later the pool may read well under the threshold (a leak of 19
+        // connections read 63% once its peak had passed) and is still the incident.
+        // So the fullest pool is looked into whatever it reads now, and what the
+        // database shows decides: nothing there explains it, and the runbook escalates.
+        let Some(worst) = usages
             .iter()
-            .filter(|(_, usage)| usage.usage > NEAR_THRESHOLD)
+            .max_by(|a, b| {
+                a.1.usage
+                    .partial_cmp(&b.1.usage)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .map(|(service, _)| *service)
-            .collect();
-        let Some(&worst) = exhausted.iter().max_by(|a, b| {
-            usages[*a]
-                .usage
-                .partial_cmp(&usages[*b].usage)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        }) else {
+        else {
             return Err(StepError::Escalate {
                 step: "Check current pool usage".into(),
-                reason: format!(
-                    "no service's pool is near {:.0}% any more: {}",
-                    THRESHOLD * 100.0,
-                    describe_usages(&usages)
-                ),
+                reason: "no pooled service to read".into(),
             });
         };
+        // What the remediation acts on: the fullest pool, and any other near the
+        // threshold (runaway queries may hold both services' connections).
+        let exhausted: Vec<Service> = usages
+            .iter()
+            .filter(|(service, usage)| **service == worst || usage.usage > NEAR_THRESHOLD)
+            .map(|(service, _)| *service)
+            .collect();
         let listed = "connections not idle";
         listing(
             ops,
