@@ -84,7 +84,9 @@ fn cases() -> Vec<Fault> {
         // 45 modeled seconds are 750 ms at scale 60: far above a loopback answer, and
         // within the probe's own 5 s budget, so the late answer still arrives.
         Fault::provider(Provider::Musicbrainz).latency(Duration::from_secs(45)),
-        Fault::provider(Provider::Lastfm).rate_limit(Duration::from_secs(30)),
+        // Two real seconds of quiet at scale 60: a pause of the machine between the
+        // workload's calls and the probe's must not lift it before it is seen.
+        Fault::provider(Provider::Lastfm).rate_limit(Duration::from_secs(120)),
         Fault::provider(Provider::Spotify).bad_payload(),
         Fault::garbled_tracklists(SourceSite::Mixesdb, 20),
         Fault::network_partition(Provider::Musicbrainz),

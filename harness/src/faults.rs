@@ -1173,10 +1173,10 @@ mod tests {
     #[test]
     fn a_rate_limit_window_lifts_only_after_a_quiet_period() {
         use wiremock::Match;
-        let clock = Clock::starting_now(6_000.0).unwrap();
+        let clock = Clock::starting_now(600.0).unwrap();
         let active = Arc::new(AtomicBool::new(true));
-        // Ten minutes of quiet are a tenth of a real second at this scale; calls a
-        // millisecond apart (a few, on a loaded machine) come well within it.
+        // Ten minutes of quiet are a real second at this scale; calls a millisecond
+        // apart come well within it, even with a loaded machine's pauses between them.
         let window = RateLimitWindow::new(clock, Duration::from_secs(600), active.clone());
         let call = |method: &str| wiremock::Request {
             url: "http://provider/v1/search".parse().unwrap(),
@@ -1191,7 +1191,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
             assert!(window.matches(&call("GET")));
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(1_100));
         assert!(
             !window.matches(&call("GET")),
             "lifted after ten quiet minutes"

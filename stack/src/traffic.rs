@@ -274,7 +274,9 @@ mod tests {
 
     #[tokio::test]
     async fn users_arrive_at_the_rate_and_count_what_they_got() {
-        let clock = Clock::starting_now(600.0).unwrap();
+        // A real second of traffic: long enough that a pause of the machine does not
+        // decide the count.
+        let clock = Clock::starting_now(120.0).unwrap();
         let traffic = ApiTraffic::start(nowhere(), nowhere(), clock, 1, 100).unwrap();
         let started = clock.now();
         traffic.set_rate(60);
