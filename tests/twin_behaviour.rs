@@ -14,10 +14,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::Fault;
-use runbooks::ops::{DlqApi, EnrichmentApi, HttpApi};
+use harness::alerts::{AlertEvaluator, AlertState};
+use runbooks::ops::{AutoApprove, DlqApi, EnrichmentApi, HttpApi, Ops, Timeline};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::types::chrono::{DateTime, Utc};
@@ -1037,9 +1039,26 @@ async fn dropping_a_stack_leaves_no_process_behind() {
     }
 }
 
+/// Turns rest-api's `memory_leak` switch on: 64 modeled MiB a minute, up to `max_mib`.
+async fn leak_in_rest_api(stack: &Stack, max_mib: u64) {
+    let switch = stack
+        .chaos_url(Service::RestApi)
+        .expect("rest-api has a chaos surface")
+        .join("chaos/memory_leak")
+        .expect("a URL");
+    let response = reqwest::Client::new()
+        .put(switch)
+        .json(&serde_json::json!({"mib_per_minute": 64, "max_mib": max_mib}))
+        .send()
+        .await
+        .expect("PUT /chaos/memory_leak");
+    assert!(response.status().is_success(), "{response:?}");
+}
+
 /// The stack's memory is a cgroup limited to its budget (`free -h` reads it): a leak
-/// in rest-api raises it, `docker stats` names rest-api the largest, and at the budget
-/// the kernel's OOM killer ends rest-api, which the cgroup's record counts.
+/// in rest-api raises it until `MemoryUsageHigh` fires, `docker stats` names rest-api
+/// the largest, and at the budget the kernel's OOM killer ends rest-api, which the
+/// stack's OOM record (`dmesg | grep -i oom`) counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leak_fills_the_stacks_memory_until_the_oom_killer_ends_the_leaker() {
     let twin = Twin::start("memory-budget").await;
@@ -1058,29 +1077,35 @@ async fn a_leak_fills_the_stacks_memory_until_the_oom_killer_ends_the_leaker() {
         at_rest.total >> 20
     );
 
-    // Modeled minutes: 64 MiB a real second at scale 60 (slow enough for `docker stats`,
-    // which samples for a second or two, to see rest-api before the end), bounded above
-    // the budget so that only the budget stops it.
-    let leak = serde_json::json!({"mib_per_minute": 64, "max_mib": 2048});
-    let switch = stack
-        .chaos_url(Service::RestApi)
-        .expect("rest-api has a chaos surface")
-        .join("chaos/memory_leak")
-        .expect("a URL");
-    let response = reqwest::Client::new()
-        .put(switch)
-        .json(&leak)
-        .send()
-        .await
-        .expect("PUT /chaos/memory_leak");
-    assert!(response.status().is_success(), "{response:?}");
-
-    let grown = wait_for(
-        "free -h to show 300 MiB more in use",
-        || async { host.memory().await.expect("free -h") },
-        |usage| usage.used > at_rest.used + (300 << 20),
+    // First a leak that stops at 94% of the budget: MemoryUsageHigh (> 90%) fires from
+    // that reading, and nothing is killed. 64 modeled MiB a minute is 64 MiB a real
+    // second at scale 60: slow enough for `docker stats`, which samples for a second
+    // or two, to see rest-api while it runs.
+    let capped = (at_rest.total as f64 * 0.94 - at_rest.used as f64) / f64::from(1 << 20);
+    leak_in_rest_api(stack, capped as u64).await;
+    let ops = Ops::connect(
+        stack.endpoints().clone(),
+        stack.orchestrator(),
+        stack.clock(),
+        Arc::new(AutoApprove),
+        Timeline::new(stack.clock()),
     )
-    .await;
+    .await
+    .expect("the runbooks' clients connect")
+    .with_host(host.clone());
+    let mut alerts = AlertEvaluator::new(vec![&runbooks::pending::MEMORY]);
+    let started = Instant::now();
+    while !matches!(alerts.state("MemoryUsageHigh"), AlertState::Firing { .. }) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "MemoryUsageHigh never fired; free -h read {:?}",
+            host.memory().await
+        );
+        alerts.evaluate(&ops).await;
+        tokio::time::sleep(POLL).await;
+    }
+    let grown = host.memory().await.expect("free -h");
+    assert!(grown.fraction() > 0.9, "{grown:?}");
     let stats = stack.orchestrator().stats().await.expect("docker stats");
     let hog = stats
         .iter()
@@ -1088,6 +1113,8 @@ async fn a_leak_fills_the_stacks_memory_until_the_oom_killer_ends_the_leaker() {
         .expect("docker stats lists the services");
     assert_eq!(hog.service, Service::RestApi, "{stats:?} ({grown:?})");
 
+    // Then the leak goes on, bounded above the budget so that only the budget stops it.
+    leak_in_rest_api(stack, 2048).await;
     let orchestrator = stack.orchestrator();
     let ended = wait_for(
         "rest-api to be ended at the stack's budget",
