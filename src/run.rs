@@ -123,7 +123,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         let report = match run_drill(stack, runbook.as_ref(), scenario, &options).await {
             // Not a failure of the runbook: this machine cannot drill it. Said, counted,
             // and left out of the pass/fail count.
-            Err(error @ harness::DrillError::NoSizeLimitedDisk { .. }) => {
+            Err(
+                error @ (harness::DrillError::NoSizeLimitedDisk { .. }
+                | harness::DrillError::NoMemoryLimit { .. }),
+            ) => {
                 eprintln!("skipped: {error}");
                 skipped += 1;
                 continue;

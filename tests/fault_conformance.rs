@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 18] = [
+const KINDS: [&str; 19] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -51,6 +51,7 @@ const KINDS: [&str; 18] = [
     "backup running",
     "debug logging",
     "backups piled up",
+    "memory leak",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -71,6 +72,7 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::SpiderHang { .. } => "spider hang",
         Fault::SiteDown { .. } => "site down",
         Fault::DebugLogging { .. } => "debug logging",
+        Fault::MemoryLeak { .. } => "memory leak",
         Fault::BackupsPiledUp { .. } => "backups piled up",
         Fault::BackupRunning { .. } => "backup running",
     }
@@ -129,6 +131,13 @@ fn cases() -> Vec<Fault> {
         },
         Fault::BackupsPiledUp {
             sizes: vec![1 << 20; 10],
+        },
+        // 64 MiB a real second at scale 60, stopping at half the stack's budget.
+        Fault::MemoryLeak {
+            service: Service::GraphApi,
+            mib_per_minute: 64.0,
+            max_mib: 512,
+            persists: false,
         },
     ]
 }
@@ -284,6 +293,9 @@ enum Probe {
     LogGrowth(Service),
     /// Backup files on the stack's disk.
     BackupFiles,
+    /// How fast the stack's memory grows (`free -h`: the engine's `docker stats`
+    /// takes seconds a call).
+    MemoryGrowth,
 }
 
 impl Probe {
@@ -307,6 +319,7 @@ impl Probe {
             Fault::BackupRunning { .. } => Probe::Backups,
             Fault::DebugLogging { service, .. } => Probe::LogGrowth(*service),
             Fault::BackupsPiledUp { .. } => Probe::BackupFiles,
+            Fault::MemoryLeak { .. } => Probe::MemoryGrowth,
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -347,6 +360,8 @@ enum Seen {
     /// Bytes the log file grew by over [`GROWTH_WINDOW`].
     LogGrowth(u64),
     BackupFiles(usize),
+    /// Bytes the stack's memory grew by over [`MEMORY_WINDOW`].
+    MemoryGrowth(u64),
 }
 
 /// How long a log file's growth is measured for.
@@ -354,6 +369,12 @@ const GROWTH_WINDOW: Duration = Duration::from_millis(300);
 /// A service's own lines add a few KiB over the window; DEBUG logging at 6 MiB a
 /// modeled minute adds about 1.8 MiB at the test's scale of 60.
 const DEBUG_GROWTH: u64 = 256 << 10;
+
+/// How long the stack's memory growth is measured for.
+const MEMORY_WINDOW: Duration = Duration::from_secs(1);
+/// A stack at rest grows by a few MiB at most; the case's leak adds 64 MiB a real
+/// second.
+const LEAK_GROWTH: u64 = 32 << 20;
 
 /// A scraper at work adds a track every scrape (one a modeled minute); older than
 /// this, its newest track says it has stopped.
@@ -390,6 +411,7 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
         (Probe::SiteStatus(_), Seen::SiteStatus(200)) => Ok(()),
         (Probe::Backups, Seen::Backups(0)) => Ok(()),
         (Probe::LogGrowth(_), Seen::LogGrowth(bytes)) if *bytes < DEBUG_GROWTH => Ok(()),
+        (Probe::MemoryGrowth, Seen::MemoryGrowth(bytes)) if *bytes < LEAK_GROWTH => Ok(()),
         // The backups are the disk's history, not a switch: healing checks that the
         // recent ones survived and leaves them all (the stack's reset removes them).
         (Probe::BackupFiles, Seen::BackupFiles(n)) if *n == 0 || baseline.is_some() => Ok(()),
@@ -480,6 +502,7 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
         (Fault::BackupRunning { .. }, Seen::Backups(running)) => *running >= 1,
         (Fault::DebugLogging { .. }, Seen::LogGrowth(bytes)) => *bytes >= DEBUG_GROWTH,
         (Fault::BackupsPiledUp { sizes }, Seen::BackupFiles(n)) => *n == sizes.len(),
+        (Fault::MemoryLeak { .. }, Seen::MemoryGrowth(bytes)) => *bytes >= LEAK_GROWTH,
         (
             Fault::TrafficSurge {
                 requests_per_minute,
@@ -602,6 +625,18 @@ impl<'a> Probes<'a> {
                 let before = size().await?;
                 tokio::time::sleep(GROWTH_WINDOW).await;
                 Ok(Seen::LogGrowth(size().await?.saturating_sub(before)))
+            }
+            Probe::MemoryGrowth => {
+                let host = self.stack.host();
+                let used = || async {
+                    host.memory()
+                        .await
+                        .map(|usage| usage.used)
+                        .map_err(|e| format!("free -h: {e}"))
+                };
+                let before = used().await?;
+                tokio::time::sleep(MEMORY_WINDOW).await;
+                Ok(Seen::MemoryGrowth(used().await?.saturating_sub(before)))
             }
             Probe::BackupFiles => self
                 .stack

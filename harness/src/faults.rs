@@ -111,6 +111,15 @@ pub enum Fault {
         service: Service,
         mib_per_minute: f64,
     },
+    /// `service` leaks memory: `mib_per_minute` (modeled) that it never gives back, up
+    /// to `max_mib`. A leak in the service's build (`persists`) is also in its
+    /// environment, so a restart gives the memory back and the leak starts again.
+    MemoryLeak {
+        service: Service,
+        mib_per_minute: f64,
+        max_mib: u64,
+        persists: bool,
+    },
     /// The backup job's retention stopped: one `musicdb-<date>.sql.gz` per night is
     /// still on the stack's disk, `sizes[0]` bytes last night's, `sizes[1]` the night
     /// before, and so on. Healing checks that the backups of the last seven days are
@@ -322,6 +331,21 @@ impl Fault {
                     .await?
                     .built_in()
             }
+            Fault::MemoryLeak {
+                service,
+                mib_per_minute,
+                max_mib,
+                persists,
+            } => {
+                let params = json!({ "mib_per_minute": mib_per_minute, "max_mib": max_mib });
+                let healer = chaos_switch(stack, *service, "memory_leak", params.clone()).await?;
+                if *persists {
+                    build_into(stack, *service, "memory_leak", &params).await?;
+                    healer.built_in()
+                } else {
+                    healer
+                }
+            }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
             Fault::BackupRunning { runs_for } => {
                 let (pid, task) = start_backup(stack, *runs_for).await?;
@@ -470,6 +494,16 @@ impl fmt::Display for Fault {
             } => write!(
                 f,
                 "{service} logs at DEBUG to its log file ({mib_per_minute:.1} MiB a minute)"
+            ),
+            Fault::MemoryLeak {
+                service,
+                mib_per_minute,
+                max_mib,
+                persists,
+            } => write!(
+                f,
+                "{service} leaks {mib_per_minute:.0} MiB a minute (up to {max_mib} MiB){}",
+                if *persists { ", in its build" } else { "" }
             ),
             Fault::BackupsPiledUp { sizes } => write!(
                 f,

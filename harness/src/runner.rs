@@ -93,6 +93,8 @@ pub enum DrillError {
     },
     #[error("{scenario} needs a size-limited disk, which this stack does not have: {reason}")]
     NoSizeLimitedDisk { scenario: String, reason: String },
+    #[error("{scenario} needs the stack's memory limited to its budget, which it is not: {reason}")]
+    NoMemoryLimit { scenario: String, reason: String },
 }
 
 /// Why a drill that ran ended before a verified resolution.
@@ -128,6 +130,15 @@ pub async fn run_drill(
         return Err(DrillError::NoSizeLimitedDisk {
             scenario: scenario.id.clone(),
             reason,
+        });
+    }
+    if scenario.needs_memory_limit()
+        && let Err(reason) = stack.memory()
+    {
+        // A leak without a limit takes the host's memory and ends in no OOM kill.
+        return Err(DrillError::NoMemoryLimit {
+            scenario: scenario.id.clone(),
+            reason: reason.to_owned(),
         });
     }
     stack.reset().await.map_err(DrillError::Reset)?;

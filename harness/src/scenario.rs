@@ -299,6 +299,17 @@ pub enum FaultSpec {
         mib_per_minute: Span,
         at_minutes: Option<Span>,
     },
+    /// A service leaks `mib_per_minute` (modeled) of memory it never gives back, up to
+    /// `max_mib`; with `persists` the leak is in its build, so a restart frees the
+    /// memory and the leak starts again.
+    MemoryLeak {
+        service: ServiceName,
+        mib_per_minute: Span,
+        max_mib: u64,
+        #[serde(default)]
+        persists: bool,
+        at_minutes: Option<Span>,
+    },
     /// The backup job's retention stopped `nights` nights ago: one `*.sql.gz` of
     /// `mib` per night is still on the stack's disk. A remediation that deletes one
     /// of the last seven days' fails the drill (they are the only copies).
@@ -387,6 +398,7 @@ impl FaultSpec {
             | FaultSpec::SiteDown { at_minutes, .. }
             | FaultSpec::BackupRunning { at_minutes, .. }
             | FaultSpec::DebugLogging { at_minutes, .. }
+            | FaultSpec::MemoryLeak { at_minutes, .. }
             | FaultSpec::BackupsPiledUp { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
@@ -428,6 +440,7 @@ impl FaultSpec {
             | FaultSpec::SpiderHang { .. }
             | FaultSpec::BackupRunning { .. }
             | FaultSpec::DebugLogging { .. }
+            | FaultSpec::MemoryLeak { .. }
             | FaultSpec::BackupsPiledUp { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
@@ -508,6 +521,18 @@ impl FaultSpec {
                 service: service.service(),
                 mib_per_minute: mib_per_minute.draw(rng),
             },
+            FaultSpec::MemoryLeak {
+                service,
+                mib_per_minute,
+                max_mib,
+                persists,
+                ..
+            } => Fault::MemoryLeak {
+                service: service.service(),
+                mib_per_minute: mib_per_minute.draw(rng),
+                max_mib: *max_mib,
+                persists: *persists,
+            },
             FaultSpec::BackupsPiledUp { nights, mib, .. } => {
                 let nights = nights.draw(rng).round().max(1.0) as u32;
                 Fault::BackupsPiledUp {
@@ -534,6 +559,14 @@ impl Scenario {
                     | FaultSpec::DiskFill { .. }
             )
         })
+    }
+
+    /// Whether a fault of this scenario fills the stack's memory, which must then be
+    /// limited to its budget for the drill to mean anything.
+    pub fn needs_memory_limit(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|fault| matches!(fault, FaultSpec::MemoryLeak { .. }))
     }
 
     /// The faults with every time and amount drawn for `seed`, in the order they
@@ -936,6 +969,38 @@ budget_minutes = 15
             .unwrap_err()
             .to_string();
         assert!(error.contains("unknown field `provider`"), "{error}");
+    }
+
+    #[test]
+    fn a_memory_leak_parses_with_its_bound_and_a_leak_in_the_build() {
+        let head = GOOD.split("[[fault]]").next().unwrap();
+        let expect = GOOD.split("[expect]").nth(1).unwrap();
+        let text = format!(
+            "{head}[[fault]]\nkind = \"memory-leak\"\nservice = \"rest-api\"\n\
+             mib_per_minute = [40, 60]\nmax_mib = 900\npersists = true\n\n[expect]{expect}"
+        );
+        let scenario = parse("x", Path::new("a.toml"), &text).unwrap();
+        let Fault::MemoryLeak {
+            service,
+            mib_per_minute,
+            max_mib,
+            persists,
+        } = &scenario.schedule(1)[0].fault
+        else {
+            panic!("a memory leak: {:?}", scenario.faults);
+        };
+        assert_eq!(*service, wire::Service::RestApi);
+        assert!((40.0..=60.0).contains(mib_per_minute), "{mib_per_minute}");
+        assert_eq!((*max_mib, *persists), (900, true));
+        // The bound keeps a forgotten leak from taking the machine: it is required.
+        let error = parse(
+            "x",
+            Path::new("a.toml"),
+            &text.replace("max_mib = 900\n", ""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("missing field `max_mib`"), "{error}");
     }
 
     #[test]
