@@ -111,10 +111,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             stack::memory::DEFAULT_MEMORY_BUDGET >> 20,
             cgroup.path().display()
         ),
-        Err(reason) => println!(
+        Err(reason) if stack.as_local().is_some() => println!(
             "  memory                not limited ({reason}): free -h sums the services' \
              memory against a budget of {} MiB",
             stack::memory::DEFAULT_MEMORY_BUDGET >> 20
+        ),
+        Err(reason) => println!(
+            "  memory                not limited ({reason}): free -h cannot be read, and \
+             MemoryUsageHigh says so"
         ),
     }
     stack.set_workload(stack::Workload {

@@ -5,9 +5,10 @@
 //! and backups to, on the local backend the tmpfs mounted under its run directory (or,
 //! without root, the plain directory there, which is not size-limited). Memory is the
 //! stack's memory cgroup ([`crate::memory`]): its limit is the total, what it is
-//! charged less inactive file cache is used. Without one, used is the sum of the
-//! services' memory (`docker stats`) against the same budget: the alert can fire, but
-//! nothing stops the stack at the budget.
+//! charged less inactive file cache is used. Without one, on the local backend used is
+//! the sum of the services' memory (from `/proc`) against the same budget: the alert
+//! can fire, but nothing stops the stack at the budget; on docker it cannot be read,
+//! and the alert evaluation says so.
 
 use std::sync::Arc;
 
@@ -22,8 +23,10 @@ pub(crate) struct StackHost {
     pub disk: StackDisk,
     /// The stack's memory cgroup, or why it has none.
     pub memory: Result<MemoryCgroup, String>,
-    /// Where the services' memory is read without a cgroup.
-    pub orchestrator: Arc<dyn Orchestrator>,
+    /// Where the services' memory is summed without a cgroup: the local backend's,
+    /// which reads `/proc`. Not the engine's `docker stats`, which takes seconds a
+    /// call, too slow for the alert evaluation that reads `free -h` every drill.
+    pub summed_from: Option<Arc<dyn Orchestrator>>,
     pub oom: OomRecord,
 }
 
@@ -69,9 +72,14 @@ impl Host for StackHost {
                     total: reading.limit,
                 })
             }
-            Err(_) => {
-                let stats = self
-                    .orchestrator
+            Err(reason) => {
+                let Some(orchestrator) = &self.summed_from else {
+                    return Err(failed(format!(
+                        "the stack's memory is not limited, and the engine's stats are too \
+                         slow to sum for it: {reason}"
+                    )));
+                };
+                let stats = orchestrator
                     .stats()
                     .await
                     .map_err(|e| failed(e.to_string()))?;

@@ -208,7 +208,7 @@ impl Stack {
         Arc::new(StackHost {
             disk: self.disk(),
             memory,
-            orchestrator: self.orchestrator(),
+            summed_from: self.as_local().map(|_| self.orchestrator()),
             oom,
         })
     }
