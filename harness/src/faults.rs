@@ -308,13 +308,10 @@ impl Fault {
                 persists,
             } => {
                 let params = json!({"every": every});
-                let healer =
-                    chaos_switch(stack, *service, "connection_leak", params.clone()).await?;
                 if *persists {
-                    build_into(stack, *service, "connection_leak", &params).await?;
-                    healer.built_in()
+                    chaos_switch_in_build(stack, *service, "connection_leak", params).await?
                 } else {
-                    healer
+                    chaos_switch(stack, *service, "connection_leak", params).await?
                 }
             }
             Fault::SpiderHang { site } => {
@@ -326,10 +323,7 @@ impl Fault {
             } => {
                 // The level is in the service's environment: a restart keeps it.
                 let params = json!({ "mib_per_minute": mib_per_minute });
-                build_into(stack, *service, "debug_file_log", &params).await?;
-                chaos_switch(stack, *service, "debug_file_log", params)
-                    .await?
-                    .built_in()
+                chaos_switch_in_build(stack, *service, "debug_file_log", params).await?
             }
             Fault::MemoryLeak {
                 service,
@@ -338,12 +332,10 @@ impl Fault {
                 persists,
             } => {
                 let params = json!({ "mib_per_minute": mib_per_minute, "max_mib": max_mib });
-                let healer = chaos_switch(stack, *service, "memory_leak", params.clone()).await?;
                 if *persists {
-                    build_into(stack, *service, "memory_leak", &params).await?;
-                    healer.built_in()
+                    chaos_switch_in_build(stack, *service, "memory_leak", params).await?
                 } else {
-                    healer
+                    chaos_switch(stack, *service, "memory_leak", params).await?
                 }
             }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
@@ -586,26 +578,6 @@ enum Healer {
     },
     /// The recent backups that must survive, and the disk they are on.
     Backups(RecentBackups),
-}
-
-impl Healer {
-    /// A chaos switch that is also in the service's environment ([`build_into`]).
-    fn built_in(self) -> Self {
-        match self {
-            Healer::Chaos {
-                url,
-                service,
-                switch,
-                ..
-            } => Healer::Chaos {
-                url,
-                service,
-                switch,
-                built_in: true,
-            },
-            other => other,
-        }
-    }
 }
 
 /// The backups of the last seven days, as written, to check at heal.
@@ -905,6 +877,22 @@ async fn start_backup(
         conn.close().await
     });
     Ok((pid, task))
+}
+
+/// A chaos switch that is also in the service's build (its environment, see
+/// [`build_into`]): a restart brings it back, and healing it knows so.
+async fn chaos_switch_in_build(
+    stack: &Stack,
+    service: Service,
+    switch: &'static str,
+    params: serde_json::Value,
+) -> Result<Healer, FaultError> {
+    build_into(stack, service, switch, &params).await?;
+    let mut healer = chaos_switch(stack, service, switch, params).await?;
+    if let Healer::Chaos { built_in, .. } = &mut healer {
+        *built_in = true;
+    }
+    Ok(healer)
 }
 
 /// Puts a switch into the service's environment for its next start
