@@ -138,6 +138,7 @@ fn cases() -> Vec<Fault> {
             mib_per_minute: 64.0,
             max_mib: 512,
             persists: false,
+            held_mib: 0,
         },
     ]
 }

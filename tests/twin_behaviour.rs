@@ -1093,7 +1093,7 @@ async fn a_leak_fills_the_stacks_memory_until_the_oom_killer_ends_the_leaker() {
     .await
     .expect("the runbooks' clients connect")
     .with_host(host.clone());
-    let mut alerts = AlertEvaluator::new(vec![&runbooks::pending::MEMORY]);
+    let mut alerts = AlertEvaluator::new(vec![&runbooks::memory::META.rule]);
     let started = Instant::now();
     while !matches!(alerts.state("MemoryUsageHigh"), AlertState::Firing { .. }) {
         assert!(

@@ -361,7 +361,7 @@ mod tests {
         let ops = ops_of_nothing().await;
         let mut evaluator = AlertEvaluator::new(vec![
             &runbooks::disk_space::META.rule,
-            &runbooks::pending::MEMORY,
+            &runbooks::memory::META.rule,
         ]);
         evaluator.evaluate(&ops).await;
         let failures = evaluator.probe_failures();

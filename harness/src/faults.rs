@@ -112,13 +112,15 @@ pub enum Fault {
         mib_per_minute: f64,
     },
     /// `service` leaks memory: `mib_per_minute` (modeled) that it never gives back, up
-    /// to `max_mib`. A leak in the service's build (`persists`) is also in its
-    /// environment, so a restart gives the memory back and the leak starts again.
+    /// to `max_mib`, and already holds `held_mib` of it (the leak ran before the drill).
+    /// A leak in the service's build (`persists`) is also in its environment, so a
+    /// restart gives the memory back and the leak starts again, from nothing.
     MemoryLeak {
         service: Service,
         mib_per_minute: f64,
         max_mib: u64,
         persists: bool,
+        held_mib: u64,
     },
     /// The backup job's retention stopped: one `musicdb-<date>.sql.gz` per night is
     /// still on the stack's disk, `sizes[0]` bytes last night's, `sizes[1]` the night
@@ -330,12 +332,19 @@ impl Fault {
                 mib_per_minute,
                 max_mib,
                 persists,
+                held_mib,
             } => {
-                let params = json!({ "mib_per_minute": mib_per_minute, "max_mib": max_mib });
+                let build = json!({ "mib_per_minute": mib_per_minute, "max_mib": max_mib });
+                // What the leak holds already is of this process, not of its build.
+                let mut running = build.clone();
+                running["held_mib"] = json!(held_mib);
                 if *persists {
-                    chaos_switch_in_build(stack, *service, "memory_leak", params).await?
+                    build_into(stack, *service, "memory_leak", &build).await?;
+                    chaos_switch(stack, *service, "memory_leak", running)
+                        .await?
+                        .built_in()
                 } else {
-                    chaos_switch(stack, *service, "memory_leak", params).await?
+                    chaos_switch(stack, *service, "memory_leak", running).await?
                 }
             }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
@@ -492,9 +501,10 @@ impl fmt::Display for Fault {
                 mib_per_minute,
                 max_mib,
                 persists,
+                held_mib,
             } => write!(
                 f,
-                "{service} leaks {mib_per_minute:.0} MiB a minute (up to {max_mib} MiB){}",
+                "{service} leaks {mib_per_minute:.0} MiB a minute (holds {held_mib}, up to {max_mib} MiB){}",
                 if *persists { ", in its build" } else { "" }
             ),
             Fault::BackupsPiledUp { sizes } => write!(
@@ -564,6 +574,8 @@ enum Healer {
         switch: &'static str,
         /// Also in the service's environment, so that a new process starts with it.
         built_in: bool,
+        /// Asked, when no process answers, whether the service was stopped.
+        orchestrator: Arc<dyn runbooks::ops::Orchestrator>,
     },
     Flood(PgPool),
     Container(ContainerHeal),
@@ -578,6 +590,17 @@ enum Healer {
     },
     /// The recent backups that must survive, and the disk they are on.
     Backups(RecentBackups),
+}
+
+impl Healer {
+    /// A chaos switch that is also in the service's build: healing it knows a new
+    /// process starts with it.
+    fn built_in(mut self) -> Self {
+        if let Healer::Chaos { built_in, .. } = &mut self {
+            *built_in = true;
+        }
+        self
+    }
 }
 
 /// The backups of the last seven days, as written, to check at heal.
@@ -612,6 +635,7 @@ impl FaultGuard {
                 service,
                 switch,
                 built_in,
+                orchestrator,
             }) => {
                 let client = reqwest::Client::new();
                 let response = match client
@@ -626,6 +650,18 @@ impl FaultGuard {
                     // not built into the service lives only in its process, so the next
                     // one starts without it.
                     Err(error) if error.is_connect() && !built_in => return Ok(()),
+                    // A switch in the build with its service stopped (the runbook ran
+                    // one worker fewer): no process holds it, and the stack's reset
+                    // starts the service again from its original environment.
+                    Err(error)
+                        if error.is_connect()
+                            && matches!(
+                                orchestrator.status(service).await,
+                                Ok(runbooks::ops::ServiceStatus::Stopped)
+                            ) =>
+                    {
+                        return Ok(());
+                    }
                     Err(error) => {
                         return Err(FaultError::Chaos {
                             service,
@@ -839,6 +875,7 @@ async fn chaos_switch(
         service,
         switch,
         built_in: false,
+        orchestrator: stack.orchestrator(),
     })
 }
 
@@ -888,11 +925,9 @@ async fn chaos_switch_in_build(
     params: serde_json::Value,
 ) -> Result<Healer, FaultError> {
     build_into(stack, service, switch, &params).await?;
-    let mut healer = chaos_switch(stack, service, switch, params).await?;
-    if let Healer::Chaos { built_in, .. } = &mut healer {
-        *built_in = true;
-    }
-    Ok(healer)
+    Ok(chaos_switch(stack, service, switch, params)
+        .await?
+        .built_in())
 }
 
 /// Puts a switch into the service's environment for its next start

@@ -10,6 +10,11 @@
 //! a live message nor an archive record is **lost**. It also checks that no live
 //! message belongs to a track that is not failed (a duplicate in flight) and that no
 //! replayed message is still in the queue.
+//!
+//! What a remediation cost without losing anything is counted too: claims that were
+//! interrupted and done again (a worker stopped, or metadata-enrichment restarted,
+//! while a track was in flight), which a restart or a smaller worker pool trades for
+//! the memory or the connections it frees.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -31,6 +36,10 @@ pub struct Ledger {
     pub duplicated: i64,
     /// Replayed messages still present in the queue.
     pub replayed_but_queued: i64,
+    /// Claims of a track not failed beyond its first that no DLQ replay explains:
+    /// in-flight work interrupted (its claim given back, or its lease run out) and
+    /// claimed again. (A failed track's attempts are its history of failing.)
+    pub interrupted_claims: i64,
 }
 
 impl Ledger {
@@ -99,6 +108,12 @@ impl Ledger {
         if self.lost > 0 {
             text.push_str(&format!(" + {} LOST", self.lost));
         }
+        if self.interrupted_claims > 0 {
+            text.push_str(&format!(
+                "; {} claims interrupted in flight and claimed again",
+                self.interrupted_claims
+            ));
+        }
         text
     }
 }
@@ -130,9 +145,13 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
             (SELECT COUNT(*) FROM failed WHERE NOT live AND NOT archived),
             (SELECT COUNT(*) FROM dlq_messages m JOIN tracks t USING (track_id)
                 WHERE t.enrichment_status <> 'failed'),
-            (SELECT COUNT(*) FROM dlq_messages m JOIN dlq_replay_log r USING (message_id))"
+            (SELECT COUNT(*) FROM dlq_messages m JOIN dlq_replay_log r USING (message_id)),
+            (SELECT COALESCE(SUM(GREATEST(t.enrichment_attempts - 1 - (
+                SELECT COUNT(*) FROM dlq_replay_log r WHERE r.track_id = t.track_id), 0)), 0)::int8
+                FROM tracks t
+                WHERE t.enrichment_attempts > 1 AND t.enrichment_status <> 'failed')"
     );
-    let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64) =
+    let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_one(&mut *tx)
             .await?;
@@ -147,6 +166,7 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
         lost,
         duplicated,
         replayed_but_queued,
+        interrupted_claims,
     ) = row;
     Ok(Ledger {
         tracks,
@@ -158,6 +178,7 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
         lost,
         duplicated,
         replayed_but_queued,
+        interrupted_claims,
     })
 }
 

@@ -301,13 +301,16 @@ pub enum FaultSpec {
     },
     /// A service leaks `mib_per_minute` (modeled) of memory it never gives back, up to
     /// `max_mib`; with `persists` the leak is in its build, so a restart frees the
-    /// memory and the leak starts again.
+    /// memory and the leak starts again. A leak of production runs for hours before
+    /// it pages: `held_mib` is what it already holds when the drill picks it up (up to
+    /// the bound), so that a drill need not wait those hours out.
     MemoryLeak {
         service: ServiceName,
         mib_per_minute: Span,
         max_mib: u64,
         #[serde(default)]
         persists: bool,
+        held_mib: Option<Span>,
         at_minutes: Option<Span>,
     },
     /// The backup job's retention stopped `nights` nights ago: one `*.sql.gz` of
@@ -526,12 +529,14 @@ impl FaultSpec {
                 mib_per_minute,
                 max_mib,
                 persists,
+                held_mib,
                 ..
             } => Fault::MemoryLeak {
                 service: service.service(),
                 mib_per_minute: mib_per_minute.draw(rng),
                 max_mib: *max_mib,
                 persists: *persists,
+                held_mib: (held_mib.map_or(0.0, |span| span.draw(rng)) as u64).min(*max_mib),
             },
             FaultSpec::BackupsPiledUp { nights, mib, .. } => {
                 let nights = nights.draw(rng).round().max(1.0) as u32;
@@ -977,7 +982,8 @@ budget_minutes = 15
         let expect = GOOD.split("[expect]").nth(1).unwrap();
         let text = format!(
             "{head}[[fault]]\nkind = \"memory-leak\"\nservice = \"rest-api\"\n\
-             mib_per_minute = [40, 60]\nmax_mib = 900\npersists = true\n\n[expect]{expect}"
+             mib_per_minute = [40, 60]\nmax_mib = 900\npersists = true\n\
+             held_mib = [600, 700]\n\n[expect]{expect}"
         );
         let scenario = parse("x", Path::new("a.toml"), &text).unwrap();
         let Fault::MemoryLeak {
@@ -985,6 +991,7 @@ budget_minutes = 15
             mib_per_minute,
             max_mib,
             persists,
+            held_mib,
         } = &scenario.schedule(1)[0].fault
         else {
             panic!("a memory leak: {:?}", scenario.faults);
@@ -992,6 +999,8 @@ budget_minutes = 15
         assert_eq!(*service, wire::Service::RestApi);
         assert!((40.0..=60.0).contains(mib_per_minute), "{mib_per_minute}");
         assert_eq!((*max_mib, *persists), (900, true));
+        // What the leak held before the drill picked it up.
+        assert!((600..=700).contains(held_mib), "{held_mib}");
         // The bound keeps a forgotten leak from taking the machine: it is required.
         let error = parse(
             "x",

@@ -16,6 +16,7 @@ pub mod criteria;
 pub mod db_connection_pool;
 pub mod disk_space;
 pub mod dlq_overflow;
+pub mod memory;
 pub mod ops;
 pub mod pending;
 pub mod probe;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
         Box::new(circuit_breaker_storm::CircuitBreakerStorm),
         Box::new(db_connection_pool::DbConnectionPool),
         Box::new(disk_space::DiskSpace),
+        Box::new(memory::Memory),
         Box::new(scraper_stalled::ScraperStalled),
     ]
 }
@@ -45,7 +47,6 @@ pub fn alert_rules() -> Vec<&'static AlertRule> {
     rules.extend([
         &pending::ENRICHMENT_SUCCESS_RATE,
         &pending::DATA_QUALITY,
-        &pending::MEMORY,
         &pending::API_GATEWAY_ERRORS,
     ]);
     rules
@@ -94,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, scraper-stalled"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, memory, scraper-stalled"
         );
     }
 }

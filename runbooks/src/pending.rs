@@ -40,18 +40,6 @@ pub static DATA_QUALITY: AlertRule = AlertRule {
     typical_resolution: minutes_of(120),
 };
 
-/// Memory Exhaustion.
-pub static MEMORY: AlertRule = AlertRule {
-    name: "MemoryUsageHigh",
-    severity: Severity::P1,
-    runbook: "memory",
-    threshold: "Memory usage > 90%",
-    probe: Probe::MemoryUsage,
-    condition: Check::Above(0.90),
-    for_duration: minutes_of(0),
-    typical_resolution: minutes_of(20),
-};
-
 /// API Gateway High Error Rate.
 pub static API_GATEWAY_ERRORS: AlertRule = AlertRule {
     name: "APIGatewayErrorRateHigh",

@@ -63,6 +63,8 @@ pub enum Probe {
     DiskUsage,
     /// Used share of the stack's memory (`free -h`), 0..=1.
     MemoryUsage,
+    /// OOM kills among the stack's processes since it started (`dmesg | grep -i oom`).
+    OomKills,
     /// How many of the twin's services run with log options that do not rotate at
     /// `max_size` or smaller, keeping at most `max_file` files.
     UnrotatedLogs {
@@ -220,6 +222,13 @@ impl Probe {
                     .ok_or(ProbeError::Unavailable("memory usage"))?;
                 Ok(Reading::Number(host.memory().await?.fraction()))
             }
+            Probe::OomKills => {
+                let host = ops
+                    .host
+                    .as_ref()
+                    .ok_or(ProbeError::Unavailable("OOM kills"))?;
+                Ok(Reading::Number(host.oom_kills().await? as f64))
+            }
             Probe::UnrotatedLogs { max_size, max_file } => {
                 let limit = wire::env::parse_size(max_size);
                 let mut unrotated = 0;
@@ -298,6 +307,7 @@ impl Probe {
             Probe::RedisInfo { field } => format!("redis-cli INFO | grep {field}"),
             Probe::DiskUsage => "df -h".to_owned(),
             Probe::MemoryUsage => "free -h".to_owned(),
+            Probe::OomKills => "dmesg | grep -i oom".to_owned(),
             Probe::UnrotatedLogs { .. } => {
                 "docker inspect rest-api | jq '.[0].HostConfig.LogConfig'".to_owned()
             }

@@ -70,7 +70,21 @@ impl<'a> Drill<'a> {
 
     /// Drills `scenario` on a fresh stack at the scenario's scale; prints the report.
     pub async fn run(&self, scenario: &Scenario) -> DrillReport {
+        self.try_run(scenario)
+            .await
+            .unwrap_or_else(|reason| panic!("the drill cannot run here: {reason}"))
+    }
+
+    /// Like [`Drill::run`], but a stack without the memory limit the scenario needs
+    /// is a reason to skip (an error in CI, which must drill it), not a panic.
+    pub async fn try_run(&self, scenario: &Scenario) -> Result<DrillReport, String> {
         let stack = stack(&scenario.id, scenario.scale).await;
+        if scenario.needs_memory_limit()
+            && let Err(reason) = limited_memory(&stack)
+        {
+            stack.shutdown().await.expect("the stack stops");
+            return Err(reason);
+        }
         let options =
             DrillOptions::new(self.approver.clone(), self.seed).with_response(self.response);
         let report = run_drill(&stack, self.runbook, scenario, &options)
@@ -84,15 +98,22 @@ impl<'a> Drill<'a> {
         }
         // Shown by the test runner when the test fails, or with --no-capture.
         println!("{}", report.render());
-        report
+        Ok(report)
     }
 }
 
 /// Drills `scenario_id` with the runbook its file names.
 pub async fn drill(scenario_id: &str) -> DrillReport {
+    try_drill(scenario_id)
+        .await
+        .unwrap_or_else(|reason| panic!("the drill cannot run here: {reason}"))
+}
+
+/// [`drill`], or why this machine cannot drill the scenario (see [`Drill::try_run`]).
+pub async fn try_drill(scenario_id: &str) -> Result<DrillReport, String> {
     let scenario = scenario(scenario_id);
     let runbook = runbooks::by_id(&scenario.runbook).expect("known runbook");
-    Drill::of(runbook.as_ref()).run(&scenario).await
+    Drill::of(runbook.as_ref()).try_run(&scenario).await
 }
 
 /// Asserts a drill passed in full, printing its report otherwise.
@@ -118,11 +139,20 @@ pub fn assert_drill_passed(report: &DrillReport) {
 /// the control showed what it must: the incident does not resolve without the runbook,
 /// unless the scenario declares that the world heals it.
 pub async fn assert_control_needs_the_runbook(scenario_id: &str) -> DrillReport {
+    try_assert_control_needs_the_runbook(scenario_id)
+        .await
+        .unwrap_or_else(|reason| panic!("the drill cannot run here: {reason}"))
+}
+
+/// [`assert_control_needs_the_runbook`], or why this machine cannot drill the scenario.
+pub async fn try_assert_control_needs_the_runbook(
+    scenario_id: &str,
+) -> Result<DrillReport, String> {
     let scenario = scenario(scenario_id);
     let runbook = runbooks::by_id(&scenario.runbook).expect("known runbook");
     let mut drill = Drill::of(runbook.as_ref());
     drill.response = Response::Control;
-    let report = drill.run(&scenario).await;
+    let report = drill.try_run(&scenario).await?;
     let text = report.render();
     assert!(report.time_to_detect.is_some(), "the alert fired:\n{text}");
     match report.control {
@@ -136,7 +166,7 @@ pub async fn assert_control_needs_the_runbook(scenario_id: &str) -> DrillReport 
         }
         other => panic!("the control run showed {other:?}:\n{text}"),
     }
-    report
+    Ok(report)
 }
 
 /// Whether `stack` has memory limited to its budget (a cgroup of its own); if not,

@@ -7,7 +7,9 @@
 //! `max_mib` so that a forgotten switch cannot take the machine down; only a restart
 //! of the process (or a chaos reset) gives the memory back, as with a real leak.
 //!
-//! Parameters: `{"mib_per_minute": 64, "max_mib": 512}` (modeled minutes).
+//! Parameters: `{"mib_per_minute": 64, "max_mib": 512, "held_mib": 0}` (modeled
+//! minutes): `held_mib` is what the leak already holds when the switch is turned on
+//! (it ran before anyone looked), allocated at once.
 
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ struct LeakParams {
     mib_per_minute: f64,
     #[serde(default = "default_max")]
     max_mib: usize,
+    #[serde(default)]
+    held_mib: usize,
 }
 
 fn default_rate() -> f64 {
@@ -43,6 +47,8 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
         // One modeled second between allocations keeps the growth smooth at any scale.
         let mut tick = clock.interval(Duration::from_secs(1));
         let mut owed_mib = 0.0;
+        // Whether this switch-on's `held_mib` was taken: once, not at every tick.
+        let mut held_taken = false;
         // Owed for the modeled time that passed, not per tick: a tick the machine was
         // too busy to run must not slow the leak.
         let mut last = clock.now();
@@ -53,6 +59,7 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
                     if changed.is_err() { return; }
                     leaked = Vec::new();
                     owed_mib = 0.0;
+                    held_taken = false;
                     continue;
                 }
             }
@@ -60,6 +67,7 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
             let elapsed_minutes = (now - last).as_seconds_f64().max(0.0) / 60.0;
             last = now;
             let Some(params) = chaos.get("memory_leak") else {
+                held_taken = false;
                 continue;
             };
             let params: LeakParams = match serde_json::from_value(params) {
@@ -70,6 +78,10 @@ pub fn spawn(chaos: Chaos, clock: Clock) {
                 }
             };
             owed_mib += params.mib_per_minute * elapsed_minutes;
+            if !held_taken {
+                held_taken = true;
+                owed_mib += params.held_mib as f64;
+            }
             while owed_mib >= 1.0 && leaked.len() < params.max_mib {
                 leaked.push(touched_mib());
                 owed_mib -= 1.0;

@@ -1,0 +1,81 @@
+//! Drills of the Memory Exhaustion runbook: a leak in rest-api that a restart cures;
+//! the same leak in the running build, which the restart only postpones (a correct
+//! escalation); the enrichment workers holding the memory, which one worker fewer
+//! frees. With control runs. The stack's memory is a cgroup limited to its budget,
+//! which needs root and cgroup v1; without it the drills are skipped, and say why
+//! (CI requires it).
+
+mod common;
+
+use common::{assert_drill_passed, try_assert_control_needs_the_runbook, try_drill};
+
+/// The report, or `None` after saying why this machine cannot drill memory.
+fn unless_skipped(outcome: Result<harness::DrillReport, String>) -> Option<harness::DrillReport> {
+    outcome
+        .inspect_err(|reason| eprintln!("skipped: {reason}"))
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_a_restarting_the_leaking_service_frees_the_memory() {
+    let Some(report) = unless_skipped(try_drill("memory/a-heavy-service").await) else {
+        return;
+    };
+    assert_drill_passed(&report);
+    assert!(
+        report
+            .timeline_text
+            .contains("docker compose restart rest-api metadata-enrichment"),
+        "{}",
+        report.render()
+    );
+    assert!(
+        !report.timeline_text.contains("FLUSHDB"),
+        "Redis is small: the cache is not flushed\n{}",
+        report.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_a_a_leak_in_the_build_is_escalated_after_the_restart() {
+    let Some(report) = unless_skipped(try_drill("memory/a-leak-persists").await) else {
+        return;
+    };
+    assert_drill_passed(&report);
+    let escalated = report.escalated.as_deref().unwrap_or_default();
+    assert!(
+        escalated.contains("memory climbs again after the restart"),
+        "{}",
+        report.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_runbook_the_leak_holds_the_memory() {
+    unless_skipped(try_assert_control_needs_the_runbook("memory/a-heavy-service").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_b_one_worker_fewer_frees_the_memory_at_half_the_throughput() {
+    let Some(report) = unless_skipped(try_drill("memory/b-enrichment-workers").await) else {
+        return;
+    };
+    assert_drill_passed(&report);
+    let text = report.render();
+    assert!(
+        report
+            .timeline_text
+            .contains("docker compose stop metadata-enrichment-worker-2"),
+        "{text}"
+    );
+    assert!(
+        !report.timeline_text.contains("docker compose restart"),
+        "the workers hold the memory: rest-api is not restarted\n{text}"
+    );
+    assert!(report.timeline_text.contains("replicas 2 → 1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_runbook_the_workers_hold_the_memory() {
+    unless_skipped(try_assert_control_needs_the_runbook("memory/b-enrichment-workers").await);
+}
