@@ -32,6 +32,13 @@ async fn diagonal_of(id: &str) {
     }
     drills.extend(no_fault(id, &all));
     let stack = common::stack(&format!("matrix {id}"), drills[0].scale).await;
+    if drills.iter().any(Scenario::needs_memory_limit)
+        && let Err(reason) = common::limited_memory(&stack)
+    {
+        eprintln!("skipped: {reason}");
+        stack.shutdown().await.expect("the stack stops");
+        return;
+    }
     for scenario in &drills {
         assert_eq!(scenario.scale, drills[0].scale, "one stack per runbook");
         let options =
@@ -68,6 +75,7 @@ diagonals! {
     circuit_breaker_storm_chooses_what_struck => "circuit-breaker-storm",
     db_connection_pool_chooses_what_struck => "db-connection-pool",
     disk_space_chooses_what_struck => "disk-space",
+    memory_chooses_what_struck => "memory",
     scraper_stalled_chooses_what_struck => "scraper-stalled",
 }
 

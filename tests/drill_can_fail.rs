@@ -20,6 +20,7 @@ use runbooks::criteria::Criterion;
 use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
 use runbooks::disk_space::{self, DiskDiagnosis, DiskSpace};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
+use runbooks::memory::{self, Memory, MemoryDiagnosis};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
 use runbooks::steps::{self, RowsNaming};
 use runbooks::{Evidence, Runbook, RunbookMeta};
@@ -476,4 +477,43 @@ async fn freeing_space_without_log_rotation_fails_the_disk_drill() {
         text.contains("✗ Docker logs configured with rotation"),
         "the drill names the missing rotation:\n{text}"
     );
+}
+
+/// Memory Exhaustion, but the text's step 1 whatever `docker stats` shows: rest-api and
+/// metadata-enrichment are restarted while the workers hold the memory.
+fn restart_as_written<'a>(
+    ops: &'a Ops,
+    _: &'a MemoryDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(steps::compose(
+        ops,
+        Phase::Resolve,
+        "STEP 1: Restart heavy services",
+        steps::Compose::Restart,
+        &memory::HEAVY,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_rest_api_while_the_workers_hold_the_memory_fails_the_memory_drill() {
+    let as_written = Resolving {
+        runbook: Memory,
+        resolve: restart_as_written,
+    };
+    let report = match Drill::of(&as_written)
+        .try_run(&scenario("memory/b-enrichment-workers"))
+        .await
+    {
+        Ok(report) => report,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "the restart frees nothing the workers hold:\n{text}"
+    );
+    assert!(text.contains("verification ✗ Memory usage < 85%"), "{text}");
 }
