@@ -56,6 +56,11 @@ async fn without_the_runbook_the_leak_holds_the_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_runbook_a_leak_in_the_build_is_not_escalated() {
+    unless_skipped(try_assert_control_needs_the_runbook("memory/a-leak-persists").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_b_one_worker_fewer_frees_the_memory_at_half_the_throughput() {
     let Some(report) = unless_skipped(try_drill("memory/b-enrichment-workers").await) else {
         return;

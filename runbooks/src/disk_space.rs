@@ -335,6 +335,11 @@ pub async fn free_space(
     .await
 }
 
+/// The services the others call (providers through the gateway, failures to the DLQ
+/// manager): step 7 recreates them first, as compose's `depends_on` would, so that no
+/// service comes up to a gateway that is itself being recreated.
+const CALLED_BY_THE_OTHERS: [Service; 2] = [Service::ApiGatewayInternal, Service::DlqManager];
+
 /// Step 7, made safe: every service of the stack gets the text's log options and is
 /// recreated with them (`docker compose up -d`), instead of the engine's defaults and
 /// a restart of the engine.
@@ -347,6 +352,17 @@ pub async fn set_log_rotation(ops: &Ops) -> Result<(), StepError> {
             .await
             .step(title)?;
     }
+    // Recreated all at once, metadata-enrichment came up while the gateway was still
+    // being recreated (3 real seconds on docker, six modeled minutes at scale 120): its
+    // breakers opened and stayed open past CircuitBreakerOpen's five minutes.
+    let rest: Vec<Service> = Service::TWIN
+        .into_iter()
+        .filter(|s| !CALLED_BY_THE_OTHERS.contains(s))
+        .collect();
+    let recreate = async {
+        ops.orchestrator.restart(&CALLED_BY_THE_OTHERS).await?;
+        ops.orchestrator.restart(&rest).await
+    };
     ops.act(
         Phase::Resolve,
         title,
@@ -354,8 +370,13 @@ pub async fn set_log_rotation(ops: &Ops) -> Result<(), StepError> {
             "log-opts {{\"max-size\": \"{ROTATE_AT}\", \"max-file\": \"{ROTATE_FILES}\"}} for every \
              service; docker compose up -d"
         ),
-        ops.orchestrator.restart(&Service::TWIN),
-        |()| format!("{} services recreated with {options}", Service::TWIN.len()),
+        recreate,
+        |()| {
+            format!(
+                "{} services recreated with {options}, the gateway and the DLQ manager first",
+                Service::TWIN.len()
+            )
+        },
     )
     .await?;
     Ok(())
