@@ -500,15 +500,12 @@ async fn restarting_rest_api_while_the_workers_hold_the_memory_fails_the_memory_
         runbook: Memory,
         resolve: restart_as_written,
     };
-    let report = match Drill::of(&as_written)
-        .try_run(&scenario("memory/b-enrichment-workers"))
-        .await
-    {
-        Ok(report) => report,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(report) = common::unless_skipped(
+        Drill::of(&as_written)
+            .try_run(&scenario("memory/b-enrichment-workers"))
+            .await,
+    ) else {
+        return;
     };
     let text = report.render();
     assert!(

@@ -7,14 +7,9 @@
 
 mod common;
 
-use common::{assert_drill_passed, try_assert_control_needs_the_runbook, try_drill};
-
-/// The report, or `None` after saying why this machine cannot drill memory.
-fn unless_skipped(outcome: Result<harness::DrillReport, String>) -> Option<harness::DrillReport> {
-    outcome
-        .inspect_err(|reason| eprintln!("skipped: {reason}"))
-        .ok()
-}
+use common::{
+    assert_drill_passed, try_assert_control_needs_the_runbook, try_drill, unless_skipped,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_a_restarting_the_leaking_service_frees_the_memory() {

@@ -112,13 +112,6 @@ fn total(files: &[DiskFile]) -> u64 {
     files.iter().map(|f| f.bytes).sum()
 }
 
-fn host(ops: &Ops, step: &str) -> Result<std::sync::Arc<dyn crate::ops::Host>, StepError> {
-    ops.host.clone().ok_or_else(|| StepError::Escalate {
-        step: step.to_owned(),
-        reason: "this stack's backend cannot show its disk (no host view)".into(),
-    })
-}
-
 fn rotation() -> LogConfig {
     LogConfig::rotating(ROTATE_AT, ROTATE_FILES)
 }
@@ -133,7 +126,7 @@ impl Runbook for DiskSpace {
 
     async fn investigate(&self, ops: &Ops) -> Result<DiskDiagnosis, StepError> {
         let phase = Phase::Investigate;
-        let host = host(ops, "Check disk usage")?;
+        let host = steps::host(ops, "Check disk usage", "disk")?;
         let usage = ops
             .act(phase, "Check disk usage", "df -h", host.disk(), |u| {
                 format!("{:.0}% used of {}", u.fraction() * 100.0, mib(u.total))
@@ -270,7 +263,7 @@ pub async fn free_space(
         },
     )
     .await?;
-    let host = host(ops, "STEP 3: Truncate large logs")?;
+    let host = steps::host(ops, "STEP 3: Truncate large logs", "disk")?;
     let paths = |files: &[DiskFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
     let names = |files: &[DiskFile]| {
         files

@@ -26,7 +26,7 @@ use wire::Service;
 
 use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::{Check, Criterion};
-use crate::ops::{Host, Ops, Outcome, Phase, ServiceStats, StepContext, StepError, Usage};
+use crate::ops::{Ops, Outcome, Phase, ServiceStats, StepContext, StepError, Usage};
 use crate::probe::Probe;
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, Scenario};
 use crate::scenarios;
@@ -147,13 +147,6 @@ fn describe_top(sorted: &[ServiceStats], n: usize) -> String {
         .join(", ")
 }
 
-fn host(ops: &Ops, step: &str) -> Result<std::sync::Arc<dyn Host>, StepError> {
-    ops.host.clone().ok_or_else(|| StepError::Escalate {
-        step: step.to_owned(),
-        reason: "this stack's backend cannot show its memory (no host view)".into(),
-    })
-}
-
 /// Investigation step 2 (also the evidence of later steps).
 async fn docker_stats(
     ops: &Ops,
@@ -182,7 +175,7 @@ impl Runbook for Memory {
 
     async fn investigate(&self, ops: &Ops) -> Result<MemoryDiagnosis, StepError> {
         let phase = Phase::Investigate;
-        let host = host(ops, "Check system memory")?;
+        let host = steps::host(ops, "Check system memory", "memory")?;
         let usage = ops
             .act(
                 phase,
@@ -272,7 +265,7 @@ pub async fn restart_heavy_services(ops: &Ops, hog: &ServiceStats) -> Result<(),
 async fn watch_for_regrowth(ops: &Ops, hog: &ServiceStats) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     let title = "STEP 4: Monitor memory";
-    let host = host(ops, title)?;
+    let host = steps::host(ops, title, "memory")?;
     let watching = ops.clock.now();
     ops.clock.sleep(SETTLE).await;
     let first = host.memory().await.step(title)?;
@@ -347,7 +340,7 @@ pub async fn reduce_workers(ops: &Ops) -> Result<(), StepError> {
 pub async fn clear_redis_if_large(ops: &Ops) -> Result<(), StepError> {
     let phase = Phase::Resolve;
     let title = "STEP 3: Clear Redis cache if large";
-    let host = host(ops, title)?;
+    let host = steps::host(ops, title, "memory")?;
     let total = host.memory().await.step(title)?.total;
     let used = ops
         .act(

@@ -716,6 +716,19 @@ pub async fn grep_logs(
     Ok(matching)
 }
 
+/// The host the stack runs on (`df -h`, `free -h`), or an escalation of `step` when
+/// the backend cannot show its `what` ("disk", "memory").
+pub fn host(
+    ops: &Ops,
+    step: &str,
+    what: &str,
+) -> Result<std::sync::Arc<dyn crate::ops::Host>, StepError> {
+    ops.host.clone().ok_or_else(|| StepError::Escalate {
+        step: step.to_owned(),
+        reason: format!("this stack's backend cannot show its {what} (no host view)"),
+    })
+}
+
 fn names(services: &[Service]) -> String {
     services
         .iter()

@@ -116,6 +116,14 @@ pub async fn try_drill(scenario_id: &str) -> Result<DrillReport, String> {
     Drill::of(runbook.as_ref()).try_run(&scenario).await
 }
 
+/// The report, or `None` after saying why this machine cannot drill the scenario (a
+/// [`Drill::try_run`] that returned its reason).
+pub fn unless_skipped(outcome: Result<DrillReport, String>) -> Option<DrillReport> {
+    outcome
+        .inspect_err(|reason| eprintln!("skipped: {reason}"))
+        .ok()
+}
+
 /// Asserts a drill passed in full, printing its report otherwise.
 pub fn assert_drill_passed(report: &DrillReport) {
     let text = report.render();
