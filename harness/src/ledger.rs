@@ -36,9 +36,10 @@ pub struct Ledger {
     pub duplicated: i64,
     /// Replayed messages still present in the queue.
     pub replayed_but_queued: i64,
-    /// Claims of a track not failed beyond its first that no DLQ replay explains:
-    /// in-flight work interrupted (its claim given back, or its lease run out) and
-    /// claimed again. (A failed track's attempts are its history of failing.)
+    /// Claims beyond the first of tracks that never failed: in-flight work interrupted
+    /// (its claim given back, or its lease run out) and claimed again. Tracks that failed
+    /// or were replayed are left out: their attempts include the seeded history of
+    /// failing (the DLQ drills' replayed backlog read as 700 interrupted claims).
     pub interrupted_claims: i64,
 }
 
@@ -146,10 +147,10 @@ pub async fn take(db: &PgPool) -> Result<Ledger, sqlx::Error> {
             (SELECT COUNT(*) FROM dlq_messages m JOIN tracks t USING (track_id)
                 WHERE t.enrichment_status <> 'failed'),
             (SELECT COUNT(*) FROM dlq_messages m JOIN dlq_replay_log r USING (message_id)),
-            (SELECT COALESCE(SUM(GREATEST(t.enrichment_attempts - 1 - (
-                SELECT COUNT(*) FROM dlq_replay_log r WHERE r.track_id = t.track_id), 0)), 0)::int8
+            (SELECT COALESCE(SUM(t.enrichment_attempts - 1), 0)::int8
                 FROM tracks t
-                WHERE t.enrichment_attempts > 1 AND t.enrichment_status <> 'failed')"
+                WHERE t.enrichment_attempts > 1 AND t.enrichment_status <> 'failed'
+                  AND NOT EXISTS (SELECT 1 FROM dlq_replay_log r WHERE r.track_id = t.track_id))"
     );
     let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
