@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use stack::{Backend, PortMode, Stack, StackOptions};
+use stack::{Backend, PortMode, Stack, StackOptions, TurnKind};
 
 /// One stack at a time, for drills that run one after another.
 pub struct Stacks {
@@ -52,7 +52,9 @@ impl Stacks {
                     tracks: self.tracks,
                     twin_binary: self.twin_binary.clone(),
                     label: self.label.clone(),
-                    takes_turn: true,
+                    // The figures `drill` reports are measured with nothing beside
+                    // them, whatever DRILL_TURNS allows the test suite.
+                    turn: TurnKind::Alone,
                 },
                 self.backend,
             )

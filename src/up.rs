@@ -59,7 +59,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         twin_binary,
         label: "drill-up".to_owned(),
         // A game-day stack runs for hours; it does not hold up drills and tests.
-        takes_turn: false,
+        turn: stack::TurnKind::None,
     };
     let selected = args.backend.select().await?;
     eprintln!(

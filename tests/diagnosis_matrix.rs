@@ -43,7 +43,7 @@ async fn diagonal_of(id: &str) {
         return;
     }
     drills.extend(no_fault(id, &all));
-    let stack = common::stack(&format!("matrix {id}"), drills[0].scale).await;
+    let stack = common::stack_for(&format!("matrix {id}"), &drills).await;
     if drills.iter().any(Scenario::needs_memory_limit)
         && let Err(reason) = common::limited_memory(&stack)
     {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::Criterion;
-use stack::{Backend, BackendChoice, Stack, StackOptions};
+use stack::{Backend, BackendChoice, Stack, StackOptions, TurnKind};
 
 /// The seed of every benchmarked stack, as in the tests.
 pub const SEED: u64 = 42;
@@ -20,10 +20,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// A test stack's options (free ports, scale 60), labelled for the run directory.
+/// A test stack's options (free ports, scale 60), labelled for the run directory;
+/// alone on the machine, whatever `DRILL_TURNS` allows: a benchmark measures.
 pub fn options(label: &str) -> StackOptions {
     let mut options = StackOptions::for_tests(PathBuf::from(env!("CARGO_BIN_EXE_drill")));
     options.seed = SEED;
+    options.turn = TurnKind::Alone;
     options.label = label.to_owned();
     options
 }

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use stack::Workload;
+use stack::{TurnKind, Workload};
 use wire::Service;
 use wire::api::{Provider, SourceSite};
 
@@ -553,6 +553,22 @@ impl FaultSpec {
 }
 
 impl Scenario {
+    /// How this scenario's stack shares the machine (see [`stack::turn`]): alone when
+    /// the harness generates load against it (API reads, a traffic surge), since the
+    /// generator must keep pace with modeled time for the drill to measure the runbook.
+    pub fn turn(&self) -> TurnKind {
+        let generates_load = self.workload.api_requests_per_minute > 0
+            || self
+                .faults
+                .iter()
+                .any(|fault| matches!(fault, FaultSpec::TrafficSurge { .. }));
+        if generates_load {
+            TurnKind::Alone
+        } else {
+            TurnKind::Shared
+        }
+    }
+
     /// Whether a fault of this scenario fills the stack's disk, which must then be a
     /// size-limited file system of its own for the drill to mean anything.
     pub fn needs_size_limited_disk(&self) -> bool {

@@ -44,5 +44,6 @@ pub use keep::KeepPolicy;
 pub use local::{BootReport, LocalStack};
 pub use providers::{Providers, StandIn};
 pub use stack::{CapabilityError, PortMode, Stack, StackOptions};
+pub use turn::TurnKind;
 pub use wire::Endpoints;
 pub use workload::Workload;

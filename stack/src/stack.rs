@@ -22,6 +22,7 @@ use crate::handles::StackHandles;
 use crate::host::{OomRecord, StackHost};
 use crate::local::LocalStack;
 use crate::providers::Providers;
+use crate::turn::TurnKind;
 
 /// Which ports a stack binds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +47,11 @@ pub struct StackOptions {
     pub twin_binary: PathBuf,
     /// The scenario or test this stack serves, recorded for reaping and debugging.
     pub label: String,
-    /// Whether the stack waits for its turn and holds it while it runs (see
-    /// [`crate::turn`]): stacks that measure modeled time do; a game-day stack and
-    /// the stand-in twins of the stack's own tests do not.
-    pub takes_turn: bool,
+    /// Whether the stack waits for a turn and holds it while it runs (see
+    /// [`crate::turn`]): stacks that measure modeled time do, those that measure load
+    /// the harness generates take every turn; a game-day stack and the stand-in twins
+    /// of the stack's own tests take none.
+    pub turn: TurnKind,
 }
 
 impl StackOptions {
@@ -63,7 +65,7 @@ impl StackOptions {
             tracks: 2000,
             twin_binary: twin_binary.into(),
             label: std::thread::current().name().unwrap_or("test").to_owned(),
-            takes_turn: true,
+            turn: TurnKind::Shared,
         }
     }
 }

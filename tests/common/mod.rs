@@ -9,7 +9,7 @@ use harness::scenario::{self, Scenario};
 use harness::{ControlOutcome, DrillOptions, DrillReport, Response, run_drill};
 use runbooks::DynRunbook;
 use runbooks::ops::{Approver, AutoApprove};
-use stack::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions};
+use stack::{Backend, BackendChoice, KeepPolicy, Stack, StackOptions, TurnKind};
 
 /// The seed every drill test runs with, unless it says otherwise.
 pub const SEED: u64 = 42;
@@ -30,10 +30,26 @@ pub async fn backend() -> Backend {
     selected.backend
 }
 
-/// A test stack at `scale`, on free ports, labelled with the test's name.
+/// A test stack at `scale`, on free ports, labelled with the test's name, taking one
+/// of the machine's turns.
 pub async fn stack(label: &str, scale: f64) -> Stack {
+    stack_taking(label, scale, TurnKind::Shared).await
+}
+
+/// [`stack`], for drills of `scenarios`: alone on the machine if one of them needs it.
+pub async fn stack_for(label: &str, scenarios: &[Scenario]) -> Stack {
+    let turn = if scenarios.iter().any(|s| s.turn() == TurnKind::Alone) {
+        TurnKind::Alone
+    } else {
+        TurnKind::Shared
+    };
+    stack_taking(label, scenarios[0].scale, turn).await
+}
+
+async fn stack_taking(label: &str, scale: f64, turn: TurnKind) -> Stack {
     let mut options = StackOptions::for_tests(twin_binary());
     options.scale = scale;
+    options.turn = turn;
     options.seed = SEED;
     options.label = label.to_owned();
     Stack::start(options, backend().await)
@@ -78,7 +94,7 @@ impl<'a> Drill<'a> {
     /// Like [`Drill::run`], but a stack without the memory limit the scenario needs
     /// is a reason to skip (an error in CI, which must drill it), not a panic.
     pub async fn try_run(&self, scenario: &Scenario) -> Result<DrillReport, String> {
-        let stack = stack(&scenario.id, scenario.scale).await;
+        let stack = stack_for(&scenario.id, std::slice::from_ref(scenario)).await;
         if scenario.needs_memory_limit()
             && let Err(reason) = limited_memory(&stack)
         {

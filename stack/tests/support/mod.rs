@@ -15,7 +15,7 @@ pub fn stub_twin() -> PathBuf {
 pub fn stub_options() -> StackOptions {
     StackOptions {
         // Stand-in stacks measure nothing, and some tests hold two at once.
-        takes_turn: false,
+        turn: stack::TurnKind::None,
         ..StackOptions::for_tests(stub_twin())
     }
 }
