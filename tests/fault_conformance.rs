@@ -32,7 +32,7 @@ use wire::api::{BreakerState, DlqStats, EnrichmentHealth, ErrorKind, Provider, S
 
 /// Every kind of fault there is: [`kind`] matches exhaustively, so a new kind does
 /// not compile until it is named, and the coverage test fails until it has a case.
-const KINDS: [&str; 19] = [
+const KINDS: [&str; 20] = [
     "provider status",
     "provider latency",
     "rate limit",
@@ -52,6 +52,7 @@ const KINDS: [&str; 19] = [
     "debug logging",
     "backups piled up",
     "memory leak",
+    "cache bloat",
 ];
 
 fn kind(fault: &Fault) -> &'static str {
@@ -73,6 +74,7 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::SiteDown { .. } => "site down",
         Fault::DebugLogging { .. } => "debug logging",
         Fault::MemoryLeak { .. } => "memory leak",
+        Fault::CacheBloat { .. } => "cache bloat",
         Fault::BackupsPiledUp { .. } => "backups piled up",
         Fault::BackupRunning { .. } => "backup running",
     }
@@ -139,6 +141,10 @@ fn cases() -> Vec<Fault> {
             max_mib: 512,
             persists: false,
             held_mib: 0,
+        },
+        Fault::CacheBloat {
+            held_mib: 64,
+            entry_kib: 256,
         },
     ]
 }
@@ -297,6 +303,8 @@ enum Probe {
     /// How fast the stack's memory grows (`free -h`: the engine's `docker stats`
     /// takes seconds a call).
     MemoryGrowth,
+    /// Redis's `used_memory` (INFO memory).
+    RedisMemory,
 }
 
 impl Probe {
@@ -321,6 +329,7 @@ impl Probe {
             Fault::DebugLogging { service, .. } => Probe::LogGrowth(*service),
             Fault::BackupsPiledUp { .. } => Probe::BackupFiles,
             Fault::MemoryLeak { .. } => Probe::MemoryGrowth,
+            Fault::CacheBloat { .. } => Probe::RedisMemory,
             // Every provider is cut off; one stands for all.
             Fault::GatewayDisconnect => Probe::Gateway(Provider::Musicbrainz),
         }
@@ -363,6 +372,7 @@ enum Seen {
     BackupFiles(usize),
     /// Bytes the stack's memory grew by over [`MEMORY_WINDOW`].
     MemoryGrowth(u64),
+    RedisMemory(u64),
 }
 
 /// How long a log file's growth is measured for.
@@ -376,6 +386,8 @@ const MEMORY_WINDOW: Duration = Duration::from_secs(1);
 /// A stack at rest grows by a few MiB at most; the case's leak adds 64 MiB a real
 /// second.
 const LEAK_GROWTH: u64 = 32 << 20;
+/// Redis of a stack at rest holds a few MiB of cached answers.
+const REDIS_AT_REST: u64 = 16 << 20;
 
 /// A scraper at work adds a track every scrape (one a modeled minute); older than
 /// this, its newest track says it has stopped.
@@ -413,6 +425,7 @@ fn is_baseline(probe: Probe, baseline: Option<&Seen>, seen: &Seen) -> Result<(),
         (Probe::Backups, Seen::Backups(0)) => Ok(()),
         (Probe::LogGrowth(_), Seen::LogGrowth(bytes)) if *bytes < DEBUG_GROWTH => Ok(()),
         (Probe::MemoryGrowth, Seen::MemoryGrowth(bytes)) if *bytes < LEAK_GROWTH => Ok(()),
+        (Probe::RedisMemory, Seen::RedisMemory(bytes)) if *bytes < REDIS_AT_REST => Ok(()),
         // The backups are the disk's history, not a switch: healing checks that the
         // recent ones survived and leaves them all (the stack's reset removes them).
         (Probe::BackupFiles, Seen::BackupFiles(n)) if *n == 0 || baseline.is_some() => Ok(()),
@@ -504,6 +517,9 @@ fn shows_fault(fault: &Fault, scale: f64, baseline: &Seen, seen: &Seen) -> Resul
         (Fault::DebugLogging { .. }, Seen::LogGrowth(bytes)) => *bytes >= DEBUG_GROWTH,
         (Fault::BackupsPiledUp { sizes }, Seen::BackupFiles(n)) => *n == sizes.len(),
         (Fault::MemoryLeak { .. }, Seen::MemoryGrowth(bytes)) => *bytes >= LEAK_GROWTH,
+        (Fault::CacheBloat { held_mib, .. }, Seen::RedisMemory(bytes)) => {
+            *bytes >= (held_mib << 20) * 9 / 10
+        }
         (
             Fault::TrafficSurge {
                 requests_per_minute,
@@ -638,6 +654,24 @@ impl<'a> Probes<'a> {
                 let before = used().await?;
                 tokio::time::sleep(MEMORY_WINDOW).await;
                 Ok(Seen::MemoryGrowth(used().await?.saturating_sub(before)))
+            }
+            Probe::RedisMemory => {
+                let client = redis::Client::open(self.stack.endpoints().redis_url.as_str())
+                    .map_err(|e| format!("the stack's Redis URL: {e}"))?;
+                let mut connection = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| format!("connecting to Redis: {e}"))?;
+                let info: String = redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| format!("INFO memory: {e}"))?;
+                info.lines()
+                    .find_map(|line| line.strip_prefix("used_memory:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .map(Seen::RedisMemory)
+                    .ok_or_else(|| format!("no used_memory in INFO memory: {info}"))
             }
             Probe::BackupFiles => self
                 .stack

@@ -1,7 +1,8 @@
 //! Drills of the Memory Exhaustion runbook: a leak in rest-api that a restart cures;
 //! the same leak in the running build, which the restart only postpones (a correct
 //! escalation); the enrichment workers holding the memory, which one worker fewer
-//! frees. With control runs. The stack's memory is a cgroup limited to its budget,
+//! frees; Redis holding it, which a flush frees at the price of the cache's live
+//! answers (the report's hit rate before and after). With control runs. The stack's memory is a cgroup limited to its budget,
 //! which needs root and cgroup v1; without it the drills are skipped, and say why
 //! (CI requires it).
 
@@ -78,4 +79,35 @@ async fn scenario_b_one_worker_fewer_frees_the_memory_at_half_the_throughput() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_runbook_the_workers_hold_the_memory() {
     unless_skipped(try_assert_control_needs_the_runbook("memory/b-enrichment-workers").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_c_flushing_a_large_redis_frees_the_memory_and_costs_the_cache() {
+    let Some(report) = unless_skipped(try_drill("memory/c-large-redis").await) else {
+        return;
+    };
+    assert_drill_passed(&report);
+    let text = report.render();
+    assert!(
+        report
+            .timeline_text
+            .contains("docker compose exec redis redis-cli FLUSHDB"),
+        "{text}"
+    );
+    assert!(
+        !report.timeline_text.contains("docker compose restart")
+            && !report.timeline_text.contains("docker compose stop"),
+        "Redis holds the memory: no service is restarted or stopped\n{text}"
+    );
+    let cache = report.cache.as_ref().expect("the cache's cost is reported");
+    let after = cache.hit_rate_after().expect("lookups after the flush");
+    assert!(
+        cache.hit_rate_before > 0.2 && after < cache.hit_rate_before,
+        "the flush costs the live answers the workload's repeats hit: {cache}\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_runbook_redis_holds_the_memory() {
+    unless_skipped(try_assert_control_needs_the_runbook("memory/c-large-redis").await);
 }

@@ -122,6 +122,12 @@ pub enum Fault {
         persists: bool,
         held_mib: u64,
     },
+    /// Redis holds `held_mib` of audio analyses, `entry_kib` each, that a build of
+    /// metadata-enrichment cached and nothing reads back (`cache_bloat` switch).
+    CacheBloat {
+        held_mib: u64,
+        entry_kib: u64,
+    },
     /// The backup job's retention stopped: one `musicdb-<date>.sql.gz` per night is
     /// still on the stack's disk, `sizes[0]` bytes last night's, `sizes[1]` the night
     /// before, and so on. Healing checks that the backups of the last seven days are
@@ -347,6 +353,13 @@ impl Fault {
                     chaos_switch(stack, *service, "memory_leak", running).await?
                 }
             }
+            Fault::CacheBloat {
+                held_mib,
+                entry_kib,
+            } => {
+                let params = json!({ "held_mib": held_mib, "entry_kib": entry_kib });
+                chaos_switch(stack, Service::MetadataEnrichment, "cache_bloat", params).await?
+            }
             Fault::BackupsPiledUp { sizes } => Healer::Backups(write_backups(stack, sizes).await?),
             Fault::BackupRunning { runs_for } => {
                 let (pid, task) = start_backup(stack, *runs_for).await?;
@@ -506,6 +519,14 @@ impl fmt::Display for Fault {
                 f,
                 "{service} leaks {mib_per_minute:.0} MiB a minute (holds {held_mib}, up to {max_mib} MiB){}",
                 if *persists { ", in its build" } else { "" }
+            ),
+            Fault::CacheBloat {
+                held_mib,
+                entry_kib,
+            } => write!(
+                f,
+                "Redis holds {held_mib} MiB of audio analyses ({entry_kib} KiB each) that \
+                 metadata-enrichment cached and never reads"
             ),
             Fault::BackupsPiledUp { sizes } => write!(
                 f,

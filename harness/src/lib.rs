@@ -4,11 +4,13 @@
 //! under the stack's workload, evaluates the runbooks' [`alerts`] over probes of the
 //! stack, times the runbook from the alert firing to its verified resolution
 //! ([`runner`]), telling its own time from waiting on the world ([`world`]), and then
-//! checks that nothing was lost ([`ledger`]). [`scenario`] reads the scenario files;
+//! checks that nothing was lost ([`ledger`]) and what the response cost the cache
+//! ([`cache_cost`]). [`scenario`] reads the scenario files;
 //! [`report`] renders what happened for people and for CI.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod cache_cost;
 pub mod faults;
 pub mod ledger;
 pub mod matrix;

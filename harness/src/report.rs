@@ -15,6 +15,7 @@ use runbooks::ops::timeline::{Entry, format_modeled};
 use runbooks::runbook::DiagnosisReport;
 use serde::Serialize;
 
+use crate::cache_cost::CacheCost;
 use crate::ledger::Ledger;
 use crate::runner::{DrillOptions, Response};
 use crate::scenario::Scenario;
@@ -90,6 +91,8 @@ pub struct DrillReport {
     pub world_heals: bool,
     pub verification: Vec<CriterionOutcome>,
     pub ledger: Option<Ledger>,
+    /// The cache's hit rate before the resolution and after it.
+    pub cache: Option<CacheCost>,
     pub alerts_fired: Vec<String>,
     pub failures: Vec<String>,
     /// What went wrong without failing the drill (a probe that failed now and then).
@@ -146,6 +149,7 @@ impl DrillReport {
             world_heals: scenario.expect.world_heals,
             verification: Vec::new(),
             ledger: None,
+            cache: None,
             alerts_fired: Vec::new(),
             failures: Vec::new(),
             warnings: Vec::new(),
@@ -262,6 +266,9 @@ impl DrillReport {
         }
         if let Some(ledger) = &self.ledger {
             let _ = writeln!(out, "  ledger: {}", ledger.summary());
+        }
+        if let Some(cache) = &self.cache {
+            let _ = writeln!(out, "  cache: {cache}");
         }
         for warning in &self.warnings {
             let _ = writeln!(out, "  ! {warning}");

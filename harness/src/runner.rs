@@ -29,6 +29,7 @@ use wire::Clock;
 use wire::wait::{self, Poll};
 
 use crate::alerts::{AlertEvaluator, AlertState};
+use crate::cache_cost::CacheCost;
 use crate::faults::{FaultError, FaultGuard};
 use crate::ledger;
 use crate::report::{DrillReport, FaultRecord};
@@ -443,6 +444,7 @@ async fn drive(
 
     let criteria = runbook.criteria();
     let before = readings_before(ops, &criteria).await;
+    report.cache = CacheCost::at_resolution(ops).await;
     report.resolve_started = Some(ops.clock.now());
     if options.response == Response::Control {
         ops.timeline.note(
@@ -594,6 +596,10 @@ async fn check_aftermath(
     baseline_config: &[String],
     report: &mut DrillReport,
 ) {
+    if let Some(cache) = &mut report.cache {
+        cache.close(ops).await;
+        ops.timeline.note(Phase::Ledger, "Cache", cache.to_string());
+    }
     match ledger::take(&ops.db).await {
         Ok(ledger) => {
             ops.timeline.note(Phase::Ledger, "Ledger", ledger.summary());

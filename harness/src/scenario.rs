@@ -313,6 +313,14 @@ pub enum FaultSpec {
         held_mib: Option<Span>,
         at_minutes: Option<Span>,
     },
+    /// A build of metadata-enrichment cached each provider's whole payload (audio
+    /// analyses of `entry_kib`) for the popular tracks, which no build reads back:
+    /// Redis holds `held_mib` of them, beside the live answers, for the cache's TTL.
+    CacheBloat {
+        held_mib: Span,
+        entry_kib: Span,
+        at_minutes: Option<Span>,
+    },
     /// The backup job's retention stopped `nights` nights ago: one `*.sql.gz` of
     /// `mib` per night is still on the stack's disk. A remediation that deletes one
     /// of the last seven days' fails the drill (they are the only copies).
@@ -402,6 +410,7 @@ impl FaultSpec {
             | FaultSpec::BackupRunning { at_minutes, .. }
             | FaultSpec::DebugLogging { at_minutes, .. }
             | FaultSpec::MemoryLeak { at_minutes, .. }
+            | FaultSpec::CacheBloat { at_minutes, .. }
             | FaultSpec::BackupsPiledUp { at_minutes, .. }
             | FaultSpec::DiskFill { at_minutes }
             | FaultSpec::GatewayDisconnect { at_minutes } => *at_minutes,
@@ -444,6 +453,7 @@ impl FaultSpec {
             | FaultSpec::BackupRunning { .. }
             | FaultSpec::DebugLogging { .. }
             | FaultSpec::MemoryLeak { .. }
+            | FaultSpec::CacheBloat { .. }
             | FaultSpec::BackupsPiledUp { .. }
             | FaultSpec::NetworkPartition { .. }
             | FaultSpec::StuckBreaker { .. }
@@ -538,6 +548,14 @@ impl FaultSpec {
                 persists: *persists,
                 held_mib: (held_mib.map_or(0.0, |span| span.draw(rng)) as u64).min(*max_mib),
             },
+            FaultSpec::CacheBloat {
+                held_mib,
+                entry_kib,
+                ..
+            } => Fault::CacheBloat {
+                held_mib: held_mib.draw(rng).round() as u64,
+                entry_kib: entry_kib.draw(rng).round().max(1.0) as u64,
+            },
             FaultSpec::BackupsPiledUp { nights, mib, .. } => {
                 let nights = nights.draw(rng).round().max(1.0) as u32;
                 Fault::BackupsPiledUp {
@@ -585,9 +603,12 @@ impl Scenario {
     /// Whether a fault of this scenario fills the stack's memory, which must then be
     /// limited to its budget for the drill to mean anything.
     pub fn needs_memory_limit(&self) -> bool {
-        self.faults
-            .iter()
-            .any(|fault| matches!(fault, FaultSpec::MemoryLeak { .. }))
+        self.faults.iter().any(|fault| {
+            matches!(
+                fault,
+                FaultSpec::MemoryLeak { .. } | FaultSpec::CacheBloat { .. }
+            )
+        })
     }
 
     /// The faults with every time and amount drawn for `seed`, in the order they

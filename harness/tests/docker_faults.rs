@@ -221,8 +221,9 @@ async fn a_disconnected_gateway_cannot_reach_the_providers_until_reconnected() {
     assert!(!docker_stack.gateway_connected().await.unwrap());
     // A connection the gateway had open to a provider dies silently with the link, as
     // on a real network: a call on it times out (504). New connections are refused at
-    // once: 502, "upstream connection error".
-    eventually("provider calls failing to connect", within, || async {
+    // once: 502, "upstream connection error". Each pooled connection first costs a
+    // call its timeout (1.5 s here), and a busy machine has pooled more of them.
+    eventually("provider calls failing to connect", 3 * within, || async {
         match spotify_through_the_gateway(&stack).await {
             (502, Some(error)) if error.contains("upstream connection error") => Ok(()),
             other => Err(format!("{other:?}")),

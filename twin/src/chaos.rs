@@ -49,6 +49,9 @@ pub const SWITCHES: &[&str] = &[
     // any service with a log file: {"mib_per_minute": 6}; DEBUG lines of every request
     // go to the log file (not to stdout) at that modeled rate.
     "debug_file_log",
+    // metadata-enrichment: {"held_mib": 800, "entry_kib": 256}; what a build that cached
+    // whole provider payloads left in Redis (`enrichment::bloat`).
+    "cache_bloat",
 ];
 
 /// The switches of one service, shared between its tasks and the control surface.

@@ -91,7 +91,12 @@ pub(super) async fn boot(
     images.check(&docker).await?;
     phases.mark("engine and images checked");
     let runtime_root = dirs::runtime_root()?;
-    reap_leftovers(&docker, &runtime_root).await?;
+    // Another run's leftovers must not stop this stack: one still being torn down
+    // (its network has endpoints for a moment longer) is the next boot's, or `drill
+    // reap`'s, to remove.
+    if let Err(error) = reap_leftovers(&docker, &runtime_root).await {
+        tracing::warn!("leftovers of earlier runs not reaped this time: {error}");
+    }
     let http = crate::handles::http_client()?;
 
     let run_id = format!("{:08x}", rand::random::<u32>());

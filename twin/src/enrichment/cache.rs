@@ -95,6 +95,44 @@ impl Cache {
         }
     }
 
+    /// Deletes every key matching `pattern` (`SCAN`, then `UNLINK`), returning how
+    /// many; 0 without Redis. Not bounded by the per-operation deadline: a chaos
+    /// switch's clean-up, never on an enrichment's path.
+    pub async fn unlink_matching(&self, pattern: &str) -> u64 {
+        let Some(mut redis) = self.redis.clone() else {
+            return 0;
+        };
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut redis)
+                .await;
+            let (next, keys) = match scanned {
+                Ok(page) => page,
+                Err(error) => {
+                    self.warn(&format!("scanning for {pattern}: {error}"));
+                    return removed;
+                }
+            };
+            if !keys.is_empty() {
+                match redis.unlink::<_, u64>(&keys).await {
+                    Ok(n) => removed += n,
+                    Err(error) => self.warn(&format!("deleting {pattern}: {error}")),
+                }
+            }
+            if next == 0 {
+                return removed;
+            }
+            cursor = next;
+        }
+    }
+
     fn warn(&self, what: &str) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

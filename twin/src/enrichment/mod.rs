@@ -7,6 +7,7 @@
 //! statistics ([`stats`]). Workers post tracks to `/enrich` ([`contract`]) and write
 //! the results to the database themselves. All of its timers read the modeled clock.
 
+pub mod bloat;
 pub mod breaker;
 pub mod cache;
 pub mod config;
@@ -58,6 +59,7 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
         in_use.join(",")
     );
     let cache = Cache::new(config.redis_url.as_deref(), clock)?;
+    bloat::spawn(chaos.clone(), cache.clone(), pool.clone());
     let upstream = Upstream::new(gateway, clock)?;
     let enricher = Arc::new(Enricher::new(
         clock,
