@@ -11,13 +11,20 @@ mod common;
 use common::{
     assert_drill_passed, try_assert_control_needs_the_runbook, try_drill, unless_skipped,
 };
+use harness::DrillReport;
+
+/// The drill of `id`, asserted passed; `None` when this machine cannot drill it.
+async fn passed(id: &str) -> Option<DrillReport> {
+    let report = unless_skipped(try_drill(id).await)?;
+    assert_drill_passed(&report);
+    Some(report)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_a_restarting_the_leaking_service_frees_the_memory() {
-    let Some(report) = unless_skipped(try_drill("memory/a-heavy-service").await) else {
+    let Some(report) = passed("memory/a-heavy-service").await else {
         return;
     };
-    assert_drill_passed(&report);
     assert!(
         report
             .timeline_text
@@ -34,10 +41,9 @@ async fn scenario_a_restarting_the_leaking_service_frees_the_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_a_a_leak_in_the_build_is_escalated_after_the_restart() {
-    let Some(report) = unless_skipped(try_drill("memory/a-leak-persists").await) else {
+    let Some(report) = passed("memory/a-leak-persists").await else {
         return;
     };
-    assert_drill_passed(&report);
     let escalated = report.escalated.as_deref().unwrap_or_default();
     assert!(
         escalated.contains("memory climbs again after the restart"),
@@ -58,10 +64,9 @@ async fn without_the_runbook_a_leak_in_the_build_is_not_escalated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_b_one_worker_fewer_frees_the_memory_at_half_the_throughput() {
-    let Some(report) = unless_skipped(try_drill("memory/b-enrichment-workers").await) else {
+    let Some(report) = passed("memory/b-enrichment-workers").await else {
         return;
     };
-    assert_drill_passed(&report);
     let text = report.render();
     assert!(
         report
@@ -83,10 +88,9 @@ async fn without_the_runbook_the_workers_hold_the_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_c_flushing_a_large_redis_frees_the_memory_and_costs_the_cache() {
-    let Some(report) = unless_skipped(try_drill("memory/c-large-redis").await) else {
+    let Some(report) = passed("memory/c-large-redis").await else {
         return;
     };
-    assert_drill_passed(&report);
     let text = report.render();
     assert!(
         report
