@@ -494,23 +494,32 @@ fn restart_as_written<'a>(
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarting_rest_api_while_the_workers_hold_the_memory_fails_the_memory_drill() {
+/// Runs [`restart_as_written`] against a memory scenario whose hog is no service the
+/// restart touches, and requires the drill to fail on memory still held.
+async fn restarting_the_heavy_services_fails(scenario_id: &str, holder: &str) {
     let as_written = Resolving {
         runbook: Memory,
         resolve: restart_as_written,
     };
-    let Some(report) = common::unless_skipped(
-        Drill::of(&as_written)
-            .try_run(&scenario("memory/b-enrichment-workers"))
-            .await,
-    ) else {
+    let Some(report) =
+        common::unless_skipped(Drill::of(&as_written).try_run(&scenario(scenario_id)).await)
+    else {
         return;
     };
     let text = report.render();
     assert!(
         !report.passed(),
-        "the restart frees nothing the workers hold:\n{text}"
+        "the restart frees nothing {holder} holds:\n{text}"
     );
     assert!(text.contains("verification ✗ Memory usage < 85%"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_rest_api_while_the_workers_hold_the_memory_fails_the_memory_drill() {
+    restarting_the_heavy_services_fails("memory/b-enrichment-workers", "the workers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_services_while_redis_holds_the_memory_fails_the_memory_drill() {
+    restarting_the_heavy_services_fails("memory/c-large-redis", "Redis").await;
 }

@@ -31,8 +31,9 @@ pub const TURNS_VAR: &str = "DRILL_TURNS";
 /// How often a stack that shares the machine looks for a free turn.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Whether and how a stack takes its turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether and how a stack takes its turn; ordered by how much of the machine it takes,
+/// so that a stack serving several drills takes the largest turn any of them needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TurnKind {
     /// A game-day stack, or a stack's own test stand-ins: no turn.
     None,
@@ -288,6 +289,13 @@ mod tests {
         assert!(!after.is_finished(), "nothing runs beside it");
         drop(alone);
         comes(after).await;
+    }
+
+    #[test]
+    fn a_stack_for_several_drills_takes_the_largest_turn_they_need() {
+        let needed = [TurnKind::Shared, TurnKind::Alone, TurnKind::None];
+        assert_eq!(needed.into_iter().max(), Some(TurnKind::Alone));
+        assert!(TurnKind::None < TurnKind::Shared);
     }
 
     #[test]

@@ -38,11 +38,10 @@ pub async fn stack(label: &str, scale: f64) -> Stack {
 
 /// [`stack`], for drills of `scenarios`: alone on the machine if one of them needs it.
 pub async fn stack_for(label: &str, scenarios: &[Scenario]) -> Stack {
-    let turn = if scenarios.iter().any(|s| s.turn() == TurnKind::Alone) {
-        TurnKind::Alone
-    } else {
-        TurnKind::Shared
-    };
+    let turn = scenarios
+        .iter()
+        .map(Scenario::turn)
+        .fold(TurnKind::Shared, TurnKind::max);
     stack_taking(label, scenarios[0].scale, turn).await
 }
 
