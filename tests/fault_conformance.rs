@@ -181,6 +181,44 @@ async fn every_fault_kind_is_passthrough_when_inactive_and_heals_idempotently() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_heals_while_the_runbook_restarts_its_service() {
+    // Drilling found it: the world ended rest-api's leak while the runbook restarted
+    // rest-api, and on docker the engine's port proxy took the heal's request and
+    // dropped it between the two processes. Heals, one every 5 ms, fall all through a
+    // restart here (the window is some milliseconds wide; 100 ms apart missed it).
+    let stack = common::stack("switch-heal-during-restart", 60.0).await;
+    let fault = Fault::ConnectionLeak {
+        service: Service::RestApi,
+        every: 3,
+        persists: false,
+    };
+    let mut guards = Vec::new();
+    for _ in 0..400 {
+        guards.push(fault.inject(&stack).await.expect("the leak is injected"));
+    }
+    let orchestrator = stack.orchestrator();
+    let restart = tokio::spawn(async move { orchestrator.restart(&[Service::RestApi]).await });
+    let mut failures = Vec::new();
+    for guard in guards {
+        if let Err(error) = guard.heal().await {
+            failures.push(error.to_string());
+        }
+        if restart.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let restarted = restart.await.expect("the restart task ends");
+    stack.shutdown().await.expect("the stack stops");
+    restarted.expect("rest-api restarts");
+    assert!(
+        failures.is_empty(),
+        "heals during the restart failed:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// The shared check: (a) to (d) of the module docs, for one fault.
 async fn conforms(stack: &Stack, probes: &Probes<'_>, fault: &Fault) -> Result<(), String> {
     let probe = Probe::of(fault);

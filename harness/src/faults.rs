@@ -28,6 +28,7 @@ use stack::docker::faults::{ContainerFaultError, ContainerHeal};
 use stack::{CapabilityError, Stack, StandIn};
 use url::Url;
 use wire::api::{ErrorKind, Provider, SourceSite};
+use wire::wait::Poll;
 use wire::{Clock, Service};
 use wiremock::{Mock, Respond, ResponseTemplate};
 
@@ -657,49 +658,7 @@ impl FaultGuard {
                 switch,
                 built_in,
                 orchestrator,
-            }) => {
-                let client = reqwest::Client::new();
-                let response = match client
-                    .delete(url)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await
-                {
-                    Ok(response) => response,
-                    // No process listens: the one that held the switch is gone (the
-                    // runbook restarted or stopped the service), and a switch that is
-                    // not built into the service lives only in its process, so the next
-                    // one starts without it.
-                    Err(error) if error.is_connect() && !built_in => return Ok(()),
-                    // A switch in the build with its service stopped (the runbook ran
-                    // one worker fewer): no process holds it, and the stack's reset
-                    // starts the service again from its original environment.
-                    Err(error)
-                        if error.is_connect()
-                            && matches!(
-                                orchestrator.status(service).await,
-                                Ok(runbooks::ops::ServiceStatus::Stopped)
-                            ) =>
-                    {
-                        return Ok(());
-                    }
-                    Err(error) => {
-                        return Err(FaultError::Chaos {
-                            service,
-                            switch,
-                            reason: error.to_string(),
-                        });
-                    }
-                };
-                if !response.status().is_success() {
-                    return Err(FaultError::Chaos {
-                        service,
-                        switch,
-                        reason: format!("answered {}", response.status()),
-                    });
-                }
-                Ok(())
-            }
+            }) => heal_chaos_switch(url, service, switch, built_in, orchestrator).await,
             Some(Healer::Flood(db)) => {
                 remove_flood(&db).await?;
                 Ok(())
@@ -898,6 +857,77 @@ async fn chaos_switch(
         built_in: false,
         orchestrator: stack.orchestrator(),
     })
+}
+
+/// How long (real time) healing a chaos switch waits for its service to answer again
+/// while the runbook restarts it. A restart takes a second locally and some seconds on
+/// docker, where the engine's port proxy accepts connections and drops them meanwhile.
+const SWITCH_HEAL_GRACE: Duration = Duration::from_secs(30);
+
+/// Turns a chaos switch off, whether the world ends the fault or the drill does.
+///
+/// The service may be between two processes (the runbook restarting it): the request
+/// is then repeated until a process answers, for at most [`SWITCH_HEAL_GRACE`]. A
+/// process that answers holds the switch only if it is built into the service (a new
+/// process starts without any other), and turning it off there is what healing means.
+async fn heal_chaos_switch(
+    url: Url,
+    service: Service,
+    switch: &'static str,
+    built_in: bool,
+    orchestrator: Arc<dyn runbooks::ops::Orchestrator>,
+) -> Result<(), FaultError> {
+    let failed = |reason: String| FaultError::Chaos {
+        service,
+        switch,
+        reason,
+    };
+    let client = reqwest::Client::new();
+    let turned_off = wire::wait::until(
+        Clock::real_time(),
+        SWITCH_HEAL_GRACE,
+        Duration::from_millis(250),
+        || {
+            let (client, url, orchestrator) = (client.clone(), url.clone(), orchestrator.clone());
+            async move {
+                let error = match client
+                    .delete(url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status().is_success() => {
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(response) => {
+                        return Poll::Ready(Err(format!("answered {}", response.status())));
+                    }
+                    Err(error) => error,
+                };
+                // No process listens: the one that held the switch is gone (restarted
+                // or stopped by the runbook), and a switch that is not built into the
+                // service lives only in its process.
+                if error.is_connect() && !built_in {
+                    return Poll::Ready(Ok(()));
+                }
+                // A switch in the build with its service stopped (the runbook ran one
+                // worker fewer): no process holds it, and the stack's reset starts the
+                // service again from its original environment.
+                if error.is_connect()
+                    && matches!(
+                        orchestrator.status(service).await,
+                        Ok(runbooks::ops::ServiceStatus::Stopped)
+                    )
+                {
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending(error.to_string())
+            }
+        },
+    )
+    .await
+    .map_err(|timed_out| failed(timed_out.to_string()))?;
+    turned_off.value.map_err(failed)
 }
 
 /// The backup's query: `pg_dump`'s COPY of the largest table, whose duration at
