@@ -1023,6 +1023,50 @@ async fn cache_hits_raise_the_cache_hit_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_in_flight_at_a_restart_is_claimed_again_counted_and_not_lost() {
+    // What a runbook's restart costs the pipeline: the workers' claims in flight are
+    // claimed again by the workers' next processes. The ledger counts them as
+    // interrupted claims, and every track still ends enriched.
+    let twin = Twin::start("interrupted-claims").await;
+    twin.quiesce().await;
+    twin.relax_timeouts().await;
+    // Each Spotify call takes a modeled minute (a real second): claims stay in flight.
+    let slow = Fault::provider(Provider::Spotify)
+        .latency(Duration::from_secs(60))
+        .inject(&twin.stack)
+        .await
+        .expect("Spotify slows down");
+    let before = harness::ledger::take(&twin.db).await.expect("the ledger");
+    let ids = twin.add_tracks(&twin.fresh_names(12).await).await;
+    wait_for(
+        "the workers to claim the new tracks",
+        || twin.statuses(&ids),
+        |statuses| statuses.values().filter(|s| *s == "in_progress").count() >= 2,
+    )
+    .await;
+    twin.stack
+        .orchestrator()
+        .restart(&[
+            Service::MetadataEnrichmentWorker1,
+            Service::MetadataEnrichmentWorker2,
+        ])
+        .await
+        .expect("the workers restart");
+    slow.heal().await.expect("Spotify answers at once again");
+    let settled = twin.settled(&ids, "the tracks of before the restart").await;
+    let after = harness::ledger::take(&twin.db).await.expect("the ledger");
+    assert!(
+        settled.values().all(|s| s == "enriched"),
+        "every track is enriched in the end: {settled:?}"
+    );
+    assert!(
+        after.interrupted_claims > before.interrupted_claims,
+        "the restart interrupted claims in flight: {before:?} then {after:?}"
+    );
+    assert!(after.balanced(), "{:?}: {after:?}", after.problems());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_stack_leaves_no_process_behind() {
     let twin = Twin::start("drop-leaves-nothing").await;
     let cgroup = twin.stack.memory().ok().map(|c| c.path().to_owned());
