@@ -231,6 +231,7 @@ impl Fault {
 
     /// Makes the fault true on `stack`.
     pub async fn inject(&self, stack: &Stack) -> Result<FaultGuard, FaultError> {
+        let mut retry_after = None;
         let healer = match self {
             Fault::ProviderStatus { provider, status } => {
                 let body = json!({"error": {"status": status, "message": "Service unavailable"}});
@@ -259,6 +260,7 @@ impl Fault {
                     .set_body_json(
                         json!({"error": {"status": 429, "message": "API rate limit exceeded"}}),
                     );
+                retry_after = Some(window.retry_after());
                 Mock::given(window)
                     .respond_with(response)
                     .with_priority(1)
@@ -400,6 +402,7 @@ impl Fault {
         Ok(FaultGuard {
             description: self.to_string(),
             healer: Some(healer),
+            retry_after,
         })
     }
 }
@@ -637,11 +640,17 @@ struct RecentBackups {
 pub struct FaultGuard {
     description: String,
     healer: Option<Healer>,
+    retry_after: Option<RetryAfter>,
 }
 
 impl FaultGuard {
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The wait a rate limit imposes once its caller stops (see [`RetryAfter`]).
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        self.retry_after.clone()
     }
 
     /// Heals the fault and waits until it is healed.
@@ -767,7 +776,7 @@ struct RateLimitWindow {
     clock: Clock,
     quiet: chrono::TimeDelta,
     active: Arc<AtomicBool>,
-    last_refused: Mutex<Option<DateTime<Utc>>>,
+    last_refused: Arc<Mutex<Option<DateTime<Utc>>>>,
     lifted: AtomicBool,
 }
 
@@ -777,9 +786,35 @@ impl RateLimitWindow {
             clock,
             quiet: chrono::TimeDelta::from_std(quiet).unwrap_or(chrono::TimeDelta::MAX),
             active,
-            last_refused: Mutex::new(None),
+            last_refused: Arc::new(Mutex::new(None)),
             lifted: AtomicBool::new(false),
         }
+    }
+
+    fn retry_after(&self) -> RetryAfter {
+        RetryAfter {
+            quiet: self.quiet,
+            last_refused: self.last_refused.clone(),
+        }
+    }
+}
+
+/// The wait a rate limit's Retry-After imposes: from the last refused call until the
+/// quiet period has passed. Calls before it are the caller's doing (each one restarted
+/// the wait), so only this last stretch is the provider's, and a runbook waiting in
+/// it is waiting on the world.
+#[derive(Clone, Debug)]
+pub struct RetryAfter {
+    quiet: chrono::TimeDelta,
+    last_refused: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+impl RetryAfter {
+    /// The last refused call and the instant its Retry-After runs out; `None` before
+    /// any call was refused.
+    pub fn span(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let last = *self.last_refused.lock().unwrap_or_else(|p| p.into_inner());
+        last.map(|at| (at, at + self.quiet))
     }
 }
 
@@ -1299,10 +1334,21 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
             assert!(window.matches(&call("GET")));
         }
+        let (last_refused, lifts) = window.retry_after().span().expect("calls were refused");
+        assert_eq!(
+            lifts - last_refused,
+            chrono::TimeDelta::minutes(10),
+            "the provider's own wait runs from the last refused call"
+        );
         std::thread::sleep(Duration::from_millis(1_100));
         assert!(
             !window.matches(&call("GET")),
             "lifted after ten quiet minutes"
+        );
+        assert_eq!(
+            window.retry_after().span().map(|(at, _)| at),
+            Some(last_refused),
+            "a call let through after the wait does not restart it"
         );
         assert!(!window.matches(&call("GET")), "and stays lifted");
     }

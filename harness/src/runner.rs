@@ -30,7 +30,7 @@ use wire::wait::{self, Poll};
 
 use crate::alerts::{AlertEvaluator, AlertState};
 use crate::cache_cost::CacheCost;
-use crate::faults::{FaultError, FaultGuard};
+use crate::faults::{FaultError, FaultGuard, RetryAfter};
 use crate::ledger;
 use crate::report::{DrillReport, FaultRecord};
 use crate::scenario::{Scenario, ScheduledFault};
@@ -233,6 +233,8 @@ struct Struck {
     /// is waiting while it is active waiting on the world. A slow provider that stays
     /// slow is the runbook's to work around, however long it waits.
     world_ends_it: bool,
+    /// A rate limit's own wait once its caller stopped, which the world ends too.
+    retry_after: Option<RetryAfter>,
     /// Heals at its seeded recovery, or when the drill ends.
     ending: Ending,
     healed_at: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
@@ -268,12 +270,16 @@ impl Struck {
         }
     }
 
-    /// While it was active, if the world ends it: when the runbook's waiting was
-    /// waiting on the world.
+    /// While it was active, if the world ends it, or while a rate limit's Retry-After
+    /// ran after its last refused call: when the runbook's waiting was waiting on the
+    /// world.
     fn world_interval(&self, until: DateTime<Utc>) -> Option<Interval> {
         let healed = *self.healed_at.lock().unwrap_or_else(|p| p.into_inner());
-        self.world_ends_it
-            .then(|| Interval::new(self.struck_at, healed.unwrap_or(until)))
+        if self.world_ends_it {
+            return Some(Interval::new(self.struck_at, healed.unwrap_or(until)));
+        }
+        let (last_refused, lifts) = self.retry_after.as_ref()?.span()?;
+        Some(Interval::new(last_refused, lifts.min(until)))
     }
 
     fn record(&self, started: DateTime<Utc>) -> FaultRecord {
@@ -319,6 +325,7 @@ async fn strike(
             }
         };
         let struck_at = clock.now();
+        let retry_after = guard.retry_after();
         let healed_at = Arc::new(std::sync::Mutex::new(None));
         let (ending, ends) = match scheduled.recovers_after {
             Some(after) => (
@@ -344,6 +351,7 @@ async fn strike(
             description: fault.to_string(),
             struck_at,
             world_ends_it: scheduled.recovers_after.is_some(),
+            retry_after,
             ending,
             healed_at,
         });
