@@ -351,7 +351,7 @@ impl Probe {
             Fault::ProviderStatus { provider, .. }
             | Fault::ProviderLatency { provider, .. }
             | Fault::RateLimit { provider, .. }
-            | Fault::BadPayload { provider }
+            | Fault::BadPayload { provider, .. }
             | Fault::NetworkPartition { provider } => Probe::Gateway(*provider),
             Fault::StuckBreaker { provider } => Probe::Breaker(*provider),
             Fault::GarbledTracklists { site, .. } => Probe::Site(*site),

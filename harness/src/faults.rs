@@ -39,9 +39,12 @@ pub enum Fault {
         provider: Provider,
         status: u16,
     },
+    /// The provider answers normally, but only after `delay`, on `share` of its calls
+    /// (all of them, or a tail: the slow lookups of an overloaded index).
     ProviderLatency {
         provider: Provider,
         delay: Duration,
+        share: Share,
     },
     /// The provider refuses every API call with 429 until it has seen none for
     /// `quiet` (modeled); its Retry-After says so. A call within the window restarts
@@ -50,8 +53,13 @@ pub enum Fault {
         provider: Provider,
         quiet: Duration,
     },
+    /// The provider answers 200 with a body that is not its format, on `share` of its
+    /// calls. A payload that fails validation says nothing about the provider's
+    /// health, so its breaker does not count it: a partial share degrades the provider
+    /// without ever opening the breaker.
     BadPayload {
         provider: Provider,
+        share: Share,
     },
     /// A scraped site's pages carry `garbage` entries without artist or title each.
     GarbledTracklists {
@@ -161,6 +169,7 @@ impl ProviderFault {
         Fault::ProviderLatency {
             provider: self.0,
             delay,
+            share: Share::ALL,
         }
     }
     /// API calls answer 429 until none came for `quiet` (modeled).
@@ -172,7 +181,10 @@ impl ProviderFault {
     }
     /// Every call answers 200 with a body that is not the provider's format.
     pub fn bad_payload(self) -> Fault {
-        Fault::BadPayload { provider: self.0 }
+        Fault::BadPayload {
+            provider: self.0,
+            share: Share::ALL,
+        }
     }
 }
 
@@ -218,6 +230,22 @@ impl Fault {
         Fault::GatewayDisconnect
     }
 
+    /// The fault strikes only `share` of the provider's API calls (latency and bad
+    /// payloads; other faults are unchanged).
+    pub fn on_share(self, share: Share) -> Fault {
+        match self {
+            Fault::ProviderLatency {
+                provider, delay, ..
+            } => Fault::ProviderLatency {
+                provider,
+                delay,
+                share,
+            },
+            Fault::BadPayload { provider, .. } => Fault::BadPayload { provider, share },
+            other => other,
+        }
+    }
+
     /// The error mix of a DLQ flood, by weight.
     pub fn with_mix(self, mix: impl IntoIterator<Item = (ErrorKind, u32)>) -> Fault {
         match self {
@@ -244,13 +272,17 @@ impl Fault {
                     .await,
                 )
             }
-            Fault::ProviderLatency { provider, delay } => {
+            Fault::ProviderLatency {
+                provider,
+                delay,
+                share,
+            } => {
                 let real = stack.clock().to_real(*delay);
                 let responder = Delayed {
                     inner: stack.providers().baseline_responder(*provider),
                     delay: real,
                 };
-                Healer::Mock(mount(stack, *provider, responder).await)
+                Healer::Mock(mount_on_share(stack, *provider, responder, *share).await)
             }
             Fault::RateLimit { provider, quiet } => {
                 let active = Arc::new(AtomicBool::new(true));
@@ -268,10 +300,10 @@ impl Fault {
                     .await;
                 Healer::Mock(active)
             }
-            Fault::BadPayload { provider } => {
+            Fault::BadPayload { provider, share } => {
                 let response = ResponseTemplate::new(200)
                     .set_body_json(json!({"unexpected": "format", "items": null}));
-                Healer::Mock(mount(stack, *provider, response).await)
+                Healer::Mock(mount_on_share(stack, *provider, response, *share).await)
             }
             Fault::GarbledTracklists { site, garbage } => {
                 let garbled = stack.providers().garbled_site(*site, *garbage);
@@ -441,8 +473,16 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::ProviderStatus { provider, status } => write!(f, "{provider} answers {status}"),
-            Fault::ProviderLatency { provider, delay } => {
-                write!(f, "{provider} answers after {:.0} s", delay.as_secs_f64())
+            Fault::ProviderLatency {
+                provider,
+                delay,
+                share,
+            } => {
+                write!(
+                    f,
+                    "{provider} answers {share}after {:.0} s",
+                    delay.as_secs_f64()
+                )
             }
             Fault::RateLimit { provider, quiet } => {
                 write!(
@@ -451,8 +491,8 @@ impl fmt::Display for Fault {
                     format_modeled(*quiet)
                 )
             }
-            Fault::BadPayload { provider } => {
-                write!(f, "{provider} answers with an invalid payload")
+            Fault::BadPayload { provider, share } => {
+                write!(f, "{provider} answers {share}with an invalid payload")
             }
             Fault::GarbledTracklists { site, garbage } => {
                 write!(
@@ -757,6 +797,82 @@ async fn mount(
         .mount(stack.providers().server(party))
         .await;
     active
+}
+
+/// Like [`mount`], for a fault that strikes only `share` of the API calls: the
+/// others fall through to the provider's baseline answers.
+async fn mount_on_share(
+    stack: &Stack,
+    party: impl Into<StandIn>,
+    response: impl Respond + 'static,
+    share: Share,
+) -> Arc<AtomicBool> {
+    if share == Share::ALL {
+        return mount(stack, party, response).await;
+    }
+    let active = Arc::new(AtomicBool::new(true));
+    Mock::given(WhileActive(active.clone()))
+        .and(OnShare::new(share))
+        .respond_with(response)
+        .with_priority(1)
+        .mount(stack.providers().server(party))
+        .await;
+    active
+}
+
+/// The part of a provider's API calls a fault strikes, in thousandths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share(u16);
+
+impl Share {
+    pub const ALL: Share = Share(1000);
+
+    /// `percent` of the calls, rounded to a thousandth and clamped to 0–100%.
+    pub fn percent(percent: f64) -> Share {
+        Share((percent * 10.0).round().clamp(0.0, 1000.0) as u16)
+    }
+
+    pub fn per_thousand(self) -> u16 {
+        self.0
+    }
+}
+
+/// "45% of calls " before what happens to them; nothing when it is all of them.
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Share::ALL {
+            return Ok(());
+        }
+        write!(f, "{}% of calls ", f64::from(self.0) / 10.0)
+    }
+}
+
+/// Matches a fixed share of the API calls (`GET`s; an engineer's `curl -I` reaches the
+/// status page): which calls, follows from a counter and a fixed mixing function, so a
+/// run sees the same sequence whatever the timing, and the struck calls are spread
+/// through it rather than bunched.
+struct OnShare {
+    share: Share,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl OnShare {
+    fn new(share: Share) -> Self {
+        Self {
+            share,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl wiremock::Match for OnShare {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        if request.method != wiremock::http::Method::GET {
+            return false;
+        }
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        stack::providers::mix(call) % 1000 < u64::from(self.share.per_thousand())
+    }
 }
 
 /// Matches every request while its fault is active, none once it is healed.
@@ -1311,6 +1427,24 @@ mod tests {
                 "{removed_by_the_runbook}"
             );
         }
+    }
+
+    #[test]
+    fn a_share_strikes_that_part_of_the_api_calls_and_no_status_check() {
+        use wiremock::Match;
+        let share = OnShare::new(Share::percent(45.0));
+        let call = |method: &str| wiremock::Request {
+            url: "http://provider/ws/2/recording".parse().unwrap(),
+            method: method.parse().unwrap(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let struck = (0..2_000).filter(|_| share.matches(&call("GET"))).count();
+        assert!((800..1_000).contains(&struck), "{struck} of 2000 struck");
+        assert!((0..50).all(|_| !share.matches(&call("HEAD"))));
+        assert_eq!(Share::percent(45.0).to_string(), "45% of calls ");
+        assert_eq!(Share::ALL.to_string(), "");
+        assert_eq!(Share::percent(140.0), Share::ALL);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use stack::{TurnKind, Workload};
 use wire::Service;
 use wire::api::{Provider, SourceSite};
 
-use crate::faults::Fault;
+use crate::faults::{Fault, Share};
 
 /// A parsed scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +97,14 @@ impl Expectation {
 
 fn minutes(m: f64) -> Duration {
     Duration::from_secs_f64(m * 60.0)
+}
+
+/// `fault` on the drawn share of its calls, when the scenario gives one.
+fn on_share(fault: Fault, share_percent: &Option<Span>, rng: &mut ChaCha8Rng) -> Fault {
+    match share_percent {
+        Some(percent) => fault.on_share(Share::percent(percent.draw(rng))),
+        None => fault,
+    }
 }
 
 /// A modeled quantity a scenario gives as a number or as a range `[low, high]` the
@@ -204,10 +212,12 @@ pub enum FaultSpec {
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
-    /// A provider answers, but only after `delay_seconds` (modeled).
+    /// A provider answers, but only after `delay_seconds` (modeled), on
+    /// `share_percent` of its calls (all of them if not given).
     ProviderLatency {
         provider: Provider,
         delay_seconds: Span,
+        share_percent: Option<Span>,
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
@@ -218,9 +228,11 @@ pub enum FaultSpec {
         quiet_minutes: Span,
         at_minutes: Option<Span>,
     },
-    /// A provider answers 200 with a payload that fails validation.
+    /// A provider answers 200 with a payload that fails validation, on
+    /// `share_percent` of its calls (all of them if not given).
     BadPayload {
         provider: Provider,
+        share_percent: Option<Span>,
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
@@ -471,16 +483,23 @@ impl FaultSpec {
             FaultSpec::ProviderLatency {
                 provider,
                 delay_seconds,
+                share_percent,
                 ..
             } => {
-                Fault::provider(*provider).latency(Duration::from_secs_f64(delay_seconds.draw(rng)))
+                let delay = Duration::from_secs_f64(delay_seconds.draw(rng));
+                let fault = Fault::provider(*provider).latency(delay);
+                on_share(fault, share_percent, rng)
             }
             FaultSpec::RateLimit {
                 provider,
                 quiet_minutes,
                 ..
             } => Fault::provider(*provider).rate_limit(minutes(quiet_minutes.draw(rng))),
-            FaultSpec::BadPayload { provider, .. } => Fault::provider(*provider).bad_payload(),
+            FaultSpec::BadPayload {
+                provider,
+                share_percent,
+                ..
+            } => on_share(Fault::provider(*provider).bad_payload(), share_percent, rng),
             FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
             FaultSpec::StuckBreaker { provider, .. } => Fault::stuck_breaker(*provider),
             FaultSpec::GarbledTracklists {

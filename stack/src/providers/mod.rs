@@ -383,8 +383,9 @@ impl<R: wiremock::Respond> wiremock::Respond for Flaky<R> {
     }
 }
 
-/// splitmix64's finaliser: spreads a counter over all 64 bits.
-fn mix(mut x: u64) -> u64 {
+/// splitmix64's finaliser: spreads a counter over all 64 bits, so that "call `n` is
+/// among the failing share" is a fixed, well-mixed function of `n`.
+pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
