@@ -89,6 +89,8 @@ diagonals! {
     disk_space_chooses_what_struck => "disk-space",
     memory_chooses_what_struck => "memory",
     scraper_stalled_chooses_what_struck => "scraper-stalled",
+    enrichment_success_rate_chooses_what_struck => "enrichment-success-rate",
+    api_gateway_errors_chooses_what_struck => "api-gateway-errors",
 }
 
 #[test]

@@ -20,6 +20,7 @@ use runbooks::criteria::Criterion;
 use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
 use runbooks::disk_space::{self, DiskDiagnosis, DiskSpace};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
+use runbooks::enrichment_success_rate::{self, EnrichmentSuccessRate, SuccessRateDiagnosis};
 use runbooks::memory::{self, Memory, MemoryDiagnosis};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
 use runbooks::steps::{self, RowsNaming};
@@ -522,4 +523,35 @@ async fn restarting_rest_api_while_the_workers_hold_the_memory_fails_the_memory_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_services_while_redis_holds_the_memory_fails_the_memory_drill() {
     restarting_the_heavy_services_fails("memory/c-large-redis", "Redis").await;
+}
+
+/// Low Enrichment Success Rate, but scenario C's remedy whatever the investigation
+/// found: a longer timeout for a provider that answers at once, and badly.
+fn raise_the_timeout<'a>(
+    ops: &'a Ops,
+    _: &'a SuccessRateDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(enrichment_success_rate::timeout_issues(ops))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_the_timeout_when_a_provider_answers_badly_fails_the_success_rate_drill() {
+    let wrong_remedy = Resolving {
+        runbook: EnrichmentSuccessRate,
+        resolve: raise_the_timeout,
+    };
+    let report = Drill::of(&wrong_remedy)
+        .run(&scenario(
+            "enrichment-success-rate/b-provider-underperforming",
+        ))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "a timeout does not help answers that fail validation:\n{text}"
+    );
+    assert!(
+        text.contains("Monitor improvement"),
+        "the watch that never saw the rate recover is named:\n{text}"
+    );
 }

@@ -11,11 +11,13 @@
 #![allow(clippy::result_large_err)]
 
 pub mod alert;
+pub mod api_gateway_errors;
 pub mod circuit_breaker_storm;
 pub mod criteria;
 pub mod db_connection_pool;
 pub mod disk_space;
 pub mod dlq_overflow;
+pub mod enrichment_success_rate;
 pub mod memory;
 pub mod ops;
 pub mod pending;
@@ -38,17 +40,15 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
         Box::new(disk_space::DiskSpace),
         Box::new(memory::Memory),
         Box::new(scraper_stalled::ScraperStalled),
+        Box::new(enrichment_success_rate::EnrichmentSuccessRate),
+        Box::new(api_gateway_errors::ApiGatewayErrors),
     ]
 }
 
 /// The alert rules of the Quick Alert Index, every runbook's, drilled or not.
 pub fn alert_rules() -> Vec<&'static AlertRule> {
     let mut rules: Vec<&'static AlertRule> = all().iter().map(|r| &r.meta().rule).collect();
-    rules.extend([
-        &pending::ENRICHMENT_SUCCESS_RATE,
-        &pending::DATA_QUALITY,
-        &pending::API_GATEWAY_ERRORS,
-    ]);
+    rules.extend([&pending::DATA_QUALITY]);
     rules
 }
 
@@ -95,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, memory, scraper-stalled"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, memory, scraper-stalled, enrichment-success-rate, api-gateway-errors"
         );
     }
 }

@@ -5,25 +5,7 @@
 
 use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::Check;
-use crate::probe::{Api, Probe};
-
-/// Low Enrichment Success Rate.
-pub static ENRICHMENT_SUCCESS_RATE: AlertRule = AlertRule {
-    name: "EnrichmentSuccessRateLow",
-    severity: Severity::P2,
-    runbook: "enrichment-success-rate",
-    threshold: "Success rate < 70% for > 15 minutes",
-    probe: Probe::Rate {
-        api: Api::Enrichment,
-        path: "/stats",
-        field: ".success_rate",
-        events: ".total_enrichments",
-        min_events: crate::probe::MIN_ENRICHMENTS,
-    },
-    condition: Check::Below(0.70),
-    for_duration: minutes_of(15),
-    typical_resolution: minutes_of(60),
-};
+use crate::probe::Probe;
 
 /// Data Quality Issues.
 pub static DATA_QUALITY: AlertRule = AlertRule {
@@ -38,19 +20,4 @@ pub static DATA_QUALITY: AlertRule = AlertRule {
     condition: Check::Below(70.0),
     for_duration: minutes_of(60),
     typical_resolution: minutes_of(120),
-};
-
-/// API Gateway High Error Rate.
-pub static API_GATEWAY_ERRORS: AlertRule = AlertRule {
-    name: "APIGatewayErrorRateHigh",
-    severity: Severity::P1,
-    runbook: "api-gateway-errors",
-    threshold: "Error rate > 10%",
-    probe: Probe::Metric {
-        api: Api::Gateway,
-        name: "error_rate",
-    },
-    condition: Check::Above(0.10),
-    for_duration: minutes_of(0),
-    typical_resolution: minutes_of(30),
 };

@@ -13,7 +13,7 @@ use reqwest::Method;
 use wire::Service;
 use wire::api::{
     BreakerState, DlqErrorsGrouped, DlqMessage, DlqStats, EnrichmentHealth, EnrichmentStats,
-    ErrorKind, Provider, SourceSite,
+    ErrorKind, Provider, SourceSite, StatsByProvider,
 };
 
 use crate::ops::timeline::format_modeled;
@@ -202,6 +202,103 @@ pub async fn enrichment_stats(
         },
     )
     .await
+}
+
+/// `curl http://localhost:8020/stats/by-provider | jq`.
+pub async fn stats_by_provider(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+) -> Result<StatsByProvider, StepError> {
+    ops.act(
+        phase,
+        title,
+        format!(
+            "{} | jq",
+            ops.enrichment
+                .0
+                .curl(Method::GET, "/stats/by-provider", None)
+        ),
+        ops.enrichment.stats_by_provider(),
+        describe_by_provider,
+    )
+    .await
+}
+
+/// `spotify 0.99 (412 calls, 40 ms), …`.
+pub fn describe_by_provider(by_provider: &StatsByProvider) -> String {
+    by_provider
+        .iter()
+        .map(|(p, s)| {
+            format!(
+                "{p} {:.2} ({} calls, {:.0} ms)",
+                s.success_rate, s.calls, s.avg_latency_ms
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `curl -X POST http://localhost:8020/admin/cache/warm`.
+pub async fn warm_cache(ops: &Ops, phase: Phase) -> Result<serde_json::Value, StepError> {
+    ops.act(
+        phase,
+        "Warm cache with popular tracks",
+        ops.enrichment
+            .0
+            .curl(Method::POST, "/admin/cache/warm", None),
+        ops.enrichment.warm_cache(),
+        |answer| answer.to_string(),
+    )
+    .await
+}
+
+/// `docker compose exec redis redis-cli INFO stats | grep -E "hits|misses"`.
+pub async fn redis_stats(ops: &Ops, phase: Phase, title: &str) -> Result<String, StepError> {
+    ops.act(
+        phase,
+        title,
+        "docker compose exec redis redis-cli INFO stats | grep -E \"hits|misses\"",
+        async {
+            let mut connection = ops.redis.get_multiplexed_async_connection().await?;
+            let info: String = redis::cmd("INFO")
+                .arg("stats")
+                .query_async(&mut connection)
+                .await?;
+            Ok::<_, redis::RedisError>(
+                info.lines()
+                    .filter(|l| l.contains("hits") || l.contains("misses"))
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        },
+        |lines| lines.clone(),
+    )
+    .await
+}
+
+/// `watch -n 60 'curl -s http://localhost:8020/stats | jq ".success_rate"'`, which
+/// never ends by itself: watched every minute until the rate is back above 70% over
+/// enough enrichments, bounded by `bound`.
+pub async fn monitor_success_rate(
+    ops: &Ops,
+    phase: Phase,
+    title: &str,
+    bound: Duration,
+) -> Result<(), StepError> {
+    ops.wait_until(phase, title, bound, Duration::from_secs(60), || async {
+        let stats = ops.enrichment.stats().await.step(title)?;
+        let seen = format!(
+            "success_rate {:.2} over {} enrichments, cache_hit_rate {:.2}",
+            stats.success_rate, stats.total_enrichments, stats.cache_hit_rate
+        );
+        let recovered = stats.total_enrichments >= u64::from(crate::probe::MIN_ENRICHMENTS)
+            && stats.success_rate > 0.70;
+        Ok(if recovered { Ok(seen) } else { Err(seen) })
+    })
+    .await
+    .map(|_| ())
 }
 
 /// What `curl -I` of a provider's public endpoint says.
