@@ -524,3 +524,220 @@ mod tests {
         assert!(breakers.admit(Provider::Musicbrainz, secs(60)).is_some());
     }
 }
+
+/// The breaker against a model of docs/twin.md's words, under random call results,
+/// overlapping calls, dropped requests, resets and clock steps.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The breaker as the docs state it, kept as plain as it can be said: CLOSED counts
+    /// failures in a row (a success clears them, a neutral answer does neither); the
+    /// fifth opens it; OPEN refuses everything for a minute, then one trial at a time
+    /// decides; a reset closes it and disowns every call admitted before it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Spec {
+        Closed { in_a_row: u32 },
+        Open { since: i64 },
+        HalfOpen { trial_out: bool },
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// Modeled milliseconds pass.
+        Wait(i64),
+        /// A call that is admitted (or refused) and ends at once.
+        Call(Verdict),
+        /// A call that is admitted now and ends later.
+        Begin,
+        /// The `n`-th call still out ends (modulo how many are out).
+        End(usize, Verdict),
+        /// The `n`-th call still out is dropped unfinished.
+        Drop(usize),
+        Reset,
+    }
+
+    fn verdict() -> impl Strategy<Value = Verdict> {
+        prop_oneof![
+            Just(Verdict::Success),
+            Just(Verdict::Failure),
+            Just(Verdict::Failure),
+            Just(Verdict::Neutral),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0i64..90_000).prop_map(Op::Wait),
+            6 => verdict().prop_map(Op::Call),
+            2 => Just(Op::Begin),
+            2 => (any::<usize>(), verdict()).prop_map(|(n, v)| Op::End(n, v)),
+            1 => any::<usize>().prop_map(Op::Drop),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    /// A call out: its admission as the machine gave it, and as the model sees it.
+    struct Out {
+        admission: Admission,
+        generation: u64,
+        spec_epoch: u64,
+    }
+
+    struct Both {
+        machine: Breaker,
+        spec: Spec,
+        /// Resets so far, as the model counts them.
+        epoch: u64,
+        now_ms: i64,
+        out: Vec<Out>,
+    }
+
+    impl Both {
+        fn now(&self) -> DateTime<Utc> {
+            DateTime::from_timestamp(1_764_300_000, 0).unwrap()
+                + TimeDelta::milliseconds(self.now_ms)
+        }
+
+        /// The model brought up to now: a minute after opening, it half-opens.
+        fn settle_spec(&mut self) {
+            if let Spec::Open { since } = self.spec
+                && self.now_ms - since >= RECOVERY.num_milliseconds()
+            {
+                self.spec = Spec::HalfOpen { trial_out: false };
+            }
+        }
+
+        fn spec_state(&self) -> BreakerState {
+            match self.spec {
+                Spec::Closed { .. } => BreakerState::Closed,
+                Spec::Open { .. } => BreakerState::Open,
+                Spec::HalfOpen { .. } => BreakerState::HalfOpen,
+            }
+        }
+
+        /// Asks both for a call; they must agree whether and how it is admitted.
+        fn admit(&mut self) -> Option<Out> {
+            self.settle_spec();
+            let now = self.now();
+            let machine = self.machine.admit(now, false);
+            let spec = match &mut self.spec {
+                Spec::Closed { .. } => Some(Admission::Normal),
+                Spec::Open { .. } | Spec::HalfOpen { trial_out: true } => None,
+                Spec::HalfOpen { trial_out } => {
+                    *trial_out = true;
+                    Some(Admission::Trial)
+                }
+            };
+            assert_eq!(machine.map(|(a, _)| a), spec, "admission at {now}");
+            machine.map(|(admission, generation)| Out {
+                admission,
+                generation,
+                spec_epoch: self.epoch,
+            })
+        }
+
+        fn end(&mut self, call: Out, verdict: Verdict) {
+            self.settle_spec();
+            let now = self.now();
+            self.machine
+                .record(call.admission, call.generation, verdict, now);
+            if call.spec_epoch != self.epoch {
+                return; // admitted before a reset: it says nothing now
+            }
+            self.spec = match (call.admission, self.spec, verdict) {
+                (Admission::Normal, Spec::Closed { in_a_row }, Verdict::Failure) => {
+                    if in_a_row + 1 >= FAILURE_THRESHOLD {
+                        Spec::Open { since: self.now_ms }
+                    } else {
+                        Spec::Closed {
+                            in_a_row: in_a_row + 1,
+                        }
+                    }
+                }
+                (Admission::Normal, Spec::Closed { .. }, Verdict::Success) => {
+                    Spec::Closed { in_a_row: 0 }
+                }
+                (Admission::Trial, Spec::HalfOpen { trial_out: true }, Verdict::Success) => {
+                    Spec::Closed { in_a_row: 0 }
+                }
+                (Admission::Trial, Spec::HalfOpen { trial_out: true }, Verdict::Failure) => {
+                    Spec::Open { since: self.now_ms }
+                }
+                (Admission::Trial, Spec::HalfOpen { trial_out: true }, Verdict::Neutral) => {
+                    Spec::HalfOpen { trial_out: false }
+                }
+                // Neutral answers, and calls that end after the breaker moved on.
+                (_, unchanged, _) => unchanged,
+            };
+        }
+
+        fn drop_call(&mut self, call: Out) {
+            self.machine.abandon(call.admission, call.generation);
+            if call.admission == Admission::Trial
+                && call.spec_epoch == self.epoch
+                && self.spec == (Spec::HalfOpen { trial_out: true })
+            {
+                self.spec = Spec::HalfOpen { trial_out: false };
+            }
+        }
+
+        fn apply(&mut self, op: Op) {
+            match op {
+                Op::Wait(ms) => self.now_ms += ms,
+                Op::Call(verdict) => {
+                    if let Some(call) = self.admit() {
+                        self.end(call, verdict);
+                    }
+                }
+                Op::Begin => {
+                    if let Some(call) = self.admit() {
+                        self.out.push(call);
+                    }
+                }
+                Op::End(n, verdict) if !self.out.is_empty() => {
+                    let call = self.out.remove(n % self.out.len());
+                    self.end(call, verdict);
+                }
+                Op::Drop(n) if !self.out.is_empty() => {
+                    let call = self.out.remove(n % self.out.len());
+                    self.drop_call(call);
+                }
+                Op::End(..) | Op::Drop(_) => {}
+                Op::Reset => {
+                    self.machine.reset();
+                    self.spec = Spec::Closed { in_a_row: 0 };
+                    self.epoch += 1;
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_breaker_follows_its_specification(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut both = Both {
+                machine: Breaker::default(),
+                spec: Spec::Closed { in_a_row: 0 },
+                epoch: 0,
+                now_ms: 0,
+                out: Vec::new(),
+            };
+            for op in ops {
+                both.apply(op);
+                both.settle_spec();
+                let now = both.now();
+                prop_assert_eq!(both.machine.state(now, false), both.spec_state(), "after {:?}", op);
+                let trials_out = both
+                    .out
+                    .iter()
+                    .filter(|c| c.admission == Admission::Trial && c.spec_epoch == both.epoch)
+                    .count();
+                prop_assert!(trials_out <= 1, "one trial at a time, {} out", trials_out);
+            }
+        }
+    }
+}
