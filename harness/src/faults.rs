@@ -1160,17 +1160,9 @@ async fn build_into(
 async fn write_backups(stack: &Stack, sizes: &[u64]) -> Result<RecentBackups, FaultError> {
     let disk = stack.disk();
     let now = stack.clock().now();
-    let today = now.date_naive();
     let mut kept = Vec::new();
     for (nights_ago, &bytes) in sizes.iter().enumerate() {
-        let night = today - chrono::Days::new(nights_ago as u64);
-        let mut at = night
-            .and_hms_opt(2, 0, 0)
-            .expect("02:00 is a time")
-            .and_utc();
-        if at > now {
-            at -= chrono::TimeDelta::days(1);
-        }
+        let at = nightly_backup(now, nights_ago as u64);
         let name = format!("musicdb-{}.sql.gz", at.format("%Y%m%d"));
         disk.write(runbooks::ops::DiskDir::Backups, &name, bytes, at)
             .await
@@ -1183,6 +1175,23 @@ async fn write_backups(stack: &Stack, sizes: &[u64]) -> Result<RecentBackups, Fa
         }
     }
     Ok(RecentBackups { disk, kept })
+}
+
+/// When the nightly backup ran `nights_ago` nights before the last one (02:00): the
+/// last one is today's if 02:00 has passed, else yesterday's, and each night before it
+/// a day earlier, so that `n` nights are `n` distinct files whatever the time of day.
+fn nightly_backup(now: DateTime<Utc>, nights_ago: u64) -> DateTime<Utc> {
+    let today = now
+        .date_naive()
+        .and_hms_opt(2, 0, 0)
+        .expect("02:00 is a time")
+        .and_utc();
+    let last = if today > now {
+        today - chrono::TimeDelta::days(1)
+    } else {
+        today
+    };
+    last - chrono::TimeDelta::days(nights_ago as i64)
 }
 
 impl RecentBackups {
@@ -1426,6 +1435,21 @@ mod tests {
                 !removed_by_the_runbook.world_may_end_it(),
                 "{removed_by_the_runbook}"
             );
+        }
+    }
+
+    #[test]
+    fn nightly_backups_are_one_a_night_whatever_the_time_of_day() {
+        for hour in [0, 1, 2, 3, 23] {
+            let now = DateTime::parse_from_rfc3339(&format!("2026-11-30T{hour:02}:30:00Z"))
+                .unwrap()
+                .with_timezone(&Utc);
+            let nights: Vec<DateTime<Utc>> = (0..10).map(|n| nightly_backup(now, n)).collect();
+            assert!(nights.iter().all(|at| *at <= now), "{now}: {nights:?}");
+            let days: std::collections::BTreeSet<_> =
+                nights.iter().map(|at| at.date_naive()).collect();
+            assert_eq!(days.len(), 10, "ten distinct nights at {now}: {nights:?}");
+            assert!(now - nights[0] < chrono::TimeDelta::days(1));
         }
     }
 
