@@ -21,7 +21,7 @@ use wire::api::{BreakerState, Provider};
 use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepError};
-use crate::probe::{Api, MIN_ENRICHMENTS, Probe};
+use crate::probe::{Api, Probe, SUCCESS_RATE};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, Scenario};
 use crate::scenarios;
 use crate::steps::{self, Compose, ExternalState, RowsNaming};
@@ -214,13 +214,7 @@ impl Runbook for CircuitBreakerStorm {
             .eventually_within(Duration::from_secs(5 * 60)),
             Criterion::new(
                 "Enrichment success rate recovering",
-                Probe::Rate {
-                    api: Api::Enrichment,
-                    path: "/stats",
-                    field: ".success_rate",
-                    events: ".total_enrichments",
-                    min_events: MIN_ENRICHMENTS,
-                },
+                SUCCESS_RATE,
                 Check::RecoveringTowards {
                     threshold: 0.70,
                     samples: 3,

@@ -24,7 +24,7 @@ use wire::api::{DlqMessage, ErrorKind, Provider};
 use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepContext, StepError};
-use crate::probe::{Api, MIN_ENRICHMENTS, Probe};
+use crate::probe::{Api, Probe, SUCCESS_RATE};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, Scenario};
 use crate::scenarios;
 use crate::steps::{self, Compose, ExternalState, ReplayWatch, RowsNaming};
@@ -230,13 +230,7 @@ impl Runbook for DlqOverflow {
             .eventually_within(Duration::from_secs(10 * 60)),
             Criterion::new(
                 "Enrichment success rate normal (> 70%)",
-                Probe::Rate {
-                    api: Api::Enrichment,
-                    path: "/stats",
-                    field: ".success_rate",
-                    events: ".total_enrichments",
-                    min_events: MIN_ENRICHMENTS,
-                },
+                SUCCESS_RATE,
                 Check::Above(0.70),
             )
             .eventually_within(Duration::from_secs(20 * 60)),

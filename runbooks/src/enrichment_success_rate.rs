@@ -27,7 +27,7 @@ use wire::api::{BreakerState, Provider, StatsByProvider};
 use crate::alert::{AlertRule, Severity, minutes_of};
 use crate::criteria::{Check, Criterion};
 use crate::ops::{Ops, Phase, StepError};
-use crate::probe::{Api, MIN_ENRICHMENTS, Probe};
+use crate::probe::{Api, Probe, SUCCESS_RATE};
 use crate::runbook::{Diagnosis, Evidence, Runbook, RunbookMeta, Scenario};
 use crate::scenarios;
 use crate::steps;
@@ -45,16 +45,6 @@ pub static META: RunbookMeta = RunbookMeta {
         typical_resolution: minutes_of(60),
     },
     doc: include_str!("../docs/enrichment-success-rate.md"),
-};
-
-/// `curl http://localhost:8020/stats | jq .success_rate`, over enough enrichments to
-/// mean something.
-const SUCCESS_RATE: Probe = Probe::Rate {
-    api: Api::Enrichment,
-    path: "/stats",
-    field: ".success_rate",
-    events: ".total_enrichments",
-    min_events: MIN_ENRICHMENTS,
 };
 
 /// The alert's own line: the rate the remedy must bring back.

@@ -18,6 +18,16 @@ use crate::ops::{ApiError, HttpApi, Ops};
 /// below this a rate reads 1.0 over nothing (workers paused) or swings on a handful.
 pub const MIN_ENRICHMENTS: u32 = 20;
 
+/// `curl http://localhost:8020/stats | jq .success_rate`, over at least
+/// [`MIN_ENRICHMENTS`] enrichments: what three runbooks verify and one alerts on.
+pub const SUCCESS_RATE: Probe = Probe::Rate {
+    api: Api::Enrichment,
+    path: "/stats",
+    field: ".success_rate",
+    events: ".total_enrichments",
+    min_events: MIN_ENRICHMENTS,
+};
+
 /// Which documented API a probe reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
