@@ -160,6 +160,7 @@ impl AlertEvaluator {
                     continue;
                 }
             };
+            tracing::debug!(alert = rule.name, %reading, at = %now, "probe read");
             let active = rule.condition.holds(std::slice::from_ref(&reading));
             let from = self.state(rule.name);
             let to = advance(from, active, now, rule.for_duration);

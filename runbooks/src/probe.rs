@@ -11,7 +11,7 @@ use std::fmt;
 use serde_json::Value;
 use wire::api::{BreakerState, Provider};
 
-use crate::ops::api::prometheus_value;
+use crate::ops::api::prometheus_max;
 use crate::ops::{ApiError, HttpApi, Ops};
 
 /// The fewest enrichments in `/stats`'s window for its success rate to be evidence:
@@ -58,7 +58,9 @@ pub enum Probe {
         events: &'static str,
         min_events: u32,
     },
-    /// A sample of the Prometheus text at `/metrics`.
+    /// A metric of the Prometheus text at `/metrics`, read as an alert rule over it
+    /// reads it: the highest of its series (one per label set), so that one provider
+    /// failing behind a healthy total still crosses a threshold.
     Metric { api: Api, name: &'static str },
     /// A scalar from `musicdb`, by SQL as the runbook writes it: PostgreSQL runs on the
     /// stack's modeled clock, so `NOW() - INTERVAL '1 hour'` means the modeled hour.
@@ -189,7 +191,7 @@ impl Probe {
             }
             Probe::Metric { api, name } => {
                 let text = http(ops, *api).get_text("/metrics").await?;
-                prometheus_value(&text, name, &[])
+                prometheus_max(&text, name)
                     .map(Reading::Number)
                     .ok_or_else(|| ProbeError::Missing {
                         what: "/metrics".into(),

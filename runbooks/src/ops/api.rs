@@ -187,6 +187,29 @@ impl EnrichmentApi {
     }
 }
 
+/// The gateway's error rates over its recent window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayErrorRates {
+    /// The plain `error_rate` line: all providers together.
+    pub overall: Option<f64>,
+    /// `api_gateway_error_rate{provider=…}`, for the providers the gateway reports.
+    pub by_provider: Vec<(wire::api::Provider, f64)>,
+}
+
+impl std::fmt::Display for GatewayErrorRates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.overall {
+            Some(rate) => write!(f, "error_rate {rate:.3}")?,
+            None => f.write_str("no error_rate line")?,
+        }
+        for (i, (provider, rate)) in self.by_provider.iter().enumerate() {
+            let lead = if i == 0 { "; " } else { ", " };
+            write!(f, "{lead}{provider} {rate:.3}")?;
+        }
+        Ok(())
+    }
+}
+
 /// api-gateway-internal (:8022).
 #[derive(Clone, Debug)]
 pub struct GatewayApi(pub HttpApi);
@@ -196,9 +219,24 @@ impl GatewayApi {
         self.0.get_text("/metrics").await
     }
 
-    /// The overall `error_rate` line of `/metrics` (`curl :8022/metrics | grep error_rate`).
-    pub async fn error_rate(&self) -> Result<Option<f64>, ApiError> {
-        Ok(prometheus_value(&self.metrics().await?, "error_rate", &[]))
+    /// What `curl :8022/metrics | grep error_rate` shows: the overall `error_rate`
+    /// line and each provider's `api_gateway_error_rate` series.
+    pub async fn error_rates(&self) -> Result<GatewayErrorRates, ApiError> {
+        let text = self.metrics().await?;
+        Ok(GatewayErrorRates {
+            overall: prometheus_value(&text, "error_rate", &[]),
+            by_provider: wire::api::Provider::ALL
+                .into_iter()
+                .filter_map(|provider| {
+                    prometheus_value(
+                        &text,
+                        "api_gateway_error_rate",
+                        &[("provider", provider.name())],
+                    )
+                    .map(|rate| (provider, rate))
+                })
+                .collect(),
+        })
     }
 
     /// A request through the gateway to a provider: the gateway's view of connectivity
@@ -266,33 +304,38 @@ impl TrackApi {
     }
 }
 
+/// The samples of metric `name` in exposition text: each one's label text (the part
+/// between the braces, `None` for an unlabelled sample) and its value.
+fn prometheus_samples<'t>(
+    text: &'t str,
+    name: &'t str,
+) -> impl Iterator<Item = (Option<&'t str>, f64)> + 't {
+    text.lines().filter_map(move |line| {
+        let line = line.trim();
+        if line.starts_with('#') {
+            return None;
+        }
+        let rest = line.strip_prefix(name)?;
+        let (label_text, value) = if let Some(rest) = rest.strip_prefix('{') {
+            let (labels_part, value) = rest.split_once('}')?;
+            (Some(labels_part), value)
+        } else if rest.starts_with(' ') {
+            (None, rest)
+        } else {
+            return None; // a longer metric name that merely starts with `name`
+        };
+        let value = value.split_whitespace().next()?.parse::<f64>().ok()?;
+        Some((label_text, value))
+    })
+}
+
 /// The value of a Prometheus sample `name{labels} value` in exposition text.
 ///
 /// `labels` must all be present on the sample; an empty list matches only the
 /// unlabelled sample, or the first sample when every sample is labelled.
 pub fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut first_labelled = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let (label_text, value) = if let Some(rest) = rest.strip_prefix('{') {
-            let Some((labels_part, value)) = rest.split_once('}') else {
-                continue;
-            };
-            (Some(labels_part), value)
-        } else if rest.starts_with(' ') {
-            (None, rest)
-        } else {
-            continue; // a longer metric name that merely starts with `name`
-        };
-        let Ok(value) = value.split_whitespace().next().unwrap_or("").parse::<f64>() else {
-            continue;
-        };
+    for (label_text, value) in prometheus_samples(text, name) {
         match label_text {
             None if labels.is_empty() => return Some(value),
             None => continue,
@@ -310,6 +353,15 @@ pub fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Opti
         }
     }
     first_labelled
+}
+
+/// The highest value among all series of metric `name`, as a Prometheus rule
+/// `name > x` sees them: it fires when any one series crosses, and clears only when
+/// none does.
+pub fn prometheus_max(text: &str, name: &str) -> Option<f64> {
+    prometheus_samples(text, name)
+        .map(|(_, value)| value)
+        .reduce(f64::max)
 }
 
 #[cfg(test)]
@@ -336,6 +388,31 @@ error_rate_total 9
         );
         assert_eq!(prometheus_value(METRICS, "error_rate", &[]), Some(0.25));
         assert_eq!(prometheus_value(METRICS, "missing", &[]), None);
+    }
+
+    #[test]
+    fn the_gateways_error_rates_read_as_one_line() {
+        let rates = GatewayErrorRates {
+            overall: Some(0.05),
+            by_provider: vec![
+                (wire::api::Provider::Spotify, 1.0),
+                (wire::api::Provider::Lastfm, 0.0),
+            ],
+        };
+        assert_eq!(
+            rates.to_string(),
+            "error_rate 0.050; spotify 1.000, lastfm 0.000"
+        );
+    }
+
+    #[test]
+    fn the_highest_series_is_what_a_rule_over_all_series_sees() {
+        assert_eq!(
+            prometheus_max(METRICS, "circuit_breaker_failure_count"),
+            Some(5.0)
+        );
+        assert_eq!(prometheus_max(METRICS, "error_rate"), Some(0.25));
+        assert_eq!(prometheus_max(METRICS, "missing"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A sliding window of counters over modeled time, bounded in memory.
 //!
 //! `/stats` reports the last 15 modeled minutes and the gateway's `error_rate` the
-//! last 5. Keeping every event would grow without bound under load, so events are
+//! last 2. Keeping every event would grow without bound under load, so events are
 //! summed into fixed buckets of modeled time and buckets older than the window are
 //! dropped: memory is at most `span / bucket + 1` tallies, and the window's edge is
 //! precise to one bucket. Time is passed in, so tests need no clock. The gateway

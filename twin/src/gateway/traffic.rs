@@ -4,6 +4,12 @@
 //! against a "> 10%" threshold, so the rate is over a recent window — the last
 //! [`WINDOW`] of modeled time — not since start: a gateway that recovered must show
 //! it. An error is any non-2xx answer, the gateway's own 504/502 included.
+//!
+//! The window is two minutes, as short as a rule can be read reliably. A provider the
+//! gateway cannot reach sees a burst of failures until the breaker in front of it
+//! opens, then one failing trial call a minute; over five minutes that history drowns
+//! in the calls made before the fault (and its own series hovers about the
+//! threshold), while over two it reads as what it is: every call to it fails.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +22,7 @@ use crate::enrichment::prom::{Exposition, Kind};
 use crate::enrichment::window::{Tally, Window};
 
 /// The span `error_rate` covers.
-pub const WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const WINDOW: Duration = Duration::from_secs(2 * 60);
 const BUCKET: Duration = Duration::from_secs(5);
 
 /// Requests and errors per provider, indexed like [`Provider::ALL`].
@@ -120,7 +126,7 @@ impl Traffic {
         out.family(
             "api_gateway_error_rate",
             Kind::Gauge,
-            "Share of non-2xx answers (4xx incl. 429, 5xx, timeouts) over the last 5 modeled minutes.",
+            "Share of non-2xx answers (4xx incl. 429, 5xx, timeouts) over the last 2 modeled minutes.",
         );
         out.sample(
             "api_gateway_error_rate",
@@ -137,7 +143,7 @@ impl Traffic {
         out.family(
             "api_gateway_window_requests",
             Kind::Gauge,
-            "Requests proxied over the last 5 modeled minutes.",
+            "Requests proxied over the last 2 modeled minutes.",
         );
         for provider in Provider::ALL {
             out.sample(
@@ -149,7 +155,7 @@ impl Traffic {
         out.family(
             "error_rate",
             Kind::Gauge,
-            "Overall share of non-2xx answers over the last 5 modeled minutes (same as api_gateway_error_rate{provider=\"all\"}).",
+            "Overall share of non-2xx answers over the last 2 modeled minutes (same as api_gateway_error_rate{provider=\"all\"}).",
         )
         .sample("error_rate", &[], recent.overall_error_rate());
         out.finish()
@@ -201,13 +207,19 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_forgets_after_five_minutes_but_counters_do_not() {
+    fn the_rate_forgets_after_two_minutes_but_counters_do_not() {
         let traffic = Traffic::default();
+        let later = at(0) + TimeDelta::seconds(90);
         traffic.record(at(0), Provider::Spotify, 503);
-        traffic.record(at(4), Provider::Spotify, 200);
-        assert_eq!(traffic.recent(at(4)).overall_error_rate(), 0.5);
-        assert_eq!(traffic.recent(at(6)).overall_error_rate(), 0.0);
-        let text = traffic.render(at(6));
+        traffic.record(later, Provider::Spotify, 200);
+        assert_eq!(traffic.recent(later).overall_error_rate(), 0.5);
+        assert_eq!(traffic.recent(at(3)).overall_error_rate(), 0.0);
+        assert_eq!(
+            traffic.recent(at(3)).requests[0],
+            1,
+            "the later call is kept"
+        );
+        let text = traffic.render(at(3));
         assert!(
             text.contains("api_gateway_requests_total{provider=\"spotify\",status=\"503\"} 1\n")
         );
