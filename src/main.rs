@@ -4,7 +4,8 @@
 //!   seed data loaded and the pipeline running, until Ctrl-C: a game-day stack.
 //! - `drill list` lists the runbooks and their scenarios; `drill run` drills them
 //!   (`--control`: without their resolution); `drill matrix` measures how well each
-//!   runbook's investigation chooses among its scenarios.
+//!   runbook's investigation chooses among its scenarios; `drill bench` measures time
+//!   to resolution over seeds against a saved baseline.
 //! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
 //!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
@@ -12,6 +13,7 @@
 
 mod approve;
 mod backend_arg;
+mod bench;
 mod matrix;
 mod reap;
 mod run;
@@ -37,6 +39,7 @@ enum Command {
     Up(up::UpArgs),
     Run(run::RunArgs),
     Matrix(matrix::MatrixArgs),
+    Bench(bench::BenchArgs),
     /// Lists the runbooks and their scenarios.
     List {
         /// Directory of scenario files.
@@ -77,6 +80,10 @@ fn main() -> anyhow::Result<()> {
         Command::Matrix(args) => {
             init_logging();
             exit_unless(runtime.block_on(matrix::run(args))?)
+        }
+        Command::Bench(args) => {
+            init_logging();
+            exit_unless(runtime.block_on(bench::run(args))?)
         }
     }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod bench;
 pub mod cache_cost;
 pub mod faults;
 pub mod ledger;
