@@ -80,7 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchFile::merge(files)?
     };
     let summaries = bench::summarise(&file.samples);
-    println!("{}", bench::render_table(&summaries));
+    print!("{}", bench::render_table(&summaries));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&file)?)
             .with_context(|| format!("writing {}", path.display()))?;

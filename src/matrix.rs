@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use harness::bench::Partition;
 use harness::matrix::{ConfusionMatrix, no_fault};
 use harness::scenario::{self, Scenario};
 use harness::{DrillOptions, Response, run_drill};
@@ -19,7 +20,8 @@ use crate::stacks::Stacks;
 /// Each seed draws other onsets, recoveries and amounts (and other data). A drill ends
 /// in one of the runbook's scenarios, in "no incident" (the alert did not fire) or in
 /// "escalated" (the investigation would not choose). Exit status 1 unless every drill
-/// chose right.
+/// chose right. `--partition count:I/N` drills every N-th drill of the run (numbered
+/// runbook by runbook, seed by seed, scenario by scenario), so N machines share it.
 #[derive(Args)]
 pub struct MatrixArgs {
     /// A runbook (`dlq-overflow`), or `all` (the default).
@@ -34,6 +36,9 @@ pub struct MatrixArgs {
     /// Modeled seconds per real second; defaults to each scenario's own scale.
     #[arg(long)]
     scale: Option<f64>,
+    /// Only this shard of the drills: `count:I/N` (as nextest's `--partition`).
+    #[arg(long)]
+    partition: Option<Partition>,
     /// Writes the matrices as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -65,6 +70,7 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         format!("drill-matrix {}", args.runbook),
     )?;
     let mut matrices = Vec::new();
+    let mut numbered = 0..;
     for id in runbook_ids {
         let runbook = runbooks::by_id(id)?;
         let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
@@ -73,6 +79,10 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         drills.extend(no_fault(id, &all));
         for seed in args.first_seed..args.first_seed + args.seeds {
             for scenario in &drills {
+                let index = numbered.next().expect("an endless range");
+                if args.partition.is_some_and(|p| !p.takes(index)) {
+                    continue;
+                }
                 let stack = stacks
                     .get(args.scale.unwrap_or(scenario.scale), seed)
                     .await?;

@@ -26,6 +26,7 @@ use crate::report::DrillReport;
 /// The figures of one drill, in modeled seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// The scenario's id, `runbook/slug`.
     pub scenario: String,
     pub seed: u64,
     pub passed: bool,
@@ -43,7 +44,7 @@ impl Sample {
     pub fn of(report: &DrillReport) -> Self {
         let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
         Self {
-            scenario: format!("{}/{}", report.runbook, report.scenario),
+            scenario: report.scenario.clone(),
             seed: report.seed,
             passed: report.passed(),
             ttd_secs: secs(report.time_to_detect),
