@@ -5,7 +5,8 @@
 //! - `drill list` lists the runbooks and their scenarios; `drill run` drills them
 //!   (`--control`: without their resolution); `drill matrix` measures how well each
 //!   runbook's investigation chooses among its scenarios; `drill bench` measures time
-//!   to resolution over seeds against a saved baseline.
+//!   to resolution over seeds against a saved baseline; `drill lint` reads runbooks'
+//!   Markdown for what drilling showed to be wrong or risky.
 //! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
 //!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
@@ -14,6 +15,7 @@
 mod approve;
 mod backend_arg;
 mod bench;
+mod lint;
 mod matrix;
 mod reap;
 mod run;
@@ -40,6 +42,7 @@ enum Command {
     Run(run::RunArgs),
     Matrix(matrix::MatrixArgs),
     Bench(bench::BenchArgs),
+    Lint(lint::LintArgs),
     /// Lists the runbooks and their scenarios.
     List {
         /// Directory of scenario files.
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             init_logging();
             exit_unless(runtime.block_on(matrix::run(args))?)
         }
+        Command::Lint(args) => exit_unless(lint::run(args)?),
         Command::Bench(args) => {
             init_logging();
             exit_unless(runtime.block_on(bench::run(args))?)

@@ -673,6 +673,52 @@ async fn every_stack_command_of_the_runbooks_works_against_the_twin() {
         config_before,
         "the runbooks' UPDATEs were rolled back: metadata_enrichment_config is as it was"
     );
+    the_linters_routes_are_the_twins(&http_client, &endpoints).await;
+}
+
+/// `drill lint` checks endpoints against a table of the stack's routes; each of them
+/// must be one the twin serves (it answers anything but its "no such endpoint" 404 or
+/// a 405). Bodies are left out, so the POSTs that would act are refused with a 400;
+/// the purge is of messages older than 1970.
+async fn the_linters_routes_are_the_twins(client: &reqwest::Client, endpoints: &stack::Endpoints) {
+    let mut unserved = Vec::new();
+    for (port, service, routes) in runbooks::lint::schema::ROUTES {
+        let base = match port {
+            8020 => &endpoints.enrichment,
+            8022 => &endpoints.gateway,
+            8024 => &endpoints.dlq,
+            8082 => &endpoints.rest_api,
+            8084 => &endpoints.graph_api,
+            other => panic!("the linter names port {other}, which the stack does not document"),
+        };
+        for (method, pattern) in routes {
+            let path = pattern
+                .replace("{provider}/{*path}", "spotify/v1/search?q=x&type=track")
+                .replace("{date}", "1970-01-01")
+                .replace("{id}", "1");
+            let url = base
+                .join(path.trim_start_matches('/'))
+                .expect("a route joins");
+            let method: reqwest::Method = method.parse().expect("an HTTP method");
+            let response = client
+                .request(method.clone(), url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{service} {method} {pattern}: {e}"));
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            if status == reqwest::StatusCode::METHOD_NOT_ALLOWED
+                || body.contains("no such endpoint")
+            {
+                unserved.push(format!("{service} {method} {pattern}: {status} {body}"));
+            }
+        }
+    }
+    assert!(
+        unserved.is_empty(),
+        "routes of the linter's table that the twin does not serve:\n{}",
+        unserved.join("\n")
+    );
 }
 
 /// `metadata_enrichment_config` as text, row by row.

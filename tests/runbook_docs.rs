@@ -1,6 +1,7 @@
 //! The runbook texts in `runbooks/docs/` and the code must agree: if someone edits
 //! a threshold, severity, `for` duration or resolution time in one place only,
-//! this fails and says which field drifted.
+//! this fails and says which field drifted. And `drill lint` finds in the seed's
+//! runbooks what drilling found in them, and nothing in ours.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -120,5 +121,102 @@ fn every_drillable_runbook_has_a_test_target_of_its_own() {
             "{} has no scenario file",
             runbook.meta().id()
         );
+    }
+}
+
+/// `drill lint` on the texts it exists for: the SongNodes runbooks (the project's copy
+/// of the seed) must yield every kind of finding that drilling found in them, at the
+/// lines where they are, and the project's own runbook texts must yield none.
+mod lint {
+    use std::path::Path;
+
+    use runbooks::lint::{self, Rule, markdown};
+
+    fn seed() -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/RUNBOOKS.md"))
+            .expect("the seed's runbooks are in fixtures/")
+    }
+
+    #[test]
+    fn the_seed_shows_each_kind_of_trouble_drilling_found_where_it_is() {
+        let findings = lint::lint("RUNBOOKS.md", &seed());
+        let at = |rule: Rule| -> Vec<usize> {
+            findings
+                .iter()
+                .filter(|f| f.rule == rule)
+                .map(|f| f.line)
+                .collect()
+        };
+        // Every `watch` and the scraper's `logs -f`.
+        assert_eq!(
+            at(Rule::NeverEnds),
+            [105, 311, 327, 387, 413, 432, 664, 681, 813, 861]
+        );
+        // The DLQ purge "before/2025-10-09".
+        assert_eq!(at(Rule::HardCodedDate), [161]);
+        // The purge, `docker system prune -f`, the log truncation, the backup deletion and
+        // FLUSHDB; the pool's kill says "get approval first" and is not among them.
+        assert_eq!(
+            at(Rule::DestructiveWithoutApproval),
+            [161, 734, 737, 740, 810]
+        );
+        // `truncate -s 100M` and `cat > /etc/docker/daemon.json`.
+        assert_eq!(at(Rule::GrowsOrOverwrites), [737, 750]);
+        // The kill at 10 minutes after looking at 30 seconds and 5 minutes.
+        assert_eq!(at(Rule::ThresholdMismatch), [647]);
+        assert_eq!(
+            at(Rule::ExternalUrl),
+            [84, 85, 209, 212, 215, 269, 864, 892, 893]
+        );
+        // Scraper Stalled and API Gateway High Error Rate end without one.
+        assert_eq!(at(Rule::NoVerification), [828, 872]);
+        // Every endpoint and table the seed names is the stack's.
+        assert_eq!(at(Rule::UnknownEndpoint), Vec::<usize>::new());
+        assert_eq!(at(Rule::UnknownTable), Vec::<usize>::new());
+        assert_eq!(findings.len(), 30, "{findings:#?}");
+    }
+
+    #[test]
+    fn a_drifted_copy_names_the_endpoint_and_table_that_moved() {
+        let drifted = seed()
+            .replace("/dlq/errors/grouped", "/dlq/errors/by-type")
+            .replace("FROM data_quality_scores", "FROM quality_scores");
+        let findings = lint::lint("RUNBOOKS.md", &drifted);
+        let endpoints: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.rule == Rule::UnknownEndpoint)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert!(!endpoints.is_empty());
+        assert!(
+            endpoints
+                .iter()
+                .all(|m| m.contains("does not serve GET /dlq/errors/by-type")),
+            "{endpoints:#?}"
+        );
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.rule == Rule::UnknownTable && f.message.contains("'quality_scores'"))
+        );
+    }
+
+    #[test]
+    fn the_projects_runbook_texts_are_clean() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/docs");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).expect("runbooks/docs") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "md") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a readable text");
+            let runbooks = markdown::parse(&text);
+            assert_eq!(runbooks.len(), 1, "{} is one runbook", path.display());
+            let findings = lint::lint(&path.display().to_string(), &text);
+            assert!(findings.is_empty(), "{findings:#?}");
+            read += 1;
+        }
+        assert_eq!(read, runbooks::all().len(), "one text per drilled runbook");
     }
 }

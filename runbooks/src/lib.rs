@@ -18,6 +18,7 @@ pub mod db_connection_pool;
 pub mod disk_space;
 pub mod dlq_overflow;
 pub mod enrichment_success_rate;
+pub mod lint;
 pub mod memory;
 pub mod ops;
 pub mod pending;
