@@ -197,7 +197,7 @@ fn is_uuid(id: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn complete() -> EnrichedFields {
+    pub(super) fn complete() -> EnrichedFields {
         EnrichedFields {
             spotify_id: Some("2aJDlirz6v2a4HREki98cP".into()),
             isrc: Some("GBCFB1700260".into()),
@@ -291,5 +291,148 @@ mod tests {
         assert!(!is_spotify_id("spotify:track:2aJDlirz6v2a4HREki98cP"));
         assert!(is_key_name("C#m") && is_key_name("F") && !is_key_name("Cb"));
         assert!(!is_field_rule("spotify_payload_invalid"));
+    }
+}
+
+/// The scoring rules as properties over arbitrary fields (proptest): every scored
+/// field is either counted or named, once; rules come in report order; a valid value
+/// never scores less than what it replaces, a missing one never more.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The scored field a rule name speaks of (`None` for popularity, which is not scored).
+    fn field_of(rule: &str) -> Option<&'static str> {
+        let field = match rule {
+            "invalid_spotify_id" => "spotify_id",
+            "invalid_isrc" => "isrc",
+            "bpm_out_of_range" => "bpm",
+            "invalid_key" => "key",
+            "invalid_musicbrainz_id" => "musicbrainz_id",
+            "duration_out_of_range" => "duration_ms",
+            "popularity_out_of_range" => return None,
+            missing => missing.strip_prefix("missing_")?,
+        };
+        WEIGHTS.iter().map(|(f, _)| *f).find(|f| *f == field)
+    }
+
+    fn weight(field: &str) -> f64 {
+        WEIGHTS
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map_or(0.0, |(_, w)| *w)
+    }
+
+    /// A text field: absent, blank, a valid value, or anything at all.
+    fn text(valid: &'static str) -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(String::new())),
+            Just(Some("   ".to_owned())),
+            Just(Some(valid.to_owned())),
+            "\\PC{0,30}".prop_map(Some),
+        ]
+    }
+
+    fn fields() -> impl Strategy<Value = EnrichedFields> {
+        (
+            text("2aJDlirz6v2a4HREki98cP"),
+            text("GBCFB1700260"),
+            text("b1a9c0e9-d987-4042-ae91-78d6a3267d69"),
+            prop_oneof![
+                Just(None),
+                (-100.0f64..400.0).prop_map(Some),
+                Just(Some(f64::NAN))
+            ],
+            text("A#m"),
+            prop_oneof![Just(None), any::<i32>().prop_map(Some)],
+            text("electronic"),
+            prop_oneof![Just(None), (-50i32..150).prop_map(Some)],
+        )
+            .prop_map(
+                |(spotify_id, isrc, musicbrainz_id, bpm, key, duration_ms, genre, popularity)| {
+                    EnrichedFields {
+                        spotify_id,
+                        isrc,
+                        musicbrainz_id,
+                        bpm,
+                        key,
+                        duration_ms,
+                        genre,
+                        popularity,
+                        lastfm_listeners: None,
+                    }
+                },
+            )
+    }
+
+    /// `fields` with the scored field number `index` set valid (`Some`) or absent (`None`).
+    fn with_field(fields: &EnrichedFields, index: usize, valid: bool) -> EnrichedFields {
+        let complete = super::tests::complete();
+        let mut changed = fields.clone();
+        match WEIGHTS[index].0 {
+            "spotify_id" => changed.spotify_id = complete.spotify_id.filter(|_| valid),
+            "isrc" => changed.isrc = complete.isrc.filter(|_| valid),
+            "bpm" => changed.bpm = complete.bpm.filter(|_| valid),
+            "key" => changed.key = complete.key.filter(|_| valid),
+            "musicbrainz_id" => changed.musicbrainz_id = complete.musicbrainz_id.filter(|_| valid),
+            "genre" => changed.genre = complete.genre.filter(|_| valid),
+            "duration_ms" => changed.duration_ms = complete.duration_ms.filter(|_| valid),
+            other => unreachable!("{other} is not scored"),
+        }
+        changed
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn every_scored_field_is_counted_or_named_once(fields in fields()) {
+            let assessment = assess(&fields);
+            let named: Vec<&str> = assessment
+                .validation_errors
+                .iter()
+                .filter_map(|rule| field_of(rule))
+                .collect();
+            let mut unique = named.clone();
+            unique.dedup();
+            prop_assert_eq!(&unique, &named, "a field named twice");
+            let lost: f64 = named.iter().map(|f| weight(f)).sum();
+            prop_assert!((assessment.score + lost - 100.0).abs() < 1e-9,
+                "score {} + named {} ≠ 100: {:?}", assessment.score, lost, assessment);
+            prop_assert_eq!(assessment.tier, Tier::of(assessment.score));
+        }
+
+        #[test]
+        fn rules_are_known_and_in_report_order(fields in fields()) {
+            let assessment = assess(&fields);
+            let positions: Vec<usize> = assessment
+                .validation_errors
+                .iter()
+                .map(|rule| FIELD_RULES.iter().position(|r| r == rule))
+                .collect::<Option<_>>()
+                .ok_or("an unknown rule")
+                .map_err(TestCaseError::fail)?;
+            prop_assert!(positions.windows(2).all(|w| w[0] < w[1]), "{:?}", assessment);
+            let out_of_range = fields.bpm.is_some_and(|bpm| !BPM_RANGE.contains(&bpm));
+            prop_assert_eq!(
+                assessment.validation_errors.iter().any(|r| r == "bpm_out_of_range"),
+                out_of_range
+            );
+        }
+
+        #[test]
+        fn a_valid_value_never_scores_less_and_a_missing_one_never_more(
+            fields in fields(),
+            index in 0..WEIGHTS.len(),
+        ) {
+            let score = assess(&fields).score;
+            let repaired = assess(&with_field(&fields, index, true));
+            prop_assert!(repaired.score >= score);
+            prop_assert!(repaired.validation_errors.len() <= assess(&fields).validation_errors.len());
+            prop_assert!(assess(&with_field(&fields, index, false)).score <= score);
+        }
     }
 }
