@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use harness::bench::{self, BenchFile, Partition, Sample};
+use harness::bench::{self, BenchFile, Sample};
 use harness::scenario::{self, Scenario};
 use harness::{DrillOptions, run_drill};
 use runbooks::ops::AutoApprove;
 
-use crate::backend_arg::BackendArg;
-use crate::stacks::Stacks;
+use crate::stacks::{SeedArgs, StackArgs};
 
 /// Drills scenarios to the end under several seeds and prints, per scenario, time to
 /// detect, runbook time and time waiting on the world as p50 / p90 / max (modeled),
@@ -28,15 +27,8 @@ pub struct BenchArgs {
     /// `all` (the default).
     #[arg(default_value = "all", conflicts_with = "merge")]
     selector: String,
-    /// How many seeds per scenario.
-    #[arg(long, default_value_t = 3)]
-    seeds: u64,
-    /// The first seed; the others follow it.
-    #[arg(long, default_value_t = 1)]
-    first_seed: u64,
-    /// Only this shard of the drills: `count:I/N` (as nextest's `--partition`).
-    #[arg(long)]
-    partition: Option<Partition>,
+    #[command(flatten)]
+    seeds: SeedArgs,
     /// Drills nothing: combines the `--json` files of a partitioned run.
     #[arg(long, num_args = 1..)]
     merge: Vec<PathBuf>,
@@ -49,21 +41,12 @@ pub struct BenchArgs {
     /// How much slower (percent) a runbook time may get before it is a regression.
     #[arg(long, default_value_t = 25.0)]
     tolerance: f64,
-    /// Modeled seconds per real second; defaults to each scenario's own scale.
-    #[arg(long)]
-    scale: Option<f64>,
-    /// Directory of scenario files.
-    #[arg(long, env = "DRILL_SCENARIOS")]
-    scenarios: Option<PathBuf>,
-    /// How many tracks of history to load.
-    #[arg(long, default_value_t = 2000)]
-    tracks: usize,
     #[command(flatten)]
-    backend: BackendArg,
+    stack: StackArgs,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
-    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    anyhow::ensure!(args.seeds.seeds > 0, "--seeds must be at least 1");
     anyhow::ensure!(
         args.tolerance >= 0.0,
         "--tolerance is a percentage, 0 or more"
@@ -116,25 +99,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
 
 /// This shard's drills, run one after another on one stack per seed and scale.
 async fn drill_samples(args: &BenchArgs) -> anyhow::Result<Vec<Sample>> {
-    let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    let chosen = scenario::select(scenario::load_all(&dir)?, &args.selector)?;
-    let drills: Vec<(u64, &Scenario)> = (args.first_seed..args.first_seed + args.seeds)
+    let chosen = scenario::select(args.stack.load_scenarios()?, &args.selector)?;
+    let drills: Vec<(u64, &Scenario)> = args
+        .seeds
+        .seeds()
         .flat_map(|seed| chosen.iter().map(move |s| (seed, s)))
         .enumerate()
-        .filter(|(index, _)| args.partition.is_none_or(|p| p.takes(*index)))
+        .filter(|(index, _)| args.seeds.takes(*index))
         .map(|(_, drill)| drill)
         .collect();
-    let backend = args.backend.select().await?.backend;
-    let mut stacks = Stacks::new(
-        backend,
-        args.tracks,
-        format!("drill-bench {}", args.selector),
-    )?;
+    let mut stacks = args
+        .stack
+        .stacks(format!("drill-bench {}", args.selector))
+        .await?;
     let mut samples = Vec::new();
     for (i, (seed, scenario)) in drills.iter().enumerate() {
-        let stack = stacks
-            .get(args.scale.unwrap_or(scenario.scale), *seed)
-            .await?;
+        let stack = stacks.get(args.stack.scale_for(scenario), *seed).await?;
         let runbook = runbooks::by_id(&scenario.runbook)?;
         let options = DrillOptions::new(Arc::new(AutoApprove), *seed);
         let report = match run_drill(stack, runbook.as_ref(), scenario, &options).await {

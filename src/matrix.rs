@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use harness::bench::Partition;
 use harness::matrix::{ConfusionMatrix, no_fault};
-use harness::scenario::{self, Scenario};
+use harness::scenario::Scenario;
 use harness::{DrillOptions, Response, run_drill};
 use runbooks::ops::AutoApprove;
 
-use crate::backend_arg::BackendArg;
-use crate::stacks::Stacks;
+use crate::stacks::{SeedArgs, StackArgs};
 
 /// Drills every scenario of a runbook under several seeds, up to the diagnosis, plus a
 /// stack with no fault, and prints what the investigation chose against what struck.
@@ -27,34 +25,17 @@ pub struct MatrixArgs {
     /// A runbook (`dlq-overflow`), or `all` (the default).
     #[arg(default_value = "all")]
     runbook: String,
-    /// How many seeds per scenario.
-    #[arg(long, default_value_t = 3)]
-    seeds: u64,
-    /// The first seed; the others follow it.
-    #[arg(long, default_value_t = 1)]
-    first_seed: u64,
-    /// Modeled seconds per real second; defaults to each scenario's own scale.
-    #[arg(long)]
-    scale: Option<f64>,
-    /// Only this shard of the drills: `count:I/N` (as nextest's `--partition`).
-    #[arg(long)]
-    partition: Option<Partition>,
+    #[command(flatten)]
+    seeds: SeedArgs,
     /// Writes the matrices as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Directory of scenario files.
-    #[arg(long, env = "DRILL_SCENARIOS")]
-    scenarios: Option<PathBuf>,
-    /// How many tracks of history to load.
-    #[arg(long, default_value_t = 2000)]
-    tracks: usize,
     #[command(flatten)]
-    backend: BackendArg,
+    stack: StackArgs,
 }
 
 pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
-    let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
-    let all = scenario::load_all(&dir)?;
+    let all = args.stack.load_scenarios()?;
     let runbook_ids: Vec<&'static str> = runbooks::all()
         .iter()
         .map(|r| r.meta().id())
@@ -63,12 +44,10 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
     if runbook_ids.is_empty() {
         runbooks::by_id(&args.runbook)?;
     }
-    let backend = args.backend.select().await?.backend;
-    let mut stacks = Stacks::new(
-        backend,
-        args.tracks,
-        format!("drill-matrix {}", args.runbook),
-    )?;
+    let mut stacks = args
+        .stack
+        .stacks(format!("drill-matrix {}", args.runbook))
+        .await?;
     let mut matrices = Vec::new();
     let mut numbered = 0..;
     for id in runbook_ids {
@@ -77,15 +56,13 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         let mut matrix = ConfusionMatrix::new(id, &slugs);
         let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
         drills.extend(no_fault(id, &all));
-        for seed in args.first_seed..args.first_seed + args.seeds {
+        for seed in args.seeds.seeds() {
             for scenario in &drills {
                 let index = numbered.next().expect("an endless range");
-                if args.partition.is_some_and(|p| !p.takes(index)) {
+                if !args.seeds.takes(index) {
                     continue;
                 }
-                let stack = stacks
-                    .get(args.scale.unwrap_or(scenario.scale), seed)
-                    .await?;
+                let stack = stacks.get(args.stack.scale_for(scenario), seed).await?;
                 let options = DrillOptions::new(Arc::new(AutoApprove), seed)
                     .with_response(Response::Diagnose);
                 let report = run_drill(stack, runbook.as_ref(), scenario, &options)

@@ -12,8 +12,7 @@ use runbooks::ops::AutoApprove;
 use stack::KeepPolicy;
 
 use crate::approve::{AskOperator, operator_present};
-use crate::backend_arg::BackendArg;
-use crate::stacks::Stacks;
+use crate::stacks::StackArgs;
 
 /// Runs the drills of a runbook, or one scenario of it.
 ///
@@ -41,9 +40,6 @@ pub struct RunArgs {
     /// Seed of the generated data and of every fault time drawn from the scenarios.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Modeled seconds per real second; defaults to each scenario's own scale.
-    #[arg(long)]
-    scale: Option<f64>,
     /// Replaces each resolution by doing nothing, to show the runbook is what resolves.
     #[arg(long)]
     control: bool,
@@ -53,19 +49,13 @@ pub struct RunArgs {
     /// Writes the reports as JUnit XML to this file.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Directory of scenario files.
-    #[arg(long, env = "DRILL_SCENARIOS")]
-    scenarios: Option<PathBuf>,
-    /// How many tracks of history to load.
-    #[arg(long, default_value_t = 2000)]
-    tracks: usize,
     /// Who approves destructive steps (disable a provider, purge, terminate): `ask`
     /// the operator at the terminal, or `auto`. Defaults to `ask` when standard
     /// input is a terminal, `auto` otherwise (CI).
     #[arg(long, value_enum)]
     approve: Option<Approval>,
     #[command(flatten)]
-    backend: BackendArg,
+    stack: StackArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -77,10 +67,7 @@ enum Approval {
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let chosen: Vec<Scenario> = match (&args.scenario_file, &args.selector) {
         (Some(file), _) => vec![scenario::load_file(file)?],
-        (None, Some(selector)) => {
-            let dir = args.scenarios.clone().unwrap_or_else(scenario::default_dir);
-            scenario::select(scenario::load_all(&dir)?, selector)?
-        }
+        (None, Some(selector)) => scenario::select(args.stack.load_scenarios()?, selector)?,
         (None, None) => unreachable!("clap requires a selector or a scenario file"),
     };
     let approver: Arc<dyn runbooks::ops::Approver> = match args.approve {
@@ -95,17 +82,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         Response::Runbook
     };
     let options = DrillOptions::new(approver, args.seed).with_response(response);
-    let backend = args.backend.select().await?.backend;
     let keep = KeepPolicy::from_env()?;
     let label = format!(
         "drill-run {}",
         args.selector.as_deref().unwrap_or("scenario file")
     );
-    let mut stacks = Stacks::new(backend, args.tracks, label)?;
+    let mut stacks = args.stack.stacks(label).await?;
     let mut reports: Vec<DrillReport> = Vec::new();
     let mut skipped = 0;
     for (i, scenario) in chosen.iter().enumerate() {
-        let scale = args.scale.unwrap_or(scenario.scale);
+        let scale = args.stack.scale_for(scenario);
         let stack = stacks.get(scale, args.seed).await?;
         let runbook = runbooks::by_id(&scenario.runbook)?;
         eprintln!(

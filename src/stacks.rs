@@ -11,7 +11,73 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
+use harness::bench::Partition;
+use harness::scenario::{self, Scenario};
 use stack::{Backend, PortMode, Stack, StackOptions, TurnKind};
+
+use crate::backend_arg::BackendArg;
+
+/// What `drill run`, `drill matrix` and `drill bench` drill on: which scenario files,
+/// how much history, at which scale, on which backend.
+#[derive(Args)]
+pub struct StackArgs {
+    /// Modeled seconds per real second; defaults to each scenario's own scale.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Directory of scenario files.
+    #[arg(long, env = "DRILL_SCENARIOS")]
+    scenarios: Option<PathBuf>,
+    /// How many tracks of history to load.
+    #[arg(long, default_value_t = 2000)]
+    tracks: usize,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
+impl StackArgs {
+    /// Every scenario file of the chosen directory.
+    pub fn load_scenarios(&self) -> anyhow::Result<Vec<Scenario>> {
+        let dir = self.scenarios.clone().unwrap_or_else(scenario::default_dir);
+        Ok(scenario::load_all(&dir)?)
+    }
+
+    /// The scale `scenario` is drilled at.
+    pub fn scale_for(&self, scenario: &Scenario) -> f64 {
+        self.scale.unwrap_or(scenario.scale)
+    }
+
+    /// Chooses the backend (and says which) and a stack sequence on it.
+    pub async fn stacks(&self, label: String) -> anyhow::Result<Stacks> {
+        let backend = self.backend.select().await?.backend;
+        Stacks::new(backend, self.tracks, label)
+    }
+}
+
+/// Which seeds `drill matrix` and `drill bench` drill under, and which shard of the run.
+#[derive(Args)]
+pub struct SeedArgs {
+    /// How many seeds per scenario.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// The first seed; the others follow it.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Only this shard of the drills: `count:I/N` (as nextest's `--partition`).
+    #[arg(long)]
+    pub partition: Option<Partition>,
+}
+
+impl SeedArgs {
+    pub fn seeds(&self) -> std::ops::Range<u64> {
+        self.first_seed..self.first_seed + self.seeds
+    }
+
+    /// Whether the drill numbered `index` in the run's fixed order is this shard's.
+    pub fn takes(&self, index: usize) -> bool {
+        self.partition.is_none_or(|p| p.takes(index))
+    }
+}
 
 /// One stack at a time, for drills that run one after another.
 pub struct Stacks {
