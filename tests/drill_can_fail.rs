@@ -17,6 +17,7 @@ use harness::Response;
 use harness::scenario::FaultSpec;
 use runbooks::circuit_breaker_storm::{CircuitBreakerStorm, StormDiagnosis};
 use runbooks::criteria::Criterion;
+use runbooks::data_quality::{DataQuality, QualityDiagnosis};
 use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
 use runbooks::disk_space::{self, DiskDiagnosis, DiskSpace};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
@@ -553,5 +554,56 @@ async fn raising_the_timeout_when_a_provider_answers_badly_fails_the_success_rat
     assert!(
         text.contains("Monitor improvement"),
         "the watch that never saw the rate recover is named:\n{text}"
+    );
+}
+
+/// Data Quality, but scenario A re-enriches the tracks the text's query selects
+/// (`WHERE spotify_id IS NULL`): the tracks Spotify does not know, not the ones it
+/// left incomplete.
+fn reenrich_as_written<'a>(
+    ops: &'a Ops,
+    _: &'a QualityDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        let sql = "SELECT track_id FROM tracks WHERE spotify_id IS NULL \
+                   AND created_at > NOW() - INTERVAL '24 hours' LIMIT 100";
+        let ids: Vec<i64> = ops
+            .act(
+                Phase::Resolve,
+                "Re-enrich tracks with missing critical fields (as written)",
+                ops.psql(sql),
+                sqlx::query_scalar(sql).fetch_all(&ops.db),
+                |ids: &Vec<i64>| format!("{} tracks", ids.len()),
+            )
+            .await?;
+        ops.act(
+            Phase::Resolve,
+            "Trigger re-enrichment",
+            "curl -X POST http://localhost:8020/enrich/batch",
+            ops.enrichment.reenrich(&ids),
+            |r| format!("{} re-enriched", r.reenriched),
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_enriching_the_tracks_the_text_selects_fails_the_data_quality_drill() {
+    let as_written = Resolving {
+        runbook: DataQuality,
+        resolve: reenrich_as_written,
+    };
+    let report = Drill::of(&as_written)
+        .run(&scenario("data-quality/a-missing-required-fields"))
+        .await;
+    let text = report.render();
+    assert!(
+        !report.passed(),
+        "re-enriching tracks Spotify does not know leaves the incomplete ones:\n{text}"
+    );
+    assert!(
+        text.contains("100 re-enriched"),
+        "the text's batch was re-enriched:\n{text}"
     );
 }

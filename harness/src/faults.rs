@@ -25,6 +25,7 @@ use runbooks::ops::timeline::format_modeled;
 use serde_json::json;
 use sqlx::PgPool;
 use stack::docker::faults::{ContainerFaultError, ContainerHeal};
+use stack::providers::{Degradation, Degraded};
 use stack::{CapabilityError, Stack, StandIn};
 use url::Url;
 use wire::api::{ErrorKind, Provider, SourceSite};
@@ -59,6 +60,14 @@ pub enum Fault {
     /// without ever opening the breaker.
     BadPayload {
         provider: Provider,
+        share: Share,
+    },
+    /// Spotify's answers change for `share` of the catalogue's tracks (chosen by
+    /// their Spotify ID): analyses not done yet, or a new format whose values fail
+    /// validation. Every answer is a 200 in Spotify's format, so no breaker, DLQ or
+    /// success rate notices: only the stored data's quality shows it.
+    SpotifyDegraded {
+        degradation: Degradation,
         share: Share,
     },
     /// A scraped site's pages carry `garbage` entries without artist or title each.
@@ -305,6 +314,13 @@ impl Fault {
                     .set_body_json(json!({"unexpected": "format", "items": null}));
                 Healer::Mock(mount_on_share(stack, *provider, response, *share).await)
             }
+            Fault::SpotifyDegraded { degradation, share } => {
+                let degraded = stack.providers().degraded_spotify(Degraded {
+                    degradation: *degradation,
+                    per_thousand: share.per_thousand(),
+                });
+                Healer::Mock(mount(stack, Provider::Spotify, degraded).await)
+            }
             Fault::GarbledTracklists { site, garbage } => {
                 let garbled = stack.providers().garbled_site(*site, *garbage);
                 Healer::Mock(mount(stack, *site, garbled).await)
@@ -461,6 +477,7 @@ impl Fault {
             Fault::ProviderStatus { .. }
                 | Fault::ProviderLatency { .. }
                 | Fault::BadPayload { .. }
+                | Fault::SpotifyDegraded { .. }
                 | Fault::GarbledTracklists { .. }
                 | Fault::ConnectionLeak { .. }
                 | Fault::TrafficSurge { .. }
@@ -493,6 +510,24 @@ impl fmt::Display for Fault {
             }
             Fault::BadPayload { provider, share } => {
                 write!(f, "{provider} answers {share}with an invalid payload")
+            }
+            Fault::SpotifyDegraded { degradation, share } => {
+                let of = if *share == Share::ALL {
+                    "every track".to_owned()
+                } else {
+                    format!("{}% of the tracks", f64::from(share.per_thousand()) / 10.0)
+                };
+                match degradation {
+                    Degradation::Unanalysed => write!(
+                        f,
+                        "Spotify has no analysis for {of} (tempo 0, key -1) nor their ISRC"
+                    ),
+                    Degradation::Reformatted => write!(
+                        f,
+                        "Spotify answers for {of} in a new format (ISRCs with hyphens, \
+                         tempos in double time)"
+                    ),
+                }
             }
             Fault::GarbledTracklists { site, garbage } => {
                 write!(

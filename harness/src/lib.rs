@@ -20,7 +20,7 @@ pub mod runner;
 pub mod scenario;
 pub mod world;
 
-pub use faults::{Fault, FaultError, FaultGuard};
+pub use faults::{Fault, FaultError, FaultGuard, Share};
 pub use report::{ControlOutcome, DrillReport, Verdict};
 pub use runner::{DrillError, DrillOptions, Response, run_drill};
 pub use scenario::{Scenario, ScenarioError};

@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use stack::providers::Degradation;
 use stack::{TurnKind, Workload};
 use wire::Service;
 use wire::api::{Provider, SourceSite};
@@ -236,6 +237,15 @@ pub enum FaultSpec {
         at_minutes: Option<Span>,
         recovers_after_minutes: Option<Span>,
     },
+    /// Spotify's answers change for `share_percent` of the catalogue's tracks:
+    /// `unanalysed` (no analysis yet: tempo 0, key -1, no ISRC) or `reformatted`
+    /// (ISRCs with hyphens, tempos in double time). Every answer is still a 200.
+    SpotifyDegraded {
+        degradation: Degradation,
+        share_percent: Span,
+        at_minutes: Option<Span>,
+        recovers_after_minutes: Option<Span>,
+    },
     /// The gateway loses its route to a provider (everyone else reaches it).
     NetworkPartition {
         provider: Provider,
@@ -411,6 +421,7 @@ impl FaultSpec {
             | FaultSpec::ProviderLatency { at_minutes, .. }
             | FaultSpec::RateLimit { at_minutes, .. }
             | FaultSpec::BadPayload { at_minutes, .. }
+            | FaultSpec::SpotifyDegraded { at_minutes, .. }
             | FaultSpec::NetworkPartition { at_minutes, .. }
             | FaultSpec::StuckBreaker { at_minutes, .. }
             | FaultSpec::GarbledTracklists { at_minutes, .. }
@@ -440,6 +451,10 @@ impl FaultSpec {
                 ..
             }
             | FaultSpec::BadPayload {
+                recovers_after_minutes,
+                ..
+            }
+            | FaultSpec::SpotifyDegraded {
                 recovers_after_minutes,
                 ..
             }
@@ -500,6 +515,14 @@ impl FaultSpec {
                 share_percent,
                 ..
             } => on_share(Fault::provider(*provider).bad_payload(), share_percent, rng),
+            FaultSpec::SpotifyDegraded {
+                degradation,
+                share_percent,
+                ..
+            } => Fault::SpotifyDegraded {
+                degradation: *degradation,
+                share: Share::percent(share_percent.draw(rng)),
+            },
             FaultSpec::NetworkPartition { provider, .. } => Fault::network_partition(*provider),
             FaultSpec::StuckBreaker { provider, .. } => Fault::stuck_breaker(*provider),
             FaultSpec::GarbledTracklists {

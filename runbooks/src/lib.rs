@@ -14,6 +14,7 @@ pub mod alert;
 pub mod api_gateway_errors;
 pub mod circuit_breaker_storm;
 pub mod criteria;
+pub mod data_quality;
 pub mod db_connection_pool;
 pub mod disk_space;
 pub mod dlq_overflow;
@@ -21,7 +22,6 @@ pub mod enrichment_success_rate;
 pub mod lint;
 pub mod memory;
 pub mod ops;
-pub mod pending;
 pub mod probe;
 pub mod runbook;
 pub mod scraper_stalled;
@@ -42,15 +42,14 @@ pub fn all() -> Vec<Box<dyn DynRunbook>> {
         Box::new(memory::Memory),
         Box::new(scraper_stalled::ScraperStalled),
         Box::new(enrichment_success_rate::EnrichmentSuccessRate),
+        Box::new(data_quality::DataQuality),
         Box::new(api_gateway_errors::ApiGatewayErrors),
     ]
 }
 
-/// The alert rules of the Quick Alert Index, every runbook's, drilled or not.
+/// The alert rules of the Quick Alert Index, one per runbook.
 pub fn alert_rules() -> Vec<&'static AlertRule> {
-    let mut rules: Vec<&'static AlertRule> = all().iter().map(|r| &r.meta().rule).collect();
-    rules.extend([&pending::DATA_QUALITY]);
-    rules
+    all().iter().map(|r| &r.meta().rule).collect()
 }
 
 /// The runbook with this id (`dlq-overflow`), or an error listing the known ids.
@@ -96,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, memory, scraper-stalled, enrichment-success-rate, api-gateway-errors"
+            "unknown runbook 'dlq-overflw'; known runbooks: dlq-overflow, circuit-breaker-storm, db-connection-pool, disk-space, memory, scraper-stalled, enrichment-success-rate, data-quality, api-gateway-errors"
         );
     }
 }

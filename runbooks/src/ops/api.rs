@@ -185,6 +185,34 @@ impl EnrichmentApi {
     pub async fn warm_cache(&self) -> Result<serde_json::Value, ApiError> {
         self.0.post_json("/admin/cache/warm", None::<&()>).await
     }
+    /// `POST /enrich/batch`: re-enriches enriched tracks, asking the providers afresh.
+    pub async fn reenrich(&self, track_ids: &[i64]) -> Result<Reenriched, ApiError> {
+        self.0
+            .post_json(
+                "/enrich/batch",
+                Some(&serde_json::json!({ "track_ids": track_ids })),
+            )
+            .await
+    }
+}
+
+/// What `POST /enrich/batch` did, in sum and per track.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct Reenriched {
+    pub requested: usize,
+    pub reenriched: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub tracks: Vec<ReenrichedTrack>,
+}
+
+/// One track of a re-enrichment; `validation_errors` as now stored (re-enriched only).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct ReenrichedTrack {
+    pub track_id: i64,
+    pub status: String,
+    #[serde(default)]
+    pub validation_errors: Option<Vec<String>>,
 }
 
 /// The gateway's error rates over its recent window.

@@ -21,7 +21,9 @@ use url::Url;
 use wire::api::{Provider, SourceSite};
 use wire::{Clock, Endpoints};
 
-pub use api::{ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, TrackApi};
+pub use api::{
+    ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, Reenriched, ReenrichedTrack, TrackApi,
+};
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
 pub use host::{DiskDir, DiskFile, Host, HostError, Usage};
 pub use orchestrator::{

@@ -23,6 +23,8 @@ mod musicbrainz;
 mod sources;
 mod spotify;
 
+pub use spotify::{Degradation, Degraded};
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -154,6 +156,15 @@ impl Providers {
 
     /// The provider's normal answers as one responder, for faults that serve them
     /// changed (late, for a latency fault) rather than replacing them.
+    /// Spotify's API answering with `degraded` for part of the catalogue, to mount
+    /// over the baseline.
+    pub fn degraded_spotify(
+        &self,
+        degraded: spotify::Degraded,
+    ) -> impl wiremock::Respond + 'static {
+        spotify::DegradedApi::new(self.catalogue.clone(), degraded)
+    }
+
     pub fn baseline_responder(&self, party: impl Into<StandIn>) -> Box<dyn wiremock::Respond> {
         Box::new(self.baseline(party.into()))
     }

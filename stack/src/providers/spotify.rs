@@ -15,10 +15,44 @@ const SEARCH: &str = include_str!("../../../fixtures/providers/spotify_search.js
 const AUDIO_FEATURES: &str =
     include_str!("../../../fixtures/providers/spotify_audio_features.json");
 
+/// How Spotify's answers change for part of the catalogue, as they do when Spotify
+/// changes (the Data Quality runbook's two scenarios). Nothing fails: every answer is
+/// a 200 in Spotify's format, and enrichment stores what it says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Degradation {
+    /// The analysis is not done: audio features with `tempo` 0 and `key` -1 (what
+    /// Spotify answers for an unanalysed track), and search results without
+    /// `external_ids.isrc`. Enrichment stores the track without ISRC, BPM and key.
+    Unanalysed,
+    /// A new answer format: ISRCs in their display form (`GB-CFB-17-00260`) and tempos
+    /// counted in double time. Enrichment stores values that fail validation.
+    Reformatted,
+}
+
+/// A [`Degradation`] of `per_thousand` of the catalogue's tracks, chosen by their
+/// Spotify ID (the same tracks whichever call asks about them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Degraded {
+    pub degradation: Degradation,
+    pub per_thousand: u16,
+}
+
+impl Degraded {
+    fn strikes(self, spotify_id: &str) -> bool {
+        // FNV-1a: stable across runs and platforms, unlike the std hasher.
+        let hash = spotify_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % 1000 < u64::from(self.per_thousand)
+    }
+}
+
 /// `GET /v1/search?q=artist:{artist} track:{title}&type=track&limit=1`.
 pub(crate) struct Search {
     catalogue: Arc<Catalogue>,
     template: Value,
+    degraded: Option<Degraded>,
 }
 
 impl Search {
@@ -26,6 +60,7 @@ impl Search {
         Self {
             catalogue,
             template: template(SEARCH),
+            degraded: None,
         }
     }
 }
@@ -47,7 +82,19 @@ impl Respond for Search {
             .and_then(|(artist, title)| self.catalogue.find(&artist, &title))
             .filter(|t| t.on_spotify);
         match found {
-            Some(track) => fill_item(&mut body["tracks"]["items"][0], track),
+            Some(track) => {
+                let item = &mut body["tracks"]["items"][0];
+                fill_item(item, track);
+                match self.degraded {
+                    Some(d) if d.strikes(&track.spotify_id) => match d.degradation {
+                        Degradation::Unanalysed => item["external_ids"] = json!({}),
+                        Degradation::Reformatted => {
+                            item["external_ids"] = json!({ "isrc": display_isrc(&track.isrc) })
+                        }
+                    },
+                    _ => {}
+                }
+            }
             None => {
                 body["tracks"]["items"] = json!([]);
                 body["tracks"]["total"] = json!(0);
@@ -106,10 +153,25 @@ fn fill_item(item: &mut Value, t: &CatalogueTrack) {
     item["uri"] = json!(format!("spotify:track:{}", t.spotify_id));
 }
 
+/// An ISRC in its display form: `GBCFB1700260` → `GB-CFB-17-00260`.
+fn display_isrc(isrc: &str) -> String {
+    if isrc.len() != 12 || !isrc.is_ascii() {
+        return isrc.to_owned();
+    }
+    format!(
+        "{}-{}-{}-{}",
+        &isrc[..2],
+        &isrc[2..5],
+        &isrc[5..7],
+        &isrc[7..]
+    )
+}
+
 /// `GET /v1/audio-features/{id}`.
 pub(crate) struct AudioFeatures {
     catalogue: Arc<Catalogue>,
     template: Value,
+    degraded: Option<Degraded>,
 }
 
 impl AudioFeatures {
@@ -117,6 +179,34 @@ impl AudioFeatures {
         Self {
             catalogue,
             template: template(AUDIO_FEATURES),
+            degraded: None,
+        }
+    }
+}
+
+/// Spotify's API with a [`Degradation`]: both routes, for a fault to mount over the
+/// baseline.
+pub(crate) struct DegradedApi {
+    search: Search,
+    features: AudioFeatures,
+}
+
+impl DegradedApi {
+    pub(crate) fn new(catalogue: Arc<Catalogue>, degraded: Degraded) -> Self {
+        let mut search = Search::new(catalogue.clone());
+        search.degraded = Some(degraded);
+        let mut features = AudioFeatures::new(catalogue);
+        features.degraded = Some(degraded);
+        Self { search, features }
+    }
+}
+
+impl Respond for DegradedApi {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.url.path().starts_with("/v1/audio-features/") {
+            self.features.respond(request)
+        } else {
+            self.search.respond(request)
         }
     }
 }
@@ -149,6 +239,16 @@ impl Respond for AudioFeatures {
         body["track_href"] = json!(format!("https://api.spotify.com/v1/tracks/{id}"));
         body["uri"] = json!(format!("spotify:track:{id}"));
         body["valence"] = json!(a.valence);
+        match self.degraded {
+            Some(d) if d.strikes(&t.spotify_id) => match d.degradation {
+                Degradation::Unanalysed => {
+                    body["tempo"] = json!(0.0);
+                    body["key"] = json!(-1);
+                }
+                Degradation::Reformatted => body["tempo"] = json!(t.bpm * 2.0),
+            },
+            _ => {}
+        }
         json(200, body)
     }
 }
@@ -168,5 +268,23 @@ mod tests {
             Some(("Mira Kessler".into(), "Low Tide (Dub)".into()))
         );
         assert_eq!(parse_query("Glue"), None);
+    }
+
+    #[test]
+    fn isrcs_are_shown_with_hyphens_and_a_share_strikes_stable_tracks() {
+        assert_eq!(display_isrc("GBCFB1700260"), "GB-CFB-17-00260");
+        let half = Degraded {
+            degradation: Degradation::Unanalysed,
+            per_thousand: 500,
+        };
+        let ids: Vec<String> = (0..2000).map(|i| format!("{i:022}")).collect();
+        let struck = ids.iter().filter(|id| half.strikes(id)).count();
+        assert!((850..1150).contains(&struck), "{struck} of 2000");
+        assert!(ids.iter().all(|id| half.strikes(id) == half.strikes(id)));
+        let none = Degraded {
+            per_thousand: 0,
+            ..half
+        };
+        assert!(!ids.iter().any(|id| none.strikes(id)));
     }
 }

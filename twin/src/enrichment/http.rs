@@ -18,6 +18,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use wire::api::{BreakerState, EnrichmentHealth, EnrichmentStats, Provider, StatsByProvider};
 
+use super::batch::{self, BatchError, BatchRequest};
 use super::contract::{EnrichOutcome, EnrichRequest};
 use super::pipeline::Enricher;
 use super::{config, metrics, prom, warm};
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/by-provider", get(stats_by_provider))
         .route("/metrics", get(metrics))
         .route("/enrich", post(enrich))
+        .route("/enrich/batch", post(enrich_batch))
         .route("/admin/config/reload", post(reload_config))
         .route("/admin/circuit-breakers/reset-all", post(reset_breakers))
         .route("/admin/cache/warm", post(warm_cache))
@@ -124,6 +126,35 @@ async fn enrich(
         }
     }
     Json(outcome).into_response()
+}
+
+async fn enrich_batch(
+    State(state): State<AppState>,
+    body: Result<Json<BatchRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return refuse(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match batch::reenrich(&state.enricher, &state.pool, request).await {
+        Ok(report) => {
+            tracing::info!(
+                "batch re-enrichment requested={} reenriched={} failed={} skipped={}",
+                report.requested,
+                report.reenriched,
+                report.failed,
+                report.skipped
+            );
+            Json(report).into_response()
+        }
+        Err(error @ (BatchError::Empty | BatchError::TooMany(_))) => {
+            refuse(StatusCode::BAD_REQUEST, error.to_string())
+        }
+        Err(error @ BatchError::Database(_)) => {
+            tracing::error!("batch re-enrichment failed: {error}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
+    }
 }
 
 async fn reload_config(State(state): State<AppState>) -> Response {

@@ -7,6 +7,7 @@
 //! statistics ([`stats`]). Workers post tracks to `/enrich` ([`contract`]) and write
 //! the results to the database themselves. All of its timers read the modeled clock.
 
+pub mod batch;
 pub mod bloat;
 pub mod breaker;
 pub mod cache;

@@ -79,6 +79,16 @@ impl Enricher {
         artist: Option<&str>,
         title: Option<&str>,
     ) -> (EnrichOutcome, Lookups) {
+        self.enrich_with(artist, title, CacheUse::Read).await
+    }
+
+    /// Enriches one track, reading cached answers or asking the providers afresh.
+    pub async fn enrich_with(
+        &self,
+        artist: Option<&str>,
+        title: Option<&str>,
+        cache_use: CacheUse,
+    ) -> (EnrichOutcome, Lookups) {
         let (artist, title) = match (non_blank(artist), non_blank(title)) {
             (Some(artist), Some(title)) => (artist, title),
             (artist, _) => {
@@ -105,6 +115,7 @@ impl Enricher {
             title,
             memo: HashMap::new(),
             lookups: Lookups::default(),
+            cache_use,
         };
         let mut fields = EnrichedFields::default();
         let mut sources = Vec::new();
@@ -173,6 +184,17 @@ struct Session<'a> {
     title: &'a str,
     memo: HashMap<String, Lookup>,
     lookups: Lookups,
+    cache_use: CacheUse,
+}
+
+/// Whether a track's provider requests may be answered from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    /// A cached answer saves the call (the workers' enrichment).
+    Read,
+    /// Every request goes to its provider, and its answer replaces the cached one: a
+    /// re-enrichment, whose point is that the cached answer is what was incomplete.
+    Refresh,
 }
 
 impl Session<'_> {
@@ -211,7 +233,11 @@ impl Session<'_> {
     /// Cache, then breaker, then the gateway.
     async fn fetch_once(&mut self, request: &ProviderRequest, group: &FieldGroup) -> Lookup {
         let enricher = self.enricher;
-        if let Some(body) = enricher.cache.get(&request.cache_key).await {
+        let cached = match self.cache_use {
+            CacheUse::Read => enricher.cache.get(&request.cache_key).await,
+            CacheUse::Refresh => None,
+        };
+        if let Some(body) = cached {
             match providers::read(request.endpoint, &body) {
                 Ok(Reading::Found(fields)) => {
                     self.lookups.hits += 1;

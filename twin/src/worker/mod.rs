@@ -192,7 +192,14 @@ impl Worker {
         };
         let written = match &outcome {
             EnrichOutcome::Enriched(result) => {
-                record::enriched(&self.pool, claim, track, result, facts).await
+                record::enriched(
+                    &self.pool,
+                    record::Writer::Worker(claim),
+                    track.track_id,
+                    result,
+                    facts,
+                )
+                .await
             }
             EnrichOutcome::Failed(result) => {
                 record::failed(&self.pool, claim, track, result, facts).await

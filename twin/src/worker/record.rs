@@ -2,9 +2,11 @@
 //!
 //! Success: the track's fields and status, its `data_quality_scores` row and its
 //! `enrichment_audit` row. Failure: status `failed`, one `dlq_messages` row and a
-//! failed audit row. Either way all or nothing, and only while this worker still
-//! holds the claim (a lease that ran out may have gone to another worker, whose
+//! failed audit row. Either way all or nothing, and only while the writer still
+//! holds the track (a lease that ran out may have gone to another worker, whose
 //! result then wins): otherwise nothing is written and [`Written::LostClaim`] says so.
+//! A worker holds a track by its claim; `POST /enrich/batch` re-enriches tracks that
+//! are enriched, and holds one only while no worker has claimed it since.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -20,6 +22,8 @@ use crate::quality;
 pub enum Written {
     Enriched {
         quality_score: f64,
+        /// As stored (`None`: clean).
+        validation_errors: Option<Vec<String>>,
     },
     Failed,
     /// The claim had moved on; nothing was written.
@@ -84,15 +88,33 @@ pub fn sources_text(sources: &[Provider]) -> String {
         .join(",")
 }
 
+/// Who writes a track's enrichment, and so under which condition it may.
+#[derive(Clone, Copy, Debug)]
+pub enum Writer<'a> {
+    /// A worker, while the track is in progress under its claim.
+    Worker(&'a Claim),
+    /// `POST /enrich/batch`, while the track is enriched (no worker has it).
+    Batch,
+}
+
+impl Writer<'_> {
+    /// The name `enrichment_audit.worker` records for the batch endpoint.
+    pub const BATCH: &'static str = "enrich-batch";
+}
+
 pub async fn enriched(
     pool: &PgPool,
-    claim: &Claim,
-    track: &Claimed,
+    writer: Writer<'_>,
+    track_id: i64,
     result: &Enriched,
     facts: CallFacts,
 ) -> Result<Written, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let f = &result.fields;
+    let (claimed_by, claimed_at) = match writer {
+        Writer::Worker(claim) => (Some(claim.worker.as_str()), Some(claim.at)),
+        Writer::Batch => (None, None),
+    };
     // New values fill the track; values a provider did not give this time are kept.
     let stored: Option<StoredFields> = sqlx::query_as(
         "UPDATE tracks SET \
@@ -102,11 +124,13 @@ pub async fn enriched(
             genre = COALESCE($8, genre), popularity = COALESCE($9, popularity), \
             lastfm_listeners = COALESCE($10, lastfm_listeners), \
             enrichment_status = 'enriched', enriched_at = $11::timestamptz, updated_at = $11::timestamptz \
-         WHERE track_id = $1 AND enrichment_status = 'in_progress' \
-           AND claimed_by = $12 AND claimed_at = $13::timestamptz \
+         WHERE track_id = $1 AND CASE WHEN $12::text IS NULL \
+             THEN enrichment_status = 'enriched' \
+             ELSE enrichment_status = 'in_progress' \
+                  AND claimed_by = $12 AND claimed_at = $13::timestamptz END \
          RETURNING spotify_id, isrc, musicbrainz_id, bpm, key, duration_ms, genre, popularity, lastfm_listeners",
     )
-    .bind(track.track_id)
+    .bind(track_id)
     .bind(&f.spotify_id)
     .bind(&f.isrc)
     .bind(&f.musicbrainz_id)
@@ -117,8 +141,8 @@ pub async fn enriched(
     .bind(f.popularity)
     .bind(f.lastfm_listeners)
     .bind(facts.finished_at)
-    .bind(&claim.worker)
-    .bind(claim.at)
+    .bind(claimed_by)
+    .bind(claimed_at)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(stored) = stored else {
@@ -132,22 +156,22 @@ pub async fn enriched(
         "INSERT INTO data_quality_scores (track_id, quality_score, quality_tier, validation_errors, created_at) \
          VALUES ($1, ($2::float8)::numeric(5, 2), $3, $4::jsonb, $5::timestamptz)",
     )
-    .bind(track.track_id)
+    .bind(track_id)
     .bind(verdict.score)
     .bind(verdict.tier.name())
-    .bind(errors.map(Json))
+    .bind(errors.clone().map(Json))
     .bind(facts.finished_at)
     .execute(&mut *tx)
     .await?;
     let fields_enriched: Vec<String> = f.present().into_iter().map(str::to_owned).collect();
     audit(
         &mut tx,
-        track.track_id,
+        track_id,
         &sources_text(&result.sources_used),
         &fields_enriched,
         Some(verdict.score),
         "success",
-        claim,
+        claimed_by.unwrap_or(Writer::BATCH),
         result.cache_hits,
         facts,
     )
@@ -155,6 +179,7 @@ pub async fn enriched(
     tx.commit().await?;
     Ok(Written::Enriched {
         quality_score: verdict.score,
+        validation_errors: errors,
     })
 }
 
@@ -222,7 +247,7 @@ pub async fn failed(
         &[],
         None,
         "failed",
-        claim,
+        &claim.worker,
         result.cache_hits,
         facts,
     )
@@ -239,7 +264,7 @@ async fn audit(
     fields_enriched: &[String],
     quality_score: Option<f64>,
     status: &str,
-    claim: &Claim,
+    worker: &str,
     cache_hits: u32,
     facts: CallFacts,
 ) -> Result<(), sqlx::Error> {
@@ -253,7 +278,7 @@ async fn audit(
     .bind(fields_enriched)
     .bind(quality_score)
     .bind(status)
-    .bind(&claim.worker)
+    .bind(worker)
     .bind(i32::try_from(cache_hits).unwrap_or(i32::MAX))
     .bind(facts.duration_ms)
     .bind(facts.finished_at)
