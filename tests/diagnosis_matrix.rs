@@ -90,6 +90,7 @@ diagonals! {
     memory_chooses_what_struck => "memory",
     scraper_stalled_chooses_what_struck => "scraper-stalled",
     enrichment_success_rate_chooses_what_struck => "enrichment-success-rate",
+    data_quality_chooses_what_struck => "data-quality",
     api_gateway_errors_chooses_what_struck => "api-gateway-errors",
 }
 

@@ -524,8 +524,8 @@ impl fmt::Display for Fault {
                     ),
                     Degradation::Reformatted => write!(
                         f,
-                        "Spotify answers for {of} in a new format (ISRCs with hyphens, \
-                         tempos in double time)"
+                        "Spotify answers for {of} in a new format (IDs as URIs, ISRCs \
+                         with hyphens, tempos in double time)"
                     ),
                 }
             }

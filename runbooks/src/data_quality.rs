@@ -721,8 +721,8 @@ async fn purge_and_escalate(ops: &Ops, tally: &Tally) -> Result<(), StepError> {
         step: "Fix validation logic (requires code change)".into(),
         reason: format!(
             "stored values fail validation: {rules}; e.g. {samples}. Purged {purged} \
-             (no fix can tell their true value); ISRCs in display form are kept: the \
-             validation fix can normalise them"
+             (no fix can tell their true value); Spotify IDs given as URIs and ISRCs in \
+             display form are kept: the validation fix can normalise them"
         ),
     })
 }
@@ -754,13 +754,14 @@ ORDER BY COUNT(*) DESC;";
 
 /// The values behind the rules, for the escalation to show.
 async fn sample_incorrect_values(ops: &Ops, phase: Phase) -> Result<String, StepError> {
-    let sql = "SELECT track_id, isrc, bpm
+    let sql = "SELECT track_id, spotify_id, isrc, bpm
 FROM tracks
-WHERE (bpm NOT BETWEEN 60 AND 200 OR isrc !~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$')
+WHERE (bpm NOT BETWEEN 60 AND 200 OR isrc !~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$'
+       OR spotify_id !~ '^[0-9A-Za-z]{22}$')
   AND created_at > NOW() - INTERVAL '24 hours'
 ORDER BY track_id DESC
 LIMIT 5;";
-    let rows: Vec<(i64, Option<String>, Option<f64>)> = ops
+    let rows: Vec<(i64, Option<String>, Option<String>, Option<f64>)> = ops
         .act(
             phase,
             "Sample the values that fail validation",
@@ -769,19 +770,23 @@ LIMIT 5;";
             |rows| format!("{} shown", rows.len()),
         )
         .await?;
-    Ok(describe_rows(rows.iter().map(|(id, isrc, bpm)| {
-        format!(
-            "#{id} isrc {} bpm {}",
-            isrc.as_deref().unwrap_or("NULL"),
-            bpm.map_or("NULL".to_owned(), |b| b.to_string())
-        )
-    })))
+    Ok(describe_rows(rows.iter().map(
+        |(id, spotify_id, isrc, bpm)| {
+            format!(
+                "#{id} spotify_id {} isrc {} bpm {}",
+                spotify_id.as_deref().unwrap_or("NULL"),
+                isrc.as_deref().unwrap_or("NULL"),
+                bpm.map_or("NULL".to_owned(), |b| b.to_string())
+            )
+        },
+    )))
 }
 
 /// Resolution B step 3, "Purge bad data if necessary (Get approval first - data
 /// loss)": only values out of their plausible range, which no fix can repair (a
 /// double-time tempo may as well be a half-time one). Tracks and their other fields
-/// stay; an ISRC in display form is the validation fix's to normalise.
+/// stay; an ID given as a URI and an ISRC in display form are the validation fix's to
+/// normalise.
 async fn purge_unrepairable(ops: &Ops, phase: Phase) -> Result<String, StepError> {
     let sql = "UPDATE tracks
 SET bpm = CASE WHEN bpm NOT BETWEEN 60 AND 200 THEN NULL ELSE bpm END,

@@ -25,8 +25,9 @@ pub enum Degradation {
     /// Spotify answers for an unanalysed track), and search results without
     /// `external_ids.isrc`. Enrichment stores the track without ISRC, BPM and key.
     Unanalysed,
-    /// A new answer format: ISRCs in their display form (`GB-CFB-17-00260`) and tempos
-    /// counted in double time. Enrichment stores values that fail validation.
+    /// A new answer format: track IDs as URIs (`spotify:track:…`), ISRCs in their
+    /// display form (`GB-CFB-17-00260`) and tempos counted in double time. Enrichment
+    /// stores values that fail validation.
     Reformatted,
 }
 
@@ -89,7 +90,8 @@ impl Respond for Search {
                     Some(d) if d.strikes(&track.spotify_id) => match d.degradation {
                         Degradation::Unanalysed => item["external_ids"] = json!({}),
                         Degradation::Reformatted => {
-                            item["external_ids"] = json!({ "isrc": display_isrc(&track.isrc) })
+                            item["external_ids"] = json!({ "isrc": display_isrc(&track.isrc) });
+                            item["id"] = json!(format!("spotify:track:{}", track.spotify_id));
                         }
                     },
                     _ => {}
@@ -214,6 +216,14 @@ impl Respond for DegradedApi {
 impl Respond for AudioFeatures {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let id = request.url.path().rsplit('/').next().unwrap_or_default();
+        // The new format's IDs are URIs, and its clients ask with them.
+        let id = match self.degraded {
+            Some(Degraded {
+                degradation: Degradation::Reformatted,
+                ..
+            }) => id.strip_prefix("spotify:track:").unwrap_or(id),
+            _ => id,
+        };
         let Some(t) = self.catalogue.by_spotify_id(id).filter(|t| t.on_spotify) else {
             return json(
                 404,
