@@ -761,7 +761,9 @@ WHERE (bpm NOT BETWEEN 60 AND 200 OR isrc !~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$'
   AND created_at > NOW() - INTERVAL '24 hours'
 ORDER BY track_id DESC
 LIMIT 5;";
-    let rows: Vec<(i64, Option<String>, Option<String>, Option<f64>)> = ops
+    /// track_id, spotify_id, isrc, bpm.
+    type Row = (i64, Option<String>, Option<String>, Option<f64>);
+    let rows: Vec<Row> = ops
         .act(
             phase,
             "Sample the values that fail validation",
