@@ -6,7 +6,8 @@
 //!   (`--control`: without their resolution); `drill matrix` measures how well each
 //!   runbook's investigation chooses among its scenarios; `drill bench` measures time
 //!   to resolution over seeds against a saved baseline; `drill lint` reads runbooks'
-//!   Markdown for what drilling showed to be wrong or risky.
+//!   Markdown for what drilling showed to be wrong or risky; `drill check` runs the
+//!   runbooks' reads against a real deployment, read-only.
 //! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
 //!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
@@ -15,6 +16,7 @@
 mod approve;
 mod backend_arg;
 mod bench;
+mod check;
 mod lint;
 mod matrix;
 mod reap;
@@ -43,6 +45,7 @@ enum Command {
     Matrix(matrix::MatrixArgs),
     Bench(bench::BenchArgs),
     Lint(lint::LintArgs),
+    Check(check::CheckArgs),
     /// Lists the runbooks and their scenarios.
     List {
         /// Directory of scenario files.
@@ -85,6 +88,10 @@ fn main() -> anyhow::Result<()> {
             exit_unless(runtime.block_on(matrix::run(args))?)
         }
         Command::Lint(args) => exit_unless(lint::run(args)?),
+        Command::Check(args) => {
+            init_logging();
+            exit_unless(runtime.block_on(check::run(args))?)
+        }
         Command::Bench(args) => {
             init_logging();
             exit_unless(runtime.block_on(bench::run(args))?)

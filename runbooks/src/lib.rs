@@ -12,6 +12,7 @@
 
 pub mod alert;
 pub mod api_gateway_errors;
+pub mod check;
 pub mod circuit_breaker_storm;
 pub mod criteria;
 pub mod data_quality;

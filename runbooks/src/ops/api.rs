@@ -42,6 +42,10 @@ pub enum ApiError {
     },
     #[error("'{path}' is not a valid path under {base}")]
     Path { base: Url, path: String },
+    /// A read-only client (`drill check`) refused a request that could change the
+    /// target; nothing was sent.
+    #[error("{method} {url}: refused, read-only (nothing was sent)")]
+    ReadOnly { method: Method, url: Url },
 }
 
 /// Calls that a runbook step is allowed to make take at most this long (real time):
@@ -53,11 +57,23 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct HttpApi {
     client: Client,
     base: Url,
+    /// Only GET and HEAD go out; anything else is refused before it is sent.
+    read_only: bool,
 }
 
 impl HttpApi {
     pub fn new(client: Client, base: Url) -> Self {
-        Self { client, base }
+        Self {
+            client,
+            base,
+            read_only: false,
+        }
+    }
+
+    /// The same API, refusing every request but GET and HEAD before sending it.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     pub fn base(&self) -> &Url {
@@ -130,6 +146,9 @@ impl HttpApi {
         body: Option<&B>,
     ) -> Result<(Url, String), ApiError> {
         let url = self.url(path)?;
+        if self.read_only && !matches!(method, Method::GET | Method::HEAD) {
+            return Err(ApiError::ReadOnly { method, url });
+        }
         let mut request = self
             .client
             .request(method.clone(), url.clone())

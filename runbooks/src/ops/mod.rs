@@ -9,6 +9,7 @@ pub mod api;
 pub mod approval;
 pub mod host;
 pub mod orchestrator;
+pub mod read_only;
 pub mod timeline;
 
 use std::fmt::Display;
@@ -95,6 +96,16 @@ pub enum ConnectError {
     },
 }
 
+/// Whether the facade may change what it acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// A read-only session's longest statement: a check reads, it never waits on locks.
+const READ_ONLY_STATEMENT_TIMEOUT: &str = "10s";
+
 /// Attaches the step's title to an underlying error.
 pub trait StepContext<T> {
     fn step(self, title: &str) -> Result<T, StepError>;
@@ -148,18 +159,68 @@ impl Ops {
         approver: Arc<dyn Approver>,
         timeline: Timeline,
     ) -> Result<Self, ConnectError> {
+        Self::connect_with(
+            endpoints,
+            orchestrator,
+            clock,
+            approver,
+            timeline,
+            Access::ReadWrite,
+        )
+    }
+
+    /// Connects read-only, for `drill check` against a real deployment (see
+    /// [`read_only`]): HTTP refuses all but GET and HEAD, PostgreSQL sessions are
+    /// read-only with a statement timeout, the orchestrator refuses every change and
+    /// the approval gate refuses every destructive step.
+    pub fn connect_read_only(
+        endpoints: Endpoints,
+        orchestrator: Arc<dyn Orchestrator>,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_with(
+            endpoints,
+            Arc::new(read_only::ReadOnlyOrchestrator(orchestrator)),
+            clock,
+            Arc::new(RefuseAll),
+            timeline,
+            Access::ReadOnly,
+        )
+    }
+
+    fn connect_with(
+        endpoints: Endpoints,
+        orchestrator: Arc<dyn Orchestrator>,
+        clock: Clock,
+        approver: Arc<dyn Approver>,
+        timeline: Timeline,
+        access: Access,
+    ) -> Result<Self, ConnectError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
             .build()
             .map_err(ConnectError::Http)?;
-        let api = |url: &Url| HttpApi::new(http.clone(), url.clone());
-        let connect_options: sqlx::postgres::PgConnectOptions = endpoints
+        let api = |url: &Url| {
+            let api = HttpApi::new(http.clone(), url.clone());
+            match access {
+                Access::ReadWrite => api,
+                Access::ReadOnly => api.read_only(),
+            }
+        };
+        let mut connect_options: sqlx::postgres::PgConnectOptions = endpoints
             .database_url
             .parse()
             .map_err(|source| ConnectError::Database {
                 url: endpoints.database_url.clone(),
                 source,
             })?;
+        if access == Access::ReadOnly {
+            connect_options = connect_options.options([
+                ("default_transaction_read_only", "on"),
+                ("statement_timeout", READ_ONLY_STATEMENT_TIMEOUT),
+            ]);
+        }
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))

@@ -104,6 +104,16 @@ pub enum OrchestratorError {
     },
     #[error("{service} is not part of this stack")]
     NotInStack { service: Service },
+    /// A read-only orchestrator (`drill check`) refused an action that changes the
+    /// target; nothing was done.
+    #[error("{action} {service}: refused, read-only (nothing was done)")]
+    ReadOnly {
+        service: String,
+        action: &'static str,
+    },
+    /// The target names no way to reach its services (`docker compose`).
+    #[error("{action}: the target names no orchestrator (`docker compose`) to ask")]
+    Unavailable { action: &'static str },
     #[error("{0}")]
     Other(String),
 }

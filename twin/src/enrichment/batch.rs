@@ -25,8 +25,10 @@ use crate::worker::record::{self, CallFacts, Written};
 
 /// Tracks one request may name: the runbook selects `LIMIT 100`.
 pub const MAX_TRACKS: usize = 100;
-/// Tracks enriched at once: a batch must not crowd out the workers' own calls.
-const CONCURRENCY: usize = 8;
+/// Tracks enriched at once: as many as one worker's batch holds in flight (the
+/// providers see no more than a worker sends), so that a hundred tracks take a few
+/// of the providers' round trips, not a hundred.
+const CONCURRENCY: usize = 25;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct BatchRequest {
