@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use runbooks::check::{self, Target, redact};
+use runbooks::check::{self, Target, redact, shape};
 use runbooks::ops::read_only::NoOrchestrator;
 use runbooks::ops::{Ops, Timeline};
 use wire::Clock;
@@ -31,6 +31,14 @@ pub struct CheckArgs {
     /// How to report: `text`, `json` or `junit`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Also starts a fresh twin and reports where the target's answers differ from the
+    /// twin's in shape: JSON keys and types of the endpoints the runbooks read, the
+    /// columns and their types, the metric names (exit status 1 when they do).
+    #[arg(long)]
+    compare_twin: bool,
+    /// The backend of the twin that --compare-twin starts.
+    #[command(flatten)]
+    backend: crate::backend_arg::BackendArg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -79,13 +87,75 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         loaded.target.name
     );
     let report = check::check(&loaded.target.name, &ops, &runbooks).await;
+    let differences = if args.compare_twin {
+        Some(compare_with_twin(&ops, &args.backend).await?)
+    } else {
+        None
+    };
     let text = match args.format {
-        Format::Text => report.render(),
-        Format::Json => serde_json::to_string_pretty(&report)?,
+        Format::Text => {
+            let mut text = report.render();
+            if let Some(differences) = &differences {
+                text.push_str(&render_differences(differences));
+            }
+            text
+        }
+        Format::Json => match &differences {
+            Some(differences) => serde_json::to_string_pretty(&serde_json::json!({
+                "check": report,
+                "twin_differences": differences,
+            }))?,
+            None => serde_json::to_string_pretty(&report)?,
+        },
         Format::Junit => report.junit(),
     };
     println!("{}", redact(&text, &secrets));
-    Ok(report.broken().is_empty())
+    Ok(report.broken().is_empty() && differences.is_none_or(|d| d.is_empty()))
+}
+
+/// The target's shape against a fresh twin's (`check::shape`).
+async fn compare_with_twin(
+    target: &Ops,
+    backend: &crate::backend_arg::BackendArg,
+) -> anyhow::Result<Vec<shape::Difference>> {
+    use anyhow::Context;
+    let selected = backend.select().await?;
+    eprintln!(
+        "starting a fresh twin to compare with ({} backend)…",
+        selected.backend
+    );
+    let mut options = stack::StackOptions::for_tests(
+        std::env::current_exe().context("finding the drill binary")?,
+    );
+    options.label = "drill-check twin".into();
+    options.turn = stack::TurnKind::None;
+    let twin = stack::Stack::start(options, selected.backend)
+        .await
+        .context("starting the twin to compare with")?;
+    let compared = async {
+        let ops = Ops::connect_read_only(
+            twin.endpoints().clone(),
+            Arc::new(NoOrchestrator),
+            twin.clock(),
+            Timeline::new(twin.clock()),
+        )?;
+        let (target_shape, twin_shape) = (shape::take(target).await, shape::take(&ops).await);
+        anyhow::Ok(shape::compare(&target_shape, &twin_shape))
+    }
+    .await;
+    twin.shutdown().await.context("stopping the twin")?;
+    compared
+}
+
+fn render_differences(differences: &[shape::Difference]) -> String {
+    let mut text = String::from("\ntwin fidelity (the target against a fresh twin):\n");
+    if differences.is_empty() {
+        text.push_str("  the same shape: every endpoint, column and metric the twin has\n");
+    }
+    for difference in differences {
+        text.push_str(&format!("  ≠ {difference}\n"));
+    }
+    text
 }
 
 /// Says why the target cannot be checked, and exits 2.

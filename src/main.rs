@@ -8,6 +8,9 @@
 //!   to resolution over seeds against a saved baseline; `drill lint` reads runbooks'
 //!   Markdown for what drilling showed to be wrong or risky; `drill check` runs the
 //!   runbooks' reads against a real deployment, read-only.
+//! - `drill gameday` runs a game day: an incident on a stack at the documented ports, a
+//!   page, a live board, the responder observed, a report; `drill compose` carries out
+//!   the runbooks' `docker compose` lines against it.
 //! - `drill backend` says which backend `auto` takes here; `drill reap` lists or
 //!   removes what killed runs left behind.
 //! - `drill twin <service>` runs one twin service; the backends start these.
@@ -17,6 +20,7 @@ mod approve;
 mod backend_arg;
 mod bench;
 mod check;
+mod gameday;
 mod lint;
 mod matrix;
 mod reap;
@@ -46,6 +50,9 @@ enum Command {
     Bench(bench::BenchArgs),
     Lint(lint::LintArgs),
     Check(check::CheckArgs),
+    Gameday(gameday::GamedayArgs),
+    /// Carries out the runbooks' `docker compose` lines against a running game day.
+    Compose(gameday::compose::ComposeArgs),
     /// Lists the runbooks and their scenarios.
     List {
         /// Directory of scenario files.
@@ -96,6 +103,11 @@ fn main() -> anyhow::Result<()> {
             init_logging();
             exit_unless(runtime.block_on(bench::run(args))?)
         }
+        Command::Gameday(args) => {
+            init_logging();
+            exit_unless(runtime.block_on(gameday::run(args))?)
+        }
+        Command::Compose(args) => exit_unless(runtime.block_on(gameday::compose::run(args))?),
     }
 }
 

@@ -46,9 +46,14 @@ pub struct RunArgs {
     /// Writes the reports as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Writes the reports as JUnit XML to this file.
+    /// Writes the reports as JUnit XML to this file (`time` in wall seconds, modeled
+    /// times as properties).
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Writes one HTML page for the drills here: a summary table, then each drill
+    /// with charts of its signals (sampled every 30 modeled seconds) and its step log.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Who approves destructive steps (disable a provider, purge, terminate): `ask`
     /// the operator at the terminal, or `auto`. Defaults to `ask` when standard
     /// input is a terminal, `auto` otherwise (CI).
@@ -81,7 +86,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     } else {
         Response::Runbook
     };
-    let options = DrillOptions::new(approver, args.seed).with_response(response);
+    let mut options = DrillOptions::new(approver, args.seed).with_response(response);
+    if args.html.is_some() {
+        options = options.with_signals();
+    }
     let keep = KeepPolicy::from_env()?;
     let label = format!(
         "drill-run {}",
@@ -146,6 +154,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&reports))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, harness::html::drills_page(&reports))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("report (HTML): {}", path.display());
     }
     Ok(passed == reports.len())
 }

@@ -43,6 +43,19 @@ impl StackArgs {
     }
 
     /// The scale `scenario` is drilled at.
+    /// The scale given on the command line, if one was.
+    pub fn scale(&self) -> Option<f64> {
+        self.scale
+    }
+
+    pub fn tracks(&self) -> usize {
+        self.tracks
+    }
+
+    pub fn backend(&self) -> &BackendArg {
+        &self.backend
+    }
+
     pub fn scale_for(&self, scenario: &Scenario) -> f64 {
         self.scale.unwrap_or(scenario.scale)
     }

@@ -70,9 +70,32 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let stack = Stack::start(options, selected.backend)
         .await
         .context("starting the stack")?;
-    let ep = stack.endpoints();
     println!("stack up in {:.2} s", started.elapsed().as_secs_f64());
-    match &stack {
+    print_stack(&stack);
+    stack.set_workload(stack::Workload {
+        tracks_per_minute: args.workload,
+        api_requests_per_minute: args.api_requests,
+    });
+    println!(
+        "  workload              {} tracks per modeled minute, {} API reads per modeled minute on each track API",
+        args.workload, args.api_requests
+    );
+    let alerts = watch_alerts(&stack).await?;
+    println!("alerts are evaluated every 15 modeled seconds; their changes show here");
+    println!("press Ctrl-C to stop");
+    wait_for_stop().await;
+    alerts.abort();
+    eprintln!("stopping…");
+    stack.shutdown().await.context("stopping the stack")?;
+    eprintln!("stopped; nothing left running");
+    Ok(())
+}
+
+/// How to reach everything of a running stack, as `drill up` and `drill gameday`
+/// print it: the services, PostgreSQL and Redis, the disk and the memory.
+pub fn print_stack(stack: &Stack) {
+    let ep = stack.endpoints();
+    match stack {
         Stack::Local(local) => {
             println!("  data and logs         {}", local.data_dir().display());
         }
@@ -121,23 +144,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
              MemoryUsageHigh says so"
         ),
     }
-    stack.set_workload(stack::Workload {
-        tracks_per_minute: args.workload,
-        api_requests_per_minute: args.api_requests,
-    });
-    println!(
-        "  workload              {} tracks per modeled minute, {} API reads per modeled minute on each track API",
-        args.workload, args.api_requests
-    );
-    let alerts = watch_alerts(&stack).await?;
-    println!("alerts are evaluated every 15 modeled seconds; their changes show here");
-    println!("press Ctrl-C to stop");
-    wait_for_stop().await;
-    alerts.abort();
-    eprintln!("stopping…");
-    stack.shutdown().await.context("stopping the stack")?;
-    eprintln!("stopped; nothing left running");
-    Ok(())
 }
 
 /// Evaluates every runbook's alert rule in the background and prints each change of

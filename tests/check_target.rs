@@ -203,19 +203,33 @@ async fn without_an_orchestrator_its_steps_are_not_checked_rather_than_broken() 
     let path = target_file(&stack, "no-orchestrator");
     let loaded = Target::load(&path).expect("the target file loads");
     let ops = read_only_ops(&loaded, Arc::new(NoOrchestrator));
-    let scraper = runbooks::by_id("scraper-stalled").unwrap();
-    let report = check::check("no-orchestrator", &ops, &[scraper]).await;
+    // What `drill check` does: a target file names no orchestrator.
+    let report = check::check("no-orchestrator", &ops, &runbooks::all()).await;
     let text = report.render();
     stack.shutdown().await.expect("the stack stops");
     let _ = std::fs::remove_file(&path);
 
     assert!(report.broken().is_empty(), "{text}");
+    let of = |id: &str| {
+        report
+            .runbooks
+            .iter()
+            .find(|r| r.runbook == id)
+            .expect("every runbook is checked")
+    };
     assert!(
-        report.runbooks[0]
+        of("scraper-stalled")
             .steps
             .iter()
             .any(|s| s.status == Status::Unavailable),
         "docker compose ps is not checked:\n{text}"
+    );
+    assert!(
+        of("disk-space")
+            .criteria
+            .iter()
+            .any(|c| c.status == Status::Unavailable && c.command.starts_with("docker inspect")),
+        "the log options (docker inspect) are not checked, not broken:\n{text}"
     );
 }
 
@@ -243,5 +257,106 @@ async fn an_unreachable_target_is_one_clear_error() {
     assert!(
         error.contains("metadata-enrichment at http://127.0.0.1:9/ does not answer /health"),
         "{error}"
+    );
+}
+
+/// A deployment that drifted from its runbooks (a column renamed, an endpoint moved, a
+/// JSON field renamed: the twin's drift switch) is checked: exactly the commands that
+/// read what drifted are broken, each with the runbook line it is written on, and
+/// against a fresh twin the shapes differ in exactly those three places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drifted_deployment_breaks_exactly_the_commands_that_read_what_drifted() {
+    use stack::drift::Drift;
+    let drifted = common::stack("check-drifted", 60.0).await;
+    stack::drift::apply(&drifted, &[Drift::Column, Drift::Endpoint, Drift::Field])
+        .await
+        .expect("the stack drifts");
+    let path = target_file(&drifted, "drifted");
+    let loaded = Target::load(&path).expect("the target file loads");
+    let ops = read_only_ops(&loaded, drifted.orchestrator());
+    let report = check::check("drifted", &ops, &runbooks::all()).await;
+    let text = report.render();
+
+    // A fresh twin beside it (it measures nothing: no turn).
+    let mut options = stack::StackOptions::for_tests(common::twin_binary());
+    options.turn = stack::TurnKind::None;
+    options.label = "check-drifted-twin".into();
+    let twin = stack::Stack::start(options, common::backend().await)
+        .await
+        .expect("the twin starts");
+    let twin_ops = Ops::connect_read_only(
+        twin.endpoints().clone(),
+        Arc::new(NoOrchestrator),
+        twin.clock(),
+        Timeline::new(twin.clock()),
+    )
+    .expect("read-only ops");
+    let differences = check::shape::compare(
+        &check::shape::take(&ops).await,
+        &check::shape::take(&twin_ops).await,
+    );
+    twin.shutdown().await.expect("the twin stops");
+    drifted.shutdown().await.expect("the stack stops");
+    let _ = std::fs::remove_file(&path);
+
+    let broken = report.broken();
+    let drifts = ["created_at", "/dlq/errors/grouped", "total_messages"];
+    for line in &broken {
+        assert!(
+            drifts.iter().any(|d| line.contains(d)),
+            "broken by something other than the drift: {line}\n{text}"
+        );
+    }
+    for drift in drifts {
+        assert!(
+            broken.iter().any(|line| line.contains(drift)),
+            "nothing reads {drift}?\n{text}"
+        );
+    }
+    // Every broken runbook command names the line of RUNBOOKS.md it is written on.
+    for line in broken.iter().filter(|l| !l.starts_with("alert ")) {
+        assert!(
+            line.starts_with("RUNBOOKS.md:"),
+            "no line for: {line}\n{text}"
+        );
+    }
+    let stats_line = broken
+        .iter()
+        .find(|l| l.contains(".total_messages") && l.starts_with("RUNBOOKS.md:"))
+        .expect("a runbook step reads /dlq/stats");
+    let seed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/RUNBOOKS.md"),
+    )
+    .expect("the runbook text");
+    let number: usize = stats_line["RUNBOOKS.md:".len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a line number");
+    assert!(
+        seed.lines()
+            .nth(number - 1)
+            .is_some_and(|l| l.contains("/dlq/stats")),
+        "line {number} of RUNBOOKS.md is not the /dlq/stats command: {stats_line}"
+    );
+
+    let found: Vec<String> = differences.iter().map(ToString::to_string).collect();
+    let expected = [
+        "json GET dlq-manager /dlq/errors/grouped: answers in the twin, not in the target",
+        "json GET dlq-manager /dlq/stats: .total_messages (number) in the twin, missing in the target",
+        "json GET dlq-manager /dlq/stats: .message_count (number) in the target, not in the twin",
+        "column data_quality_scores: created_at (timestamp with time zone) in the twin, missing in the target",
+        "column data_quality_scores: scored_at (timestamp with time zone) in the target, not in the twin",
+    ];
+    for want in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(want)),
+            "no difference {want:?} in {found:#?}"
+        );
+    }
+    assert_eq!(
+        found.len(),
+        expected.len(),
+        "only the drift differs: {found:#?}"
     );
 }

@@ -114,6 +114,31 @@ impl AlertEvaluator {
         &self.fired
     }
 
+    /// Alerts whose condition began to hold at or after `since` (raised by whatever
+    /// was done from then on), other than `expected`, the `tolerated` ones and those
+    /// `already` firing before the incident, each once.
+    pub fn raised_since(
+        &self,
+        since: DateTime<Utc>,
+        expected: &str,
+        tolerated: &[String],
+        already: &[&'static str],
+    ) -> Vec<&'static str> {
+        let mut raised: Vec<&'static str> = Vec::new();
+        for fired in &self.fired {
+            let alert = fired.alert;
+            if alert != expected
+                && !tolerated.iter().any(|t| t == alert)
+                && !already.contains(&alert)
+                && fired.active_since >= since
+                && !raised.contains(&alert)
+            {
+                raised.push(alert);
+            }
+        }
+        raised
+    }
+
     /// The rules whose probe failed at least once.
     pub fn probe_failures(&self) -> Vec<ProbeFailure> {
         self.failures

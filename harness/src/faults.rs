@@ -1016,7 +1016,7 @@ async fn chaos_switch(
             switch,
             reason: e.to_string(),
         })?;
-    let response = reqwest::Client::new()
+    let response = harness_http()
         .put(url.clone())
         .json(&params)
         .timeout(Duration::from_secs(5))
@@ -1068,7 +1068,7 @@ async fn heal_chaos_switch(
         switch,
         reason,
     };
-    let client = reqwest::Client::new();
+    let client = harness_http();
     let turned_off = wire::wait::until(
         Clock::real_time(),
         SWITCH_HEAL_GRACE,
@@ -1420,6 +1420,15 @@ async fn remove_flood(db: &PgPool) -> Result<(), sqlx::Error> {
             .await?;
     }
     tx.commit().await
+}
+
+/// An HTTP client that names itself as the harness (see [`wire::agents`]), so that a
+/// game day's observer does not take a fault switch for the responder.
+fn harness_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(wire::agents::HARNESS)
+        .build()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

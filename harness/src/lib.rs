@@ -7,17 +7,27 @@
 //! checks that nothing was lost ([`ledger`]) and what the response cost the cache
 //! ([`cache_cost`]). [`scenario`] reads the scenario files;
 //! [`report`] renders what happened for people and for CI.
+//!
+//! A game day ([`gameday`]) is the same engine with a person in the runbook's place:
+//! [`observer`] sees what they do from the stack, [`runbooks::playbook`] sets it beside
+//! the runbook's written steps, and [`signals`] feeds the live board and the report's
+//! charts, which `drill run --html` draws for drills too.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod bench;
 pub mod cache_cost;
+pub mod charts;
 pub mod faults;
+pub mod gameday;
+pub mod html;
 pub mod ledger;
 pub mod matrix;
+pub mod observer;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod signals;
 pub mod world;
 
 pub use faults::{Fault, FaultError, FaultGuard, Share};

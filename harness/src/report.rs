@@ -101,6 +101,11 @@ pub struct DrillReport {
     /// For a control run: what it showed.
     pub control: Option<ControlOutcome>,
     pub timeline: Vec<Entry>,
+    /// How long the drill took in real time, seconds (what CI dashboards add up).
+    pub wall_seconds: f64,
+    /// The board's signals over the drill, when they were sampled (`drill run --html`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signals: Option<crate::signals::History>,
     #[serde(skip)]
     pub timeline_text: String,
     #[serde(skip)]
@@ -156,6 +161,8 @@ impl DrillReport {
             verdict: Verdict::Failed,
             control: None,
             timeline: Vec::new(),
+            wall_seconds: 0.0,
+            signals: None,
             timeline_text: String::new(),
             resolve_started: None,
         }
@@ -299,7 +306,8 @@ impl DrillReport {
     }
 }
 
-/// JUnit XML for a set of drills, one test case per drill.
+/// JUnit XML for a set of drills, one test case per drill. A case's `time` is wall
+/// seconds, as CI dashboards read it; the modeled times are its properties.
 pub fn junit(reports: &[DrillReport]) -> String {
     let failures = reports.iter().filter(|r| !r.passed()).count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -309,10 +317,7 @@ pub fn junit(reports: &[DrillReport]) -> String {
         reports.len()
     );
     for report in reports {
-        let seconds = report
-            .time_to_resolve
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let seconds = report.wall_seconds;
         let name = match report.response {
             Response::Runbook => report.scenario.clone(),
             Response::Control => format!("{} (control)", report.scenario),
@@ -324,12 +329,34 @@ pub fn junit(reports: &[DrillReport]) -> String {
             xml(&report.runbook),
             xml(&name)
         );
+        out.push_str(">\n    <properties>\n");
+        let modeled = [
+            ("modeled_time_to_detect_seconds", report.time_to_detect),
+            ("modeled_time_to_resolve_seconds", report.time_to_resolve),
+            ("modeled_waiting_on_world_seconds", report.waiting_on_world),
+            ("modeled_runbook_time_seconds", report.runbook_time),
+            ("modeled_budget_seconds", Some(report.budget)),
+        ];
+        for (name, value) in modeled {
+            if let Some(value) = value {
+                let _ = writeln!(
+                    out,
+                    "      <property name=\"{name}\" value=\"{:.1}\"/>",
+                    value.as_secs_f64()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"scale\" value=\"{}\"/>\n    </properties>",
+            report.seed, report.scale
+        );
         if report.passed() {
-            out.push_str("/>\n");
+            out.push_str("  </testcase>\n");
         } else {
             let _ = writeln!(
                 out,
-                ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>",
+                "    <failure message=\"{}\">{}</failure>\n  </testcase>",
                 xml(report
                     .failures
                     .first()
@@ -348,4 +375,51 @@ fn xml(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn junit_time_is_wall_seconds_and_the_modeled_times_are_properties() {
+        let text = "runbook = \"db-connection-pool\"\ntitle = \"t\"\nscale = 30\n\
+                    [workload]\ntracks_per_minute = 20\n\
+                    [[fault]]\nkind = \"connection-leak\"\nservice = \"rest-api\"\nevery = 3\n\
+                    [expect]\nalert = \"DatabaseConnectionPoolHigh\"\ndiagnosis = \"connection-leak\"\nbudget_minutes = 7.5\n";
+        let scenario = crate::scenario::parse(
+            "db-connection-pool/b-connection-leak",
+            std::path::Path::new("b.toml"),
+            text,
+        )
+        .expect("a scenario");
+        let options = DrillOptions::new(Arc::new(runbooks::ops::AutoApprove), 42);
+        let mut report = DrillReport::new(
+            &runbooks::db_connection_pool::META,
+            &scenario,
+            &options,
+            30.0,
+        );
+        report.time_to_detect = Some(Duration::from_secs(39));
+        report.time_to_resolve = Some(Duration::from_secs(398));
+        report.runbook_time = Some(Duration::from_secs(372));
+        report.wall_seconds = 19.6;
+        report.finish();
+        let xml = junit(&[report]);
+        assert!(
+            xml.contains("name=\"db-connection-pool/b-connection-leak\" time=\"19.6\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"modeled_time_to_resolve_seconds\" value=\"398.0\"/>")
+        );
+        assert!(xml.contains("<property name=\"modeled_budget_seconds\" value=\"450.0\"/>"));
+        assert!(
+            !xml.contains("modeled_waiting_on_world_seconds"),
+            "no figure, no property"
+        );
+        assert!(xml.contains("</properties>\n  </testcase>") || xml.contains("<failure"));
+    }
 }

@@ -34,7 +34,11 @@ use crate::faults::{FaultError, FaultGuard, RetryAfter};
 use crate::ledger;
 use crate::report::{DrillReport, FaultRecord};
 use crate::scenario::{Scenario, ScheduledFault};
+use crate::signals::{History, spawn_sampler};
 use crate::world::{self, Interval};
+
+/// Modeled time between two samples of the signals of a drill's charts.
+const SAMPLE_EVERY: Duration = Duration::from_secs(30);
 
 /// What the drill does once the alert has fired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -59,6 +63,8 @@ pub struct DrillOptions {
     /// Modeled time between two evaluations of the alert rules.
     pub evaluation_interval: Duration,
     pub response: Response,
+    /// Whether to sample the board's signals for the report's charts (`--html`).
+    pub sample_signals: bool,
 }
 
 impl DrillOptions {
@@ -68,11 +74,18 @@ impl DrillOptions {
             seed,
             evaluation_interval: Duration::from_secs(15),
             response: Response::Runbook,
+            sample_signals: false,
         }
     }
 
     pub fn with_response(mut self, response: Response) -> Self {
         self.response = response;
+        self
+    }
+
+    /// Samples the board's signals during each drill, for charts.
+    pub fn with_signals(mut self) -> Self {
+        self.sample_signals = true;
         self
     }
 }
@@ -142,6 +155,7 @@ pub async fn run_drill(
             reason: reason.to_owned(),
         });
     }
+    let wall_start = std::time::Instant::now();
     stack.reset().await.map_err(DrillError::Reset)?;
     stack.set_workload(scenario.workload);
     let clock = stack.clock();
@@ -157,6 +171,13 @@ pub async fn run_drill(
     .map_err(DrillError::Connect)?
     .with_host(stack.host());
     let mut report = DrillReport::new(runbook.meta(), scenario, options, clock.scale());
+    let sampling = options.sample_signals.then(|| {
+        let history = Arc::new(std::sync::Mutex::new(History::starting(
+            timeline.started_at(),
+        )));
+        let task = spawn_sampler(ops.clone(), SAMPLE_EVERY, history.clone());
+        (task, history)
+    });
     let baseline_config = config_snapshot(&ops).await.map_err(DrillError::Config)?;
 
     // Alerts are evaluated from before the fault, so that a rule already firing is
@@ -217,18 +238,23 @@ pub async fn run_drill(
         }
         report.faults.push(fault.record(timeline.started_at()));
     }
+    if let Some((task, history)) = sampling {
+        task.abort();
+        report.signals = Some(history.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    }
     report.timeline = timeline.entries();
     report.timeline_text = timeline.render();
+    report.wall_seconds = wall_start.elapsed().as_secs_f64();
     report.finish();
     Ok(report)
 }
 
 /// A fault that struck, and how it ends.
-struct Struck {
+pub(crate) struct Struck {
     description: String,
     /// The world's own work beside the faults (a backup): not where the incident began.
-    decoy: bool,
-    struck_at: DateTime<Utc>,
+    pub(crate) decoy: bool,
+    pub(crate) struck_at: DateTime<Utc>,
     /// Whether the world ends it during this drill (at its seeded recovery): only then
     /// is waiting while it is active waiting on the world. A slow provider that stays
     /// slow is the runbook's to work around, however long it waits.
@@ -252,7 +278,7 @@ enum Ending {
 
 impl Struck {
     /// Heals the fault now if it has not healed yet, and says whether healing worked.
-    async fn end(&mut self) -> Result<(), FaultError> {
+    pub(crate) async fn end(&mut self) -> Result<(), FaultError> {
         match &mut self.ending {
             Ending::AtEnd(guard) => match guard.take() {
                 Some(guard) => guard.heal().await,
@@ -282,7 +308,7 @@ impl Struck {
         Some(Interval::new(last_refused, lifts.min(until)))
     }
 
-    fn record(&self, started: DateTime<Utc>) -> FaultRecord {
+    pub(crate) fn record(&self, started: DateTime<Utc>) -> FaultRecord {
         let healed = *self.healed_at.lock().unwrap_or_else(|p| p.into_inner());
         FaultRecord {
             fault: self.description.clone(),
@@ -294,7 +320,7 @@ impl Struck {
 }
 
 /// Injects the scheduled faults at their times, arranging the world's recoveries.
-async fn strike(
+pub(crate) async fn strike(
     stack: &Stack,
     schedule: &[ScheduledFault],
     timeline: &Timeline,
@@ -638,18 +664,18 @@ async fn check_aftermath(
         )),
     }
     let evaluator = evaluator.lock().await;
-    let resolve_started = report.resolve_started;
     for fired in evaluator.fired() {
-        let alert = fired.alert;
-        report.alerts_fired.push(alert.to_string());
-        let expected = alert == scenario.expect.alert;
-        let tolerated = scenario.expect.tolerated_alerts.iter().any(|a| a == alert);
-        let before = firing_before.contains(&alert);
-        // Raised by the remediation: its condition began to hold only after the
-        // resolution started (an alert pending since the fault is the fault's).
-        let after_resolution_began =
-            resolve_started.is_some_and(|start| fired.active_since >= start);
-        if !expected && !tolerated && !before && after_resolution_began {
+        report.alerts_fired.push(fired.alert.to_string());
+    }
+    // Raised by the remediation: its condition began to hold only after the
+    // resolution started (an alert pending since the fault is the fault's).
+    if let Some(start) = report.resolve_started {
+        for alert in evaluator.raised_since(
+            start,
+            &scenario.expect.alert,
+            &scenario.expect.tolerated_alerts,
+            firing_before,
+        ) {
             report.fail(format!("remediation raised a new alert: {alert}"));
         }
     }
@@ -688,7 +714,7 @@ async fn wait_for_alert(
     .map(|done| done.value)
 }
 
-fn spawn_evaluation(
+pub(crate) fn spawn_evaluation(
     evaluator: Arc<Mutex<AlertEvaluator>>,
     ops: Ops,
     every: Duration,
@@ -708,7 +734,7 @@ pub(crate) fn modeled_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duratio
 
 /// The config table, one line per row, for detecting what remediation changed.
 #[allow(clippy::type_complexity)] // one row of the config table, read once
-async fn config_snapshot(ops: &Ops) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn config_snapshot(ops: &Ops) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(
         String,
         bool,

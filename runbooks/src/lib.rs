@@ -23,6 +23,7 @@ pub mod enrichment_success_rate;
 pub mod lint;
 pub mod memory;
 pub mod ops;
+pub mod playbook;
 pub mod probe;
 pub mod runbook;
 pub mod scraper_stalled;

@@ -152,6 +152,9 @@ pub enum ProbeError {
     Host(#[from] crate::ops::HostError),
     #[error("{what} has no number at {path}")]
     Missing { what: String, path: String },
+    /// What only the orchestrator tells (a service's log options) could not be asked.
+    #[error("{0}")]
+    Orchestrator(#[source] crate::ops::OrchestratorError),
 }
 
 impl Probe {
@@ -245,12 +248,11 @@ impl Probe {
                 let limit = wire::env::parse_size(max_size);
                 let mut unrotated = 0;
                 for service in wire::Service::TWIN {
-                    let config = ops.orchestrator.log_config(service).await.map_err(|e| {
-                        ProbeError::Missing {
-                            what: format!("{service}'s log options ({e})"),
-                            path: ".HostConfig.LogConfig".into(),
-                        }
-                    })?;
+                    let config = ops
+                        .orchestrator
+                        .log_config(service)
+                        .await
+                        .map_err(ProbeError::Orchestrator)?;
                     let size = config.max_size.as_deref().and_then(wire::env::parse_size);
                     let files = config
                         .max_file

@@ -55,6 +55,7 @@ pub(crate) fn traffic(
 /// environment), quick to give up on one that does not answer.
 pub(crate) fn http_client() -> Result<reqwest::Client, StackError> {
     reqwest::Client::builder()
+        .user_agent(wire::agents::HARNESS)
         .no_proxy()
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(2))

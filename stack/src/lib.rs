@@ -21,6 +21,7 @@ pub mod catalogue;
 pub mod dirs;
 pub mod disk;
 pub mod docker;
+pub mod drift;
 mod error;
 mod handles;
 mod host;

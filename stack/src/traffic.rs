@@ -70,6 +70,7 @@ impl ApiTraffic {
         tracks: usize,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            .user_agent(wire::agents::API_USERS)
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
             .pool_max_idle_per_host(64)

@@ -16,7 +16,9 @@
 //!   its in-memory state (breakers, windows, leaked resources), for a fast reset
 //!   between test cases;
 //! - `GET /chaos/log_file` → how writing the service's log file goes
-//!   ([`crate::log_file::LogFileStatus`], `null` without one).
+//!   ([`crate::log_file::LogFileStatus`], `null` without one);
+//! - `GET /chaos/requests?after=SEQ` → the service's recent requests to its public
+//!   API ([`crate::access`]), which a game day reads to see what the responder did.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +30,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::Value;
 use tokio::sync::watch;
+
+use crate::access::AccessLog;
 
 /// Switch names the twin understands. A switch name outside this list is refused,
 /// so a typo in a scenario cannot silently inject nothing.
@@ -52,6 +56,9 @@ pub const SWITCHES: &[&str] = &[
     // metadata-enrichment: {"held_mib": 800, "entry_kib": 256}; what a build that cached
     // whole provider payloads left in Redis (`enrichment::bloat`).
     "cache_bloat",
+    // metadata-enrichment, its workers, dlq-manager: {"column": true, "endpoint": true,
+    // "field": true}; the twin drifts from the runbook text (`crate::drift`).
+    "drift",
 ];
 
 /// The switches of one service, shared between its tasks and the control surface.
@@ -59,6 +66,7 @@ pub const SWITCHES: &[&str] = &[
 pub struct Chaos {
     switches: Arc<RwLock<BTreeMap<String, Value>>>,
     resets: Arc<watch::Sender<u64>>,
+    access: AccessLog,
 }
 
 impl Default for Chaos {
@@ -66,11 +74,25 @@ impl Default for Chaos {
         Self {
             switches: Arc::default(),
             resets: Arc::new(watch::channel(0).0),
+            access: AccessLog::default(),
         }
     }
 }
 
 impl Chaos {
+    /// The service's recent requests ([`crate::access`]).
+    pub fn access(&self) -> &AccessLog {
+        &self.access
+    }
+
+    /// Wraps a public router so that its requests are recorded ([`crate::access`]).
+    pub fn observed(&self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.access.clone(),
+            crate::access::record,
+        ))
+    }
+
     /// The parameters of a switch that is on, or `None` when it is off.
     pub fn get(&self, switch: &str) -> Option<Value> {
         self.switches.read().ok()?.get(switch).cloned()
@@ -84,6 +106,9 @@ impl Chaos {
         if !SWITCHES.contains(&switch) {
             return Err(UnknownSwitch(switch.to_owned()));
         }
+        if switch == "drift" {
+            crate::drift::apply(Some(&params));
+        }
         if let Ok(mut switches) = self.switches.write() {
             switches.insert(switch.to_owned(), params);
         }
@@ -91,6 +116,9 @@ impl Chaos {
     }
 
     pub fn clear(&self, switch: &str) {
+        if switch == "drift" {
+            crate::drift::apply(None);
+        }
         if let Ok(mut switches) = self.switches.write() {
             switches.remove(switch);
         }
@@ -98,6 +126,7 @@ impl Chaos {
 
     /// Turns every switch off and signals [`Chaos::resets`] subscribers.
     pub fn reset(&self) {
+        crate::drift::apply(None);
         if let Ok(mut switches) = self.switches.write() {
             switches.clear();
         }
@@ -141,6 +170,10 @@ pub async fn serve(addr: SocketAddr, scope: Scope, chaos: Chaos) -> anyhow::Resu
         .route("/chaos", get(list))
         .route("/chaos/reset", post(reset))
         .route("/chaos/log_file", get(crate::log_file::serve_status))
+        .route(
+            "/chaos/requests",
+            get(crate::access::serve).with_state(chaos.access.clone()),
+        )
         .route("/chaos/{switch}", put(set).delete(clear))
         .with_state(chaos);
     tokio::spawn(async move {

@@ -14,11 +14,13 @@
 //! switched there, never through the API the runbooks use.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod chaos;
 pub mod config;
 pub mod db;
 pub mod debug_log;
 pub mod dlq;
+pub mod drift;
 pub mod enrichment;
 pub mod gateway;
 pub mod leak;

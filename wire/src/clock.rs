@@ -70,6 +70,14 @@ impl Clock {
         DateTime::from_timestamp_millis(modeled_ms as i64).unwrap_or_default()
     }
 
+    /// The modeled instant at a wall time (Unix milliseconds), e.g. when a request
+    /// that a service stamped with its wall clock arrived.
+    pub fn modeled_at(&self, unix_ms: i64) -> DateTime<Utc> {
+        let elapsed_real_ms = (unix_ms - self.epoch_unix_ms) as f64;
+        let modeled_ms = self.epoch_unix_ms as f64 + elapsed_real_ms * self.scale;
+        DateTime::from_timestamp_millis(modeled_ms as i64).unwrap_or_default()
+    }
+
     /// Modeled time elapsed since the clock's epoch.
     pub fn elapsed(&self) -> Duration {
         let ms = ((wall_now_ms() - self.epoch_unix_ms).max(0) as f64) * self.scale;

@@ -11,6 +11,8 @@
 //!   and the DLQ error taxonomy.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod endpoints;

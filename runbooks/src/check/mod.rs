@@ -15,12 +15,16 @@
 //! is the normal outcome on a healthy system, not a failure.
 
 pub mod report;
+pub mod shape;
 pub mod target;
 
 use std::time::Duration;
 
+use wire::endpoints::Endpoints;
+
 use crate::DynRunbook;
 use crate::ops::{ApiError, Ops, OrchestratorError, Outcome, Phase, StepError};
+use crate::playbook::{self, Observed, WrittenStep, match_action};
 use crate::probe::ProbeError;
 
 pub use report::{CheckReport, CriterionCheck, RuleCheck, RunbookCheck, Status, StepCheck};
@@ -101,6 +105,8 @@ pub async fn check(target: &str, ops: &Ops, runbooks: &[Box<dyn DynRunbook>]) ->
 
 async fn check_runbook(ops: &Ops, runbook: &dyn DynRunbook) -> RunbookCheck {
     let id = runbook.meta().id();
+    let written = playbook::steps_for(runbook.meta().title, None);
+    let line_of = |command: &str| written_line(command, ops.endpoints(), &written);
     let before = ops.timeline.entries().len();
     let investigated = tokio::time::timeout(INVESTIGATION_BOUND, runbook.investigate(ops)).await;
     let entries = ops.timeline.entries();
@@ -109,6 +115,7 @@ async fn check_runbook(ops: &Ops, runbook: &dyn DynRunbook) -> RunbookCheck {
         .filter(|e| e.phase == Phase::Investigate && e.outcome != Outcome::Note)
         .map(|e| StepCheck {
             title: e.title.clone(),
+            line: e.command.as_deref().and_then(line_of),
             command: e.command.clone(),
             status: match e.outcome {
                 Outcome::Ok => Status::Works,
@@ -123,6 +130,7 @@ async fn check_runbook(ops: &Ops, runbook: &dyn DynRunbook) -> RunbookCheck {
             steps.push(StepCheck {
                 title: "investigation".into(),
                 command: None,
+                line: None,
                 status: Status::Unavailable,
                 detail: format!(
                     "still watching after {}s: the rest of it was not checked",
@@ -148,16 +156,20 @@ async fn check_runbook(ops: &Ops, runbook: &dyn DynRunbook) -> RunbookCheck {
     };
     let mut criteria = Vec::new();
     for criterion in runbook.criteria() {
+        let command = criterion.probe.command(ops);
+        let line = line_of(&command);
         criteria.push(match criterion.probe.read(ops).await {
             Ok(reading) => CriterionCheck {
                 name: criterion.name.to_owned(),
-                command: criterion.probe.command(ops),
+                line,
+                command,
                 status: Status::Works,
                 detail: reading.to_string(),
             },
             Err(error) => CriterionCheck {
                 name: criterion.name.to_owned(),
-                command: criterion.probe.command(ops),
+                line,
+                command,
                 status: probe_status(&error),
                 detail: error.to_string(),
             },
@@ -171,12 +183,77 @@ async fn check_runbook(ops: &Ops, runbook: &dyn DynRunbook) -> RunbookCheck {
     }
 }
 
+/// The line of the runbook text a command of the check was written on: the step it
+/// is (a request to the same service and route, or the same SQL, as written or
+/// amended), found among all the runbook's steps.
+fn written_line(command: &str, endpoints: &Endpoints, steps: &[WrittenStep]) -> Option<usize> {
+    let found = match heredoc_sql(command) {
+        Some(sql) => match_action(steps, &Observed::Sql(sql)),
+        None => {
+            let (service, method, path) = request_of(command, endpoints)?;
+            match_action(
+                steps,
+                &Observed::Http {
+                    service,
+                    method: &method,
+                    path: &path,
+                },
+            )
+        }
+    };
+    found
+        .and_then(|(index, _)| steps.get(index))
+        .map(|s| s.line)
+}
+
+/// The SQL of `psql … << EOF\n…\nEOF`.
+fn heredoc_sql(command: &str) -> Option<&str> {
+    if !command.starts_with("psql") {
+        return None;
+    }
+    let (_, rest) = command.split_once("<< EOF\n")?;
+    Some(rest.rsplit_once("\nEOF").map_or(rest, |(sql, _)| sql))
+}
+
+/// `(service, method, path)` of a `curl` to one of the target's services.
+fn request_of(command: &str, endpoints: &Endpoints) -> Option<(&'static str, String, String)> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let method = words
+        .iter()
+        .position(|w| *w == "-X")
+        .and_then(|i| words.get(i + 1))
+        .map_or("GET", |m| m)
+        .to_owned();
+    let url: url::Url = words
+        .iter()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))?
+        .trim_matches(['\'', '"'])
+        .parse()
+        .ok()?;
+    let services = [
+        ("metadata-enrichment", &endpoints.enrichment),
+        ("api-gateway-internal", &endpoints.gateway),
+        ("dlq-manager", &endpoints.dlq),
+        ("rest-api", &endpoints.rest_api),
+        ("graph-api", &endpoints.graph_api),
+    ];
+    services.into_iter().find_map(|(service, base)| {
+        let same_server = url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default();
+        let path = url.path().strip_prefix(base.path().trim_end_matches('/'))?;
+        same_server.then(|| (service, method.clone(), path.to_owned()))
+    })
+}
+
 /// A probe the target gives no way to read (its host's disk and memory) is not
 /// checked; any other failure is the target not answering as the probe expects.
 fn probe_status(error: &ProbeError) -> Status {
     match error {
-        ProbeError::Unavailable(_) | ProbeError::Host(_) => Status::Unavailable,
-        ProbeError::Api(ApiError::ReadOnly { .. }) => Status::Refused,
+        ProbeError::Unavailable(_)
+        | ProbeError::Host(_)
+        | ProbeError::Orchestrator(OrchestratorError::Unavailable { .. }) => Status::Unavailable,
+        ProbeError::Api(ApiError::ReadOnly { .. })
+        | ProbeError::Orchestrator(OrchestratorError::ReadOnly { .. }) => Status::Refused,
         _ => Status::Broken,
     }
 }

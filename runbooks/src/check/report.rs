@@ -44,6 +44,8 @@ pub struct RuleCheck {
 pub struct StepCheck {
     pub title: String,
     pub command: Option<String>,
+    /// The line of the runbook text (`RUNBOOKS.md`) the command is written on.
+    pub line: Option<usize>,
     pub status: Status,
     pub detail: String,
 }
@@ -52,6 +54,7 @@ pub struct StepCheck {
 pub struct CriterionCheck {
     pub name: String,
     pub command: String,
+    pub line: Option<usize>,
     pub status: Status,
     pub detail: String,
 }
@@ -84,8 +87,11 @@ impl CheckReport {
         for runbook in &self.runbooks {
             for step in runbook.steps.iter().filter(|s| s.status == Status::Broken) {
                 broken.push(format!(
-                    "{}: {}: {}",
-                    runbook.runbook, step.title, step.detail
+                    "{}{}: {}: {}",
+                    at_line(step.line),
+                    runbook.runbook,
+                    step.title,
+                    step.detail
                 ));
             }
             for criterion in runbook
@@ -94,8 +100,11 @@ impl CheckReport {
                 .filter(|c| c.status == Status::Broken)
             {
                 broken.push(format!(
-                    "{}: verification '{}': {}",
-                    runbook.runbook, criterion.name, criterion.detail
+                    "{}{}: verification '{}': {}",
+                    at_line(criterion.line),
+                    runbook.runbook,
+                    criterion.name,
+                    criterion.detail
                 ));
             }
         }
@@ -139,6 +148,9 @@ impl CheckReport {
                     for line in command.lines() {
                         let _ = writeln!(out, "      $ {line}");
                     }
+                }
+                if let Some(line) = step.line {
+                    let _ = writeln!(out, "      (written at {RUNBOOKS}:{line})");
                 }
             }
             let _ = writeln!(out, "  → {}", one_line(&runbook.conclusion));
@@ -217,6 +229,14 @@ impl CheckReport {
         out.push_str("</testsuites>\n");
         out
     }
+}
+
+/// The runbook text the lines refer to.
+pub const RUNBOOKS: &str = "RUNBOOKS.md";
+
+/// `RUNBOOKS.md:612: `, compiler style, when the line is known.
+fn at_line(line: Option<usize>) -> String {
+    line.map_or_else(String::new, |line| format!("{RUNBOOKS}:{line}: "))
 }
 
 fn mark(status: Status) -> &'static str {

@@ -41,6 +41,76 @@ impl Command {
             None => self.text.clone(),
         }
     }
+
+    /// `(method, port, path)` of each `curl` to `localhost:PORT/path` (or
+    /// `127.0.0.1`) in the command; the path without its query.
+    pub fn local_requests(&self) -> Vec<(String, u16, String)> {
+        let text = self.text.replace(['\'', '"'], " ");
+        let w: Vec<&str> = text.split_whitespace().collect();
+        if !w.contains(&"curl") {
+            return Vec::new();
+        }
+        let method = w
+            .iter()
+            .position(|x| *x == "-X" || *x == "--request")
+            .and_then(|i| w.get(i + 1))
+            .map_or("GET", |m| m);
+        w.iter()
+            .filter_map(|word| {
+                let rest = word
+                    .strip_prefix("http://localhost:")
+                    .or_else(|| word.strip_prefix("http://127.0.0.1:"))?;
+                let (port, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let port: u16 = port.parse().ok()?;
+                let path = format!("/{}", path.split('?').next().unwrap_or(""));
+                Some((method.to_owned(), port, path))
+            })
+            .collect()
+    }
+
+    /// The SQL a `psql` command runs: its here-document, or its `-c` argument.
+    pub fn sql(&self) -> Option<String> {
+        if !self.text.split_whitespace().any(|w| w == "psql") {
+            return None;
+        }
+        if let Some((_, body)) = &self.heredoc {
+            return Some(body.clone());
+        }
+        let after = self.text.split_once(" -c ")?.1.trim();
+        let quote = after.chars().next()?;
+        if quote == '"' || quote == '\'' {
+            let inner = &after[1..];
+            return Some(inner[..inner.find(quote)?].to_owned());
+        }
+        Some(after.to_owned())
+    }
+
+    /// `(verb, services)` of a `docker compose <verb> … <service>…` command; options
+    /// (`--tail=50`, `-f`) and what follows a pipe are left out.
+    pub fn compose(&self) -> Option<(String, Vec<String>)> {
+        let command = self.text.split('|').next()?.trim();
+        let rest = command
+            .strip_prefix("docker compose ")
+            .or_else(|| command.strip_prefix("docker-compose "))?;
+        // Options and the files of `-f FILE` are not operands.
+        let mut operands = Vec::new();
+        let mut words = rest.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "-f" || word == "--file" || word == "-p" || word == "--project-name" {
+                words.next();
+            } else if !word.starts_with('-') {
+                operands.push(word);
+            }
+        }
+        let mut words = operands.into_iter();
+        let verb = words.next()?.to_owned();
+        let services: Vec<String> = match verb.as_str() {
+            // exec's first operand is the service; the rest is its command.
+            "exec" => words.next().map(str::to_owned).into_iter().collect(),
+            _ => words.map(str::to_owned).collect(),
+        };
+        Some((verb, services))
+    }
 }
 
 /// One runbook of a document.
@@ -262,5 +332,49 @@ docker compose restart api
             assert_eq!(heredoc_marker(command).as_deref(), Some("EOF"), "{command}");
         }
         assert_eq!(heredoc_marker("echo hi"), None);
+    }
+
+    #[test]
+    fn what_a_command_asks_of_the_stack() {
+        let runbook = &parse(TEXT)[0];
+        let curl = &runbook.commands[0];
+        assert_eq!(
+            curl.local_requests(),
+            vec![("GET".to_owned(), 8020, "/health".to_owned())]
+        );
+        assert_eq!(curl.sql(), None);
+        assert_eq!(
+            runbook.commands[1].sql().as_deref().map(str::trim),
+            Some("SELECT 1;")
+        );
+        assert_eq!(
+            runbook.commands[2].compose(),
+            Some(("restart".to_owned(), vec!["api".to_owned()]))
+        );
+        let command = |text: &str| Command {
+            line: 1,
+            text: text.to_owned(),
+            heredoc: None,
+            comments: Vec::new(),
+            part: Part::Resolution,
+            scenario: None,
+        };
+        assert_eq!(
+            command("docker compose logs api-gateway-internal --tail=100 | grep -i error")
+                .compose(),
+            Some(("logs".to_owned(), vec!["api-gateway-internal".to_owned()]))
+        );
+        assert_eq!(
+            command("docker compose -f docker-compose.yml -f workers.yml up -d").compose(),
+            Some(("up".to_owned(), vec![]))
+        );
+        assert_eq!(
+            command("docker compose exec redis redis-cli FLUSHDB").compose(),
+            Some(("exec".to_owned(), vec!["redis".to_owned()]))
+        );
+        assert_eq!(
+            command("psql -h localhost -p 5433 -c \"SELECT COUNT(*) FROM tracks;\"").sql(),
+            Some("SELECT COUNT(*) FROM tracks;".to_owned())
+        );
     }
 }

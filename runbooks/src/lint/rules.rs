@@ -224,33 +224,8 @@ fn overwritten_file<'a>(w: &[&'a str]) -> Option<&'a str> {
     w.get(at + 1).copied()
 }
 
-/// `localhost:PORT/path` (or `127.0.0.1`) of a `curl` in the command, with its method.
-fn local_requests(command: &Command) -> Vec<(String, u16, String)> {
-    let text = command.text.replace(['\'', '"'], " ");
-    let w = words(&text);
-    if !w.contains(&"curl") {
-        return Vec::new();
-    }
-    let method = w
-        .iter()
-        .position(|x| *x == "-X" || *x == "--request")
-        .and_then(|i| w.get(i + 1))
-        .map_or("GET", |m| m);
-    w.iter()
-        .filter_map(|word| {
-            let rest = word
-                .strip_prefix("http://localhost:")
-                .or_else(|| word.strip_prefix("http://127.0.0.1:"))?;
-            let (port, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let port: u16 = port.parse().ok()?;
-            let path = format!("/{}", path.split('?').next().unwrap_or(""));
-            Some((method.to_owned(), port, path))
-        })
-        .collect()
-}
-
 fn unknown_endpoint(command: &Command, findings: &mut Vec<Finding>) {
-    for (method, port, path) in local_requests(command) {
+    for (method, port, path) in command.local_requests() {
         match schema::service_at(port) {
             None => findings.push(Finding::new(
                 command.line,

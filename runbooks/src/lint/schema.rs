@@ -86,6 +86,17 @@ pub fn serves(port: u16, method: &str, path: &str) -> bool {
         .any(|(m, pattern)| m.eq_ignore_ascii_case(method) && matches(pattern, path))
 }
 
+/// The route of `service` (named as in compose) that answers `method path`, e.g.
+/// `/dlq/messages/before/{date}`: two requests to one route are one step.
+pub fn route(service: &str, method: &str, path: &str) -> Option<&'static str> {
+    let (_, _, routes) = ROUTES.iter().find(|(_, s, _)| *s == service)?;
+    let path = path.trim_end_matches('/');
+    routes
+        .iter()
+        .find(|(m, pattern)| m.eq_ignore_ascii_case(method) && matches(pattern, path))
+        .map(|(_, pattern)| *pattern)
+}
+
 fn matches(pattern: &str, path: &str) -> bool {
     let mut want = pattern.trim_start_matches('/').split('/');
     let mut have = path.trim_start_matches('/').split('/');

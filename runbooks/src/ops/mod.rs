@@ -149,6 +149,12 @@ pub struct Ops {
     endpoints: Endpoints,
 }
 
+/// The `application_name` of the runbooks' sessions: a person's psql.
+const PSQL: &str = "psql";
+
+/// The `application_name` of a game day's observer ([`Ops::connect_observer`]).
+pub const OBSERVER: &str = "runbook-drill-observer";
+
 impl Ops {
     /// Connects to the stack at `endpoints`. The database pool is small: a runbook
     /// is one engineer with one psql session, not a load generator.
@@ -166,6 +172,27 @@ impl Ops {
             approver,
             timeline,
             Access::ReadWrite,
+            PSQL,
+        )
+    }
+
+    /// Connects read-only under the name [`OBSERVER`], for what watches a game day
+    /// (alert evaluation, the board, the ledger): its SQL and HTTP are told apart
+    /// from the responder's, whose `psql` and `curl` the game day records.
+    pub fn connect_observer(
+        endpoints: Endpoints,
+        orchestrator: Arc<dyn Orchestrator>,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_with(
+            endpoints,
+            Arc::new(read_only::ReadOnlyOrchestrator(orchestrator)),
+            clock,
+            Arc::new(RefuseAll),
+            timeline,
+            Access::ReadOnly,
+            OBSERVER,
         )
     }
 
@@ -186,6 +213,7 @@ impl Ops {
             Arc::new(RefuseAll),
             timeline,
             Access::ReadOnly,
+            PSQL,
         )
     }
 
@@ -196,8 +224,10 @@ impl Ops {
         approver: Arc<dyn Approver>,
         timeline: Timeline,
         access: Access,
+        application_name: &str,
     ) -> Result<Self, ConnectError> {
         let http = reqwest::Client::builder()
+            .user_agent(wire::agents::HARNESS)
             .pool_max_idle_per_host(4)
             .build()
             .map_err(ConnectError::Http)?;
@@ -224,7 +254,7 @@ impl Ops {
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(connect_options.application_name("psql"));
+            .connect_lazy_with(connect_options.application_name(application_name));
         Ok(Self {
             enrichment: EnrichmentApi(api(&endpoints.enrichment)),
             gateway: GatewayApi(api(&endpoints.gateway)),

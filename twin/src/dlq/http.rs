@@ -14,9 +14,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use wire::Clock;
-use wire::api::{
-    DlqErrorsGrouped, DlqMessage, DlqStats, PurgeOutcome, ReplayOutcome, ReplayRequest,
-};
+use wire::api::{DlqErrorsGrouped, DlqMessage, PurgeOutcome, ReplayOutcome, ReplayRequest};
 
 use super::params::{self, BadParam, MessagesQuery, RawMessagesQuery};
 use super::store::{DlqStore, StoreError};
@@ -34,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/dlq/stats", get(stats))
         .route("/dlq/errors/grouped", get(errors_grouped))
+        .route(
+            crate::drift::MOVED_ERRORS_GROUPED,
+            get(errors_grouped_moved),
+        )
         .route("/dlq/messages", get(messages))
         .route("/dlq/messages/before/{date}", delete(purge))
         .route("/dlq/replay/batch", post(replay))
@@ -105,13 +107,42 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn stats(State(state): State<AppState>) -> Result<Json<DlqStats>, ApiError> {
+async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let now = state.clock.now();
     let figures = state.store.depth(now).await?;
-    Ok(Json(report::stats(&figures, now)))
+    // A plain struct of numbers: it always serialises.
+    let mut stats = serde_json::to_value(report::stats(&figures, now)).unwrap_or_default();
+    if crate::drift::field_renamed()
+        && let Some(object) = stats.as_object_mut()
+        && let Some(total) = object.remove("total_messages")
+    {
+        object.insert(crate::drift::RENAMED_TOTAL_MESSAGES.to_owned(), total);
+    }
+    Ok(Json(stats))
 }
 
-async fn errors_grouped(State(state): State<AppState>) -> Result<Json<DlqErrorsGrouped>, ApiError> {
+async fn errors_grouped(
+    State(state): State<AppState>,
+    uri: Uri,
+) -> Result<Json<DlqErrorsGrouped>, ApiError> {
+    if crate::drift::endpoint_moved() {
+        return Err(not_found(uri).await);
+    }
+    grouped(&state).await
+}
+
+/// Where `/dlq/errors/grouped` is when the twin drifts (`crate::drift`).
+async fn errors_grouped_moved(
+    State(state): State<AppState>,
+    uri: Uri,
+) -> Result<Json<DlqErrorsGrouped>, ApiError> {
+    if !crate::drift::endpoint_moved() {
+        return Err(not_found(uri).await);
+    }
+    grouped(&state).await
+}
+
+async fn grouped(state: &AppState) -> Result<Json<DlqErrorsGrouped>, ApiError> {
     let counts = state.store.counts_by_error().await?;
     Ok(Json(report::grouped(&counts)))
 }

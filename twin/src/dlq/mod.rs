@@ -23,15 +23,14 @@ const POOL_CONNECTIONS: u32 = 8;
 
 pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
     // No chaos switch strikes inside the DLQ: its faults (a full queue, a dead
-    // database) are made from outside.
-    drop(chaos);
+    // database) are made from outside. Its surface still records who asked what.
     let database_url = config.require(&config.database_url, env::DATABASE_URL)?;
     let listen = config.require(&config.listen, env::LISTEN)?;
     let pool = db::connect(&database_url, config.service, POOL_CONNECTIONS).await?;
-    let app = http::router(http::AppState {
+    let app = chaos.observed(http::router(http::AppState {
         store: store::DlqStore::new(pool),
         clock: config.clock,
-    });
+    }));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the DLQ API to {listen}"))?;

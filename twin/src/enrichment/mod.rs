@@ -71,7 +71,7 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
     ));
     spawn_reset_listener(&chaos, Arc::clone(&enricher), pool.clone());
 
-    let app = http::router(http::AppState { enricher, pool });
+    let app = chaos.observed(http::router(http::AppState { enricher, pool }));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the enrichment API to {listen}"))?;

@@ -99,6 +99,7 @@ pub enum UpstreamError {
 impl Upstream {
     pub fn new(gateway: Url, clock: Clock) -> Result<Self, UpstreamError> {
         let client = reqwest::Client::builder()
+            .user_agent(wire::agents::twin("metadata-enrichment"))
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
             .build()?;

@@ -66,17 +66,19 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
         }
     });
 
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/{provider}/{*path}", get(forward))
-        .fallback(not_found)
-        .with_state(AppState {
-            proxy,
-            traffic,
-            clock: config.clock,
-            chaos,
-        });
+    let app = chaos.observed(
+        Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .route("/{provider}/{*path}", get(forward))
+            .fallback(not_found)
+            .with_state(AppState {
+                proxy,
+                traffic,
+                clock: config.clock,
+                chaos: chaos.clone(),
+            }),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the gateway to {listen}"))?;

@@ -56,16 +56,16 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
         env::MAX_OVERFLOW
     );
     let pg = db::connect(&database_url, config.service, sizing.capacity()).await?;
-    let pool = pool::TrackedPool::new(pg, sizing, config.clock, chaos);
+    let pool = pool::TrackedPool::new(pg, sizing, config.clock, chaos.clone());
     tokio::spawn(log_pool_status(pool.clone(), config.clock));
 
-    let app = http::router(
+    let app = chaos.observed(http::router(
         variant,
         http::AppState {
             pool,
             query_time: config.query_time,
         },
-    );
+    ));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {} to {listen}", config.service))?;

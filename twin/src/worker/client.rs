@@ -50,6 +50,7 @@ impl EnrichmentClient {
             .join("enrich")
             .map_err(|e| EnrichmentUrlError(base.to_string(), e.to_string()))?;
         let client = reqwest::Client::builder()
+            .user_agent(wire::agents::twin("metadata-enrichment-worker"))
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
             .build()

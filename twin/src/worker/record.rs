@@ -152,17 +152,22 @@ pub async fn enriched(
     let stored = EnrichedFields::from(stored);
     let verdict = quality::assess(&stored);
     let errors = validation_errors(&stored, &result.validation_errors);
-    sqlx::query(
+    // The time column as it is named, drifted or not (`crate::drift`).
+    let insert = if crate::drift::quality_time_column() == "created_at" {
         "INSERT INTO data_quality_scores (track_id, quality_score, quality_tier, validation_errors, created_at) \
-         VALUES ($1, ($2::float8)::numeric(5, 2), $3, $4::jsonb, $5::timestamptz)",
-    )
-    .bind(track_id)
-    .bind(verdict.score)
-    .bind(verdict.tier.name())
-    .bind(errors.clone().map(Json))
-    .bind(facts.finished_at)
-    .execute(&mut *tx)
-    .await?;
+         VALUES ($1, ($2::float8)::numeric(5, 2), $3, $4::jsonb, $5::timestamptz)"
+    } else {
+        "INSERT INTO data_quality_scores (track_id, quality_score, quality_tier, validation_errors, scored_at) \
+         VALUES ($1, ($2::float8)::numeric(5, 2), $3, $4::jsonb, $5::timestamptz)"
+    };
+    sqlx::query(insert)
+        .bind(track_id)
+        .bind(verdict.score)
+        .bind(verdict.tier.name())
+        .bind(errors.clone().map(Json))
+        .bind(facts.finished_at)
+        .execute(&mut *tx)
+        .await?;
     let fields_enriched: Vec<String> = f.present().into_iter().map(str::to_owned).collect();
     audit(
         &mut tx,
