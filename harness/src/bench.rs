@@ -32,7 +32,8 @@ pub struct Sample {
     pub passed: bool,
     /// From the first fault striking to the alert firing.
     pub ttd_secs: Option<f64>,
-    /// From the alert firing to its clearing, less the waiting on the world.
+    /// From the alert firing to its clearing, less the waiting on the world and the
+    /// container engine's compressed time.
     pub runbook_secs: Option<f64>,
     /// The part of the response spent waiting for the world (a provider to come back).
     pub world_secs: Option<f64>,

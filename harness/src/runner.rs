@@ -533,27 +533,30 @@ async fn drive(
     );
 
     let ttr = modeled_between(fired_at, cleared_at);
+    let window = Interval::new(fired_at, cleared_at);
     let world: Vec<Interval> = faults
         .iter()
         .filter_map(|f| f.world_interval(cleared_at))
         .collect();
-    let waited = world::waiting_on_world(
-        Interval::new(fired_at, cleared_at),
-        waits(&ops.timeline),
-        world,
-    )
-    .to_std()
-    .unwrap_or_default();
-    let runbook_time = ttr.saturating_sub(waited);
+    let waited = world::waiting_on_world(window, waits(&ops.timeline), world.clone())
+        .to_std()
+        .unwrap_or_default();
+    let engine = world::engine_compressed(window, engine_spans(ops), waits(&ops.timeline), world)
+        .to_std()
+        .unwrap_or_default();
+    let runbook_time = ttr.saturating_sub(waited).saturating_sub(engine);
     report.time_to_resolve = Some(ttr);
     report.waiting_on_world = Some(waited);
+    report.engine_compressed = Some(engine);
     report.runbook_time = Some(runbook_time);
     if runbook_time > scenario.expect.budget() {
         report.fail(format!(
-            "runbook time {} (time to resolve {} less {} waiting on the world) exceeds the budget of {}",
+            "runbook time {} (time to resolve {} less {} waiting on the world and {} of \
+             the container engine's calls at compressed time) exceeds the budget of {}",
             format_modeled(runbook_time),
             format_modeled(ttr),
             format_modeled(waited),
+            format_modeled(engine),
             format_modeled(scenario.expect.budget())
         ));
     }
@@ -602,6 +605,18 @@ async fn judge_escalation(
 
 /// The waits of the response (the runbook's polls and pauses, its verification, the
 /// alert's clearing) as intervals of modeled time.
+/// The runbook's calls that changed a service, as the engine took them.
+fn engine_spans(ops: &Ops) -> Vec<world::EngineSpan> {
+    ops.engine
+        .calls()
+        .into_iter()
+        .map(|call| world::EngineSpan {
+            modeled: Interval::new(call.from, call.to),
+            real: chrono::TimeDelta::from_std(call.real).unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn waits(timeline: &Timeline) -> Vec<Interval> {
     let start = timeline.started_at();
     timeline

@@ -44,23 +44,79 @@ fn union(mut intervals: Vec<Interval>) -> Vec<Interval> {
     merged
 }
 
+/// The stretches of `waits` during which one of `world` was active.
+fn world_waits(waits: Vec<Interval>, world: Vec<Interval>) -> Vec<Interval> {
+    let world = union(world);
+    let mut both = Vec::new();
+    for wait in union(waits) {
+        both.extend(world.iter().filter_map(|broken| wait.intersect(*broken)));
+    }
+    union(both)
+}
+
+/// How long `interval` lasts outside `covered` (disjoint and sorted, as from [`union`]).
+fn uncovered(interval: Interval, covered: &[Interval]) -> chrono::TimeDelta {
+    let overlap: chrono::TimeDelta = covered
+        .iter()
+        .filter_map(|c| c.intersect(interval))
+        .map(|both| both.to - both.from)
+        .sum();
+    (interval.to - interval.from) - overlap
+}
+
 /// How much of `window` was spent in one of `waits` while one of `world` was active.
 pub fn waiting_on_world(
     window: Interval,
     waits: Vec<Interval>,
     world: Vec<Interval>,
 ) -> chrono::TimeDelta {
-    let waits = union(waits);
-    let world = union(world);
-    let mut total = chrono::TimeDelta::zero();
-    for wait in waits.iter().filter_map(|w| w.intersect(window)) {
-        for broken in &world {
-            if let Some(both) = wait.intersect(*broken) {
-                total += both.to - both.from;
+    world_waits(waits, world)
+        .into_iter()
+        .filter_map(|w| w.intersect(window))
+        .map(|w| w.to - w.from)
+        .sum()
+}
+
+/// One call to the container engine: when it ran in modeled time, and how long it
+/// took in real time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineSpan {
+    pub modeled: Interval,
+    pub real: chrono::TimeDelta,
+}
+
+/// How much of `window` compression added to the engine's calls (see
+/// `runbooks::ops::engine_time`): each call counts at its real duration, and the rest
+/// of its modeled span is the engine's, not the runbook's — except where it is already
+/// waiting on the world, which is not counted twice. Calls that overlap are merged,
+/// their real durations added (the smaller share to take away).
+pub fn engine_compressed(
+    window: Interval,
+    calls: Vec<EngineSpan>,
+    waits: Vec<Interval>,
+    world: Vec<Interval>,
+) -> chrono::TimeDelta {
+    let covered = world_waits(waits, world);
+    let mut calls = calls;
+    calls.sort_by_key(|c| c.modeled.from);
+    let mut merged: Vec<EngineSpan> = Vec::with_capacity(calls.len());
+    for call in calls {
+        match merged.last_mut() {
+            Some(last) if call.modeled.from < last.modeled.to => {
+                last.modeled.to = last.modeled.to.max(call.modeled.to);
+                last.real += call.real;
             }
+            _ => merged.push(call),
         }
     }
-    total
+    merged
+        .into_iter()
+        .filter_map(|call| {
+            let inside = call.modeled.intersect(window)?;
+            let modeled = uncovered(inside, &covered);
+            Some((modeled - call.real).max(chrono::TimeDelta::zero()))
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -108,5 +164,42 @@ mod tests {
             waiting_on_world(span(10, 20), vec![span(0, 9)], vec![span(0, 30)]),
             chrono::TimeDelta::zero()
         );
+    }
+
+    fn call(from: i64, to: i64, real_seconds: i64) -> EngineSpan {
+        EngineSpan {
+            modeled: span(from, to),
+            real: chrono::TimeDelta::seconds(real_seconds),
+        }
+    }
+
+    #[test]
+    fn an_engine_call_counts_at_its_real_duration() {
+        // A restart from 20 to 32 that took 90 real seconds: 10:30 of compression.
+        let compressed = engine_compressed(span(10, 60), vec![call(20, 32, 90)], vec![], vec![]);
+        assert_eq!(compressed, chrono::TimeDelta::seconds(12 * 60 - 90));
+    }
+
+    #[test]
+    fn engine_time_outside_the_window_or_waiting_on_the_world_is_not_taken_twice() {
+        let compressed = engine_compressed(
+            span(10, 60),
+            // Half before the alert fired; and one during a wait on a broken world.
+            vec![call(5, 15, 0), call(30, 40, 0)],
+            vec![span(28, 36)],
+            vec![span(0, 100)],
+        );
+        assert_eq!(compressed, chrono::TimeDelta::minutes(5 + 4));
+    }
+
+    #[test]
+    fn overlapping_engine_calls_are_merged() {
+        let compressed = engine_compressed(
+            span(0, 60),
+            vec![call(10, 20, 60), call(15, 25, 60)],
+            vec![],
+            vec![],
+        );
+        assert_eq!(compressed, chrono::TimeDelta::minutes(15 - 2));
     }
 }

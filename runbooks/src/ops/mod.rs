@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod approval;
+pub mod engine_time;
 pub mod host;
 pub mod orchestrator;
 pub mod read_only;
@@ -26,6 +27,7 @@ pub use api::{
     ApiError, DlqApi, EnrichmentApi, GatewayApi, HttpApi, Reenriched, ReenrichedTrack, TrackApi,
 };
 pub use approval::{ApprovalRequest, Approver, AutoApprove, RefuseAll};
+pub use engine_time::{EngineCall, EngineLog, TimedOrchestrator};
 pub use host::{DiskDir, DiskFile, Host, HostError, Usage};
 pub use orchestrator::{
     LogConfig, Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus,
@@ -140,6 +142,9 @@ pub struct Ops {
     pub db: PgPool,
     pub redis: redis::Client,
     pub orchestrator: Arc<dyn Orchestrator>,
+    /// The orchestrator's changes to services, timed (see [`engine_time`]): a drill
+    /// counts them at the engine's real duration.
+    pub engine: EngineLog,
     /// Disk and memory of where the stack runs, when the backend can tell.
     pub host: Option<Arc<dyn Host>>,
     pub clock: Clock,
@@ -255,6 +260,8 @@ impl Ops {
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(connect_options.application_name(application_name));
+        let engine = EngineLog::default();
+        let orchestrator = Arc::new(TimedOrchestrator::new(orchestrator, clock, engine.clone()));
         Ok(Self {
             enrichment: EnrichmentApi(api(&endpoints.enrichment)),
             gateway: GatewayApi(api(&endpoints.gateway)),
@@ -269,6 +276,7 @@ impl Ops {
                 }
             })?,
             orchestrator,
+            engine,
             host: None,
             clock,
             approver,
