@@ -43,6 +43,12 @@ pub struct RunArgs {
     /// Replaces each resolution by doing nothing, to show the runbook is what resolves.
     #[arg(long)]
     control: bool,
+    /// Skips remediation safety: by default each resolved drill runs its resolution a
+    /// second time on the healed stack and fails if that did harm (a failed step,
+    /// verification no longer holding, the alert firing again, the configuration
+    /// changed again, work lost).
+    #[arg(long, conflicts_with = "control")]
+    once: bool,
     /// Writes the reports as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -87,6 +93,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         Response::Runbook
     };
     let mut options = DrillOptions::new(approver, args.seed).with_response(response);
+    if !args.once {
+        options = options.with_second_resolution();
+    }
     if args.html.is_some() {
         options = options.with_signals();
     }

@@ -607,3 +607,43 @@ async fn re_enriching_the_tracks_the_text_selects_fails_the_data_quality_drill()
         "the text's batch was re-enriched:\n{text}"
     );
 }
+
+/// DLQ Overflow, but scenario B raises every timeout by 30 s rather than to 60 s: once,
+/// it is the same remedy (30 s becomes 60 s); run again, 60 s becomes 90 s.
+fn raise_every_timeout_by_30s<'a>(
+    ops: &'a Ops,
+    _: &'a DlqDiagnosis,
+) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        steps::update_config(
+            ops,
+            Phase::Resolve,
+            "Increase timeout temporarily",
+            "UPDATE metadata_enrichment_config\nSET timeout_seconds = timeout_seconds + 30;",
+        )
+        .await?;
+        dlq_overflow::timeout_errors(ops).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remedy_that_is_not_idempotent_fails_when_resolved_again() {
+    let relative = Resolving {
+        runbook: DlqOverflow,
+        resolve: raise_every_timeout_by_30s,
+    };
+    let report = Drill::of(&relative)
+        .run(&scenario("dlq-overflow/b-timeouts"))
+        .await;
+    let text = report.render();
+    assert!(
+        report.runbook_time.is_some() && report.verification.iter().all(|o| o.passed),
+        "run once, the relative raise resolves the incident like the runbook's:\n{text}"
+    );
+    assert!(!report.passed(), "run twice, it must not pass:\n{text}");
+    assert!(
+        text.contains("resolving again changed metadata_enrichment_config again (not idempotent)")
+            && text.contains("timeout=90s"),
+        "the second raise is named with the value it left:\n{text}"
+    );
+}

@@ -97,6 +97,9 @@ pub struct DrillReport {
     pub world_heals: bool,
     pub verification: Vec<CriterionOutcome>,
     pub ledger: Option<Ledger>,
+    /// How the resolution ended when run a second time on the healed stack
+    /// (remediation safety), when the drill did that.
+    pub resolved_again: Option<String>,
     /// The cache's hit rate before the resolution and after it.
     pub cache: Option<CacheCost>,
     pub alerts_fired: Vec<String>,
@@ -155,6 +158,7 @@ impl DrillReport {
             time_to_resolve: None,
             waiting_on_world: None,
             engine_compressed: None,
+            resolved_again: None,
             runbook_time: None,
             budget: scenario.expect.budget(),
             typical_resolution: meta.rule.typical_resolution,
@@ -286,6 +290,9 @@ impl DrillReport {
         }
         for outcome in &self.verification {
             let _ = writeln!(out, "  {outcome}");
+        }
+        if let Some(again) = &self.resolved_again {
+            let _ = writeln!(out, "  resolved again on the healed stack: {again}");
         }
         if let Some(ledger) = &self.ledger {
             let _ = writeln!(out, "  ledger: {}", ledger.summary());

@@ -65,6 +65,9 @@ pub struct DrillOptions {
     pub response: Response,
     /// Whether to sample the board's signals for the report's charts (`--html`).
     pub sample_signals: bool,
+    /// Whether a resolved drill runs its resolution a second time, on the healed
+    /// stack, and checks that doing so did no harm (see [`resolve_again`]).
+    pub resolve_twice: bool,
 }
 
 impl DrillOptions {
@@ -75,7 +78,15 @@ impl DrillOptions {
             evaluation_interval: Duration::from_secs(15),
             response: Response::Runbook,
             sample_signals: false,
+            resolve_twice: false,
         }
+    }
+
+    /// Runs a resolved drill's resolution again on the healed stack (see
+    /// [`resolve_again`]).
+    pub fn with_second_resolution(mut self) -> Self {
+        self.resolve_twice = true;
+        self
     }
 
     pub fn with_response(mut self, response: Response) -> Self {
@@ -560,7 +571,89 @@ async fn drive(
             format_modeled(scenario.expect.budget())
         ));
     }
+    if options.resolve_twice && options.response == Response::Runbook {
+        resolve_again(
+            ops,
+            runbook,
+            diagnosed.as_ref(),
+            (&criteria, &before),
+            evaluator,
+            alert,
+            report,
+        )
+        .await;
+    }
     Ok(())
+}
+
+/// Remediation safety: the same resolution, run again once the incident is over. A
+/// runbook is run twice in real life (a second responder, a retry after a timeout, a
+/// page that fires again) and after the fact (the fault gone by the time anyone acts);
+/// either must do no harm. On the healed stack the drill resolves again with the same
+/// diagnosis and holds it to what once achieved: the resolution does not fail (it may
+/// escalate, which is reported), verification still passes, the alert stays clear,
+/// and `metadata_enrichment_config` is as the first resolution left it (a step such as
+/// "raise the timeout by 30 s" is not idempotent). What the drill checks at its end
+/// (the ledger, alerts the remediation raised, the configuration against the
+/// baseline) then covers both resolutions.
+async fn resolve_again(
+    ops: &Ops,
+    runbook: &dyn DynRunbook,
+    diagnosis: &dyn runbooks::runbook::ErasedDiagnosis,
+    (criteria, before): (
+        &[runbooks::criteria::Criterion],
+        &[Option<runbooks::probe::Reading>],
+    ),
+    evaluator: &Arc<Mutex<AlertEvaluator>>,
+    alert: &str,
+    report: &mut DrillReport,
+) {
+    let config_once = config_snapshot(ops).await;
+    ops.timeline.note(
+        Phase::Resolve,
+        "Resolve again, on the healed stack",
+        "the same resolution once more: it must do no harm",
+    );
+    let outcome = match runbook.resolve(ops, diagnosis).await {
+        Ok(()) => "resolved, no harm done".to_owned(),
+        Err(error @ StepError::Escalate { .. }) => {
+            format!("escalated ({error}), no harm done")
+        }
+        Err(error) => {
+            report.fail(format!(
+                "resolving again on the healed stack failed: {error}"
+            ));
+            format!("failed: {error}")
+        }
+    };
+    for outcome in verify_all(ops, criteria, before, false).await {
+        if !outcome.passed {
+            report.fail(format!("after resolving again, verification {outcome}"));
+        }
+    }
+    if let AlertState::Firing { .. } = evaluator.lock().await.state(alert) {
+        report.fail(format!(
+            "{alert} fired again after the resolution was run a second time"
+        ));
+    }
+    match (config_once, config_snapshot(ops).await) {
+        (Ok(once), Ok(twice)) if once != twice => {
+            let changed: Vec<String> = twice
+                .iter()
+                .filter(|row| !once.contains(row))
+                .cloned()
+                .collect();
+            report.fail(format!(
+                "resolving again changed metadata_enrichment_config again (not idempotent): {}",
+                changed.join("; ")
+            ));
+        }
+        (Ok(_), Ok(_)) => {}
+        (Err(error), _) | (_, Err(error)) => report.fail(format!(
+            "reading metadata_enrichment_config around the second resolution failed: {error}"
+        )),
+    }
+    report.resolved_again = Some(outcome);
 }
 
 /// A scenario the runbook cannot fix passes when the resolution escalates, with its

@@ -511,6 +511,27 @@ pub async fn long_running(ops: &Ops, exhausted: &[Service]) -> Result<(), StepEr
         let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
         ops.psql(&sql.replace("= ANY($1)", &format!("IN ({})", list.join(", "))))
     };
+    // Run after the incident (the queries ended, a second responder already killed
+    // them), there is nothing to wait for: no session of theirs holds a long query.
+    let busy: i64 = ops
+        .act(
+            phase,
+            "Check for long-running queries (over 30 seconds)",
+            shown(COUNT_OVER_30_SECONDS),
+            sqlx::query_scalar(COUNT_OVER_30_SECONDS)
+                .bind(&names)
+                .fetch_one(&ops.db),
+            |count| format!("{count} of their queries run over 30 seconds"),
+        )
+        .await?;
+    if busy == 0 {
+        ops.timeline.note(
+            phase,
+            "Nothing to kill",
+            "no query of theirs runs over 30 seconds: the pool is not held by one",
+        );
+        return Ok(());
+    }
     let title = "Identify blocking queries (over 5 minutes)";
     ops.wait_until(
         phase,

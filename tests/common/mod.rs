@@ -100,8 +100,11 @@ impl<'a> Drill<'a> {
             stack.shutdown().await.expect("the stack stops");
             return Err(reason);
         }
-        let options =
-            DrillOptions::new(self.approver.clone(), self.seed).with_response(self.response);
+        // Every resolved drill also resolves again on the healed stack (remediation
+        // safety): a second run must do no harm.
+        let options = DrillOptions::new(self.approver.clone(), self.seed)
+            .with_response(self.response)
+            .with_second_resolution();
         let report = run_drill(&stack, self.runbook, scenario, &options)
             .await
             .expect("the drill runs");
@@ -156,6 +159,10 @@ pub fn assert_drill_passed(report: &DrillReport) {
     }
     let runbook_time = report.runbook_time.expect("resolved");
     assert!(runbook_time <= report.budget, "{text}");
+    assert!(
+        report.resolved_again.is_some(),
+        "the resolution ran again on the healed stack:\n{text}"
+    );
 }
 
 /// Drills `scenario_id` with its resolution replaced by doing nothing, and asserts
