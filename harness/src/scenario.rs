@@ -19,8 +19,8 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
-use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 use stack::providers::Degradation;
 use stack::{TurnKind, Workload};
 use wire::Service;
@@ -44,7 +44,7 @@ pub struct Scenario {
 }
 
 /// What the drill must show.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     /// The alert that must fire.
@@ -144,6 +144,17 @@ impl fmt::Display for Span {
     }
 }
 
+/// As a file writes it: a number, or `[low, high]`.
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.low == self.high {
+            serializer.serialize_f64(self.low)
+        } else {
+            [self.low, self.high].serialize(serializer)
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct SpanVisitor;
@@ -192,7 +203,7 @@ impl<'de> Deserialize<'de> for Span {
 }
 
 /// The stack's workload during a drill.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadSpec {
     tracks_per_minute: u32,
@@ -202,7 +213,7 @@ struct WorkloadSpec {
 }
 
 /// One root-cause fault of a scenario, as written in its file.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultSpec {
     /// A provider answers every call with this status (an outage).
@@ -381,6 +392,12 @@ impl TryFrom<String> for ServiceName {
     }
 }
 
+impl Serialize for ServiceName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name())
+    }
+}
+
 impl ServiceName {
     pub fn service(self) -> Service {
         self.0
@@ -388,7 +405,7 @@ impl ServiceName {
 }
 
 /// A service with a connection pool, as scenario files name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrackApi {
     RestApi,
@@ -678,7 +695,7 @@ impl Scenario {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
     runbook: String,
@@ -784,6 +801,22 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
         faults: file.faults,
         expect: file.expect,
         path: path.to_owned(),
+    })
+}
+
+/// The scenario as a file [`parse`] reads back to the same scenario: how a
+/// generated or edited scenario is written out for `drill run --scenario-file`.
+pub fn to_toml(scenario: &Scenario) -> Result<String, toml::ser::Error> {
+    toml::to_string(&ScenarioFile {
+        runbook: scenario.runbook.clone(),
+        title: scenario.title.clone(),
+        scale: scenario.scale,
+        workload: Some(WorkloadSpec {
+            tracks_per_minute: scenario.workload.tracks_per_minute,
+            api_requests_per_minute: scenario.workload.api_requests_per_minute,
+        }),
+        faults: scenario.faults.clone(),
+        expect: scenario.expect.clone(),
     })
 }
 
@@ -1103,5 +1136,109 @@ budget_minutes = 15
             .unwrap_err()
             .to_string();
         assert!(error.contains("dlq-overflow/a"), "{error}");
+    }
+
+    /// The scenario files of this repository, parsed.
+    fn shipped() -> Vec<Scenario> {
+        load_all(&default_dir()).expect("the shipped scenario files parse")
+    }
+
+    /// `scenario` written out by [`to_toml`] and parsed back.
+    fn round_trip(scenario: &Scenario) -> Scenario {
+        let text = to_toml(scenario).expect("a scenario serialises");
+        parse(&scenario.id, &scenario.path, &text)
+            .unwrap_or_else(|e| panic!("{e}; the text written was:\n{text}"))
+    }
+
+    #[test]
+    fn every_shipped_scenario_round_trips_through_its_file_form() {
+        let scenarios = shipped();
+        assert!(scenarios.len() >= 20, "{} scenarios", scenarios.len());
+        for scenario in &scenarios {
+            assert_eq!(&round_trip(scenario), scenario, "{}", scenario.id);
+        }
+    }
+
+    /// A time a file gives: a number, or a range.
+    fn span() -> impl proptest::strategy::Strategy<Value = Span> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0.0f64..10_000.0).prop_map(Span::exactly),
+            (0.0f64..10_000.0, 0.0f64..10_000.0).prop_map(|(a, b)| Span {
+                low: a.min(b),
+                high: a.max(b),
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 64,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any shipped scenario with its scale, workload, title, expectations and every
+        /// fault's onset and recovery replaced by generated values still round-trips.
+        #[test]
+        fn generated_scenarios_round_trip_through_the_parser(
+            pick in proptest::prelude::any::<proptest::sample::Index>(),
+            scale in 1.0f64..100_000.0,
+            tracks_per_minute in 0u32..2_000,
+            api_requests_per_minute in 0u32..2_000,
+            title in "[ -~é—–\t]{1,60}",
+            budget in 0.01f64..10_000.0,
+            detect in 0.01f64..10_000.0,
+            over_target in proptest::option::of("[ -~\n]{0,80}"),
+            onsets in proptest::collection::vec(proptest::option::of(span()), 4),
+            recoveries in proptest::collection::vec(proptest::option::of(span()), 4),
+        ) {
+            let scenarios = shipped();
+            let mut scenario = scenarios[pick.index(scenarios.len())].clone();
+            scenario.scale = scale;
+            scenario.title = title;
+            scenario.workload = Workload { tracks_per_minute, api_requests_per_minute };
+            scenario.expect.budget_minutes = budget;
+            scenario.expect.detect_within_minutes = detect;
+            scenario.expect.over_target = over_target;
+            for (n, fault) in scenario.faults.iter_mut().enumerate() {
+                retime(fault, onsets[n % 4], recoveries[n % 4]);
+            }
+            proptest::prop_assert_eq!(round_trip(&scenario), scenario);
+        }
+    }
+
+    /// Sets a fault's onset, and its recovery where its kind has one.
+    fn retime(fault: &mut FaultSpec, onset: Option<Span>, recovery: Option<Span>) {
+        let mut value = toml::Value::try_from(&*fault).expect("a fault serialises");
+        let table = value.as_table_mut().expect("a fault is a table");
+        for (key, span) in [("at_minutes", onset), ("recovers_after_minutes", recovery)] {
+            let has_it = key == "at_minutes" || fault_recovers(table);
+            match span {
+                Some(span) if has_it => {
+                    // Written by hand, not by the serialiser under test.
+                    let value = if span.low == span.high {
+                        toml::Value::Float(span.low)
+                    } else {
+                        toml::Value::Array(vec![
+                            toml::Value::Float(span.low),
+                            toml::Value::Float(span.high),
+                        ])
+                    };
+                    table.insert(key.into(), value);
+                }
+                _ => {
+                    table.remove(key);
+                }
+            }
+        }
+        *fault = value.try_into().expect("a retimed fault is a fault");
+    }
+
+    /// Whether the fault's kind takes `recovers_after_minutes`.
+    fn fault_recovers(table: &toml::Table) -> bool {
+        let mut probe = table.clone();
+        probe.insert("recovers_after_minutes".into(), toml::Value::Float(1.0));
+        toml::Value::Table(probe).try_into::<FaultSpec>().is_ok()
     }
 }

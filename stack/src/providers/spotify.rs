@@ -18,7 +18,7 @@ const AUDIO_FEATURES: &str =
 /// How Spotify's answers change for part of the catalogue, as they do when Spotify
 /// changes (the Data Quality runbook's two scenarios). Nothing fails: every answer is
 /// a 200 in Spotify's format, and enrichment stores what it says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Degradation {
     /// The analysis is not done: audio features with `tempo` 0 and `key` -1 (what
