@@ -13,7 +13,7 @@ use runbooks::ops::timeline::format_modeled;
 
 use crate::charts::{Mark, MarkKind, signal_chart};
 use crate::gameday::GameDayReport;
-use crate::report::DrillReport;
+use crate::report::{DrillReport, FaultRecord};
 use crate::signals::{History, Signal};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\
@@ -135,15 +135,7 @@ pub fn gameday_page(report: &GameDayReport) -> String {
     }
     out.push_str("</table>\n");
 
-    let mut marks: Vec<Mark> = report
-        .faults
-        .iter()
-        .map(|f| Mark {
-            minute: f.struck_at.as_secs_f64() / 60.0,
-            kind: MarkKind::Fault,
-            label: "fault".into(),
-        })
-        .collect();
+    let mut marks = fault_marks(&report.faults);
     if let Some(page) = &report.page {
         marks.push(Mark {
             minute: page.minute,
@@ -294,15 +286,7 @@ pub fn drills_page(reports: &[DrillReport]) -> String {
             out.push_str("</ul>\n");
         }
         if let Some(history) = &report.signals {
-            let mut marks: Vec<Mark> = report
-                .faults
-                .iter()
-                .map(|f| Mark {
-                    minute: f.struck_at.as_secs_f64() / 60.0,
-                    kind: MarkKind::Fault,
-                    label: "fault".into(),
-                })
-                .collect();
+            let mut marks = fault_marks(&report.faults);
             if let (Some(onset), Some(ttd)) = (report.onset, report.time_to_detect) {
                 let fired = (onset + ttd).as_secs_f64() / 60.0;
                 marks.push(Mark {
@@ -332,4 +316,16 @@ pub fn drills_page(reports: &[DrillReport]) -> String {
         let _ = writeln!(out, "<pre>{}</pre>", escape(&report.render()));
     }
     page("Drills — runbook-drill", &out)
+}
+
+/// A chart mark where each fault struck.
+fn fault_marks(faults: &[FaultRecord]) -> Vec<Mark> {
+    faults
+        .iter()
+        .map(|f| Mark {
+            minute: f.struck_at.as_secs_f64() / 60.0,
+            kind: MarkKind::Fault,
+            label: "fault".into(),
+        })
+        .collect()
 }

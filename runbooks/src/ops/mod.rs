@@ -190,15 +190,7 @@ impl Ops {
         clock: Clock,
         timeline: Timeline,
     ) -> Result<Self, ConnectError> {
-        Self::connect_with(
-            endpoints,
-            Arc::new(read_only::ReadOnlyOrchestrator(orchestrator)),
-            clock,
-            Arc::new(RefuseAll),
-            timeline,
-            Access::ReadOnly,
-            OBSERVER,
-        )
+        Self::connect_read_only_as(endpoints, orchestrator, clock, timeline, OBSERVER)
     }
 
     /// Connects read-only, for `drill check` against a real deployment (see
@@ -211,6 +203,17 @@ impl Ops {
         clock: Clock,
         timeline: Timeline,
     ) -> Result<Self, ConnectError> {
+        Self::connect_read_only_as(endpoints, orchestrator, clock, timeline, PSQL)
+    }
+
+    /// Read-only at every layer, its sessions named `application_name`.
+    fn connect_read_only_as(
+        endpoints: Endpoints,
+        orchestrator: Arc<dyn Orchestrator>,
+        clock: Clock,
+        timeline: Timeline,
+        application_name: &str,
+    ) -> Result<Self, ConnectError> {
         Self::connect_with(
             endpoints,
             Arc::new(read_only::ReadOnlyOrchestrator(orchestrator)),
@@ -218,7 +221,7 @@ impl Ops {
             Arc::new(RefuseAll),
             timeline,
             Access::ReadOnly,
-            PSQL,
+            application_name,
         )
     }
 
