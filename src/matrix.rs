@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use harness::matrix::{ConfusionMatrix, no_fault};
+use harness::matrix::{ConfusionMatrix, no_fault, summary};
 use harness::scenario::Scenario;
 use harness::{DrillOptions, Response, run_drill};
 use runbooks::ops::AutoApprove;
@@ -17,8 +17,10 @@ use crate::stacks::{SeedArgs, StackArgs};
 ///
 /// Each seed draws other onsets, recoveries and amounts (and other data). A drill ends
 /// in one of the runbook's scenarios, in "no incident" (the alert did not fire) or in
-/// "escalated" (the investigation would not choose). Exit status 1 unless every drill
-/// chose right. `--partition count:I/N` drills every N-th drill of the run (numbered
+/// "escalated" (the investigation would not choose). Each seed also runs the runbook
+/// as if paged on the stack with no fault (remediation safety: it must lose nothing,
+/// raise no alert, interrupt no service). Exit status 1 unless every drill chose right
+/// and no run with no incident did harm. `--partition count:I/N` drills every N-th drill of the run (numbered
 /// runbook by runbook, seed by seed, scenario by scenario), so N machines share it.
 #[derive(Args)]
 pub struct MatrixArgs {
@@ -55,7 +57,8 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         let slugs: Vec<&str> = runbook.scenarios().iter().map(|s| s.slug).collect();
         let mut matrix = ConfusionMatrix::new(id, &slugs);
         let mut drills: Vec<Scenario> = all.iter().filter(|s| s.runbook == id).cloned().collect();
-        drills.extend(no_fault(id, &all));
+        let healthy = no_fault(id, &all);
+        drills.extend(healthy.clone());
         for seed in args.seeds.seeds() {
             for scenario in &drills {
                 let index = numbered.next().expect("an endless range");
@@ -75,6 +78,23 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
                     if hit { "✓" } else { "✗" }
                 );
             }
+            if let Some(healthy) = &healthy {
+                let index = numbered.next().expect("an endless range");
+                if !args.seeds.takes(index) {
+                    continue;
+                }
+                let stack = stacks.get(args.stack.scale_for(healthy), seed).await?;
+                let options = DrillOptions::new(Arc::new(AutoApprove), seed)
+                    .with_response(Response::Unprompted);
+                let report = run_drill(stack, runbook.as_ref(), healthy, &options)
+                    .await
+                    .with_context(|| format!("running {id} with no incident (seed {seed})"))?;
+                let safe = matrix.record_safety(&report, seed);
+                eprintln!(
+                    "{id} with no incident, seed {seed}: {}",
+                    if safe { "✓ no harm" } else { "✗ harm" }
+                );
+            }
         }
         println!("{}", matrix.render());
         matrices.push(matrix);
@@ -84,5 +104,8 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         std::fs::write(path, serde_json::to_string_pretty(&matrices)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(matrices.iter().all(|m| m.misses.is_empty()))
+    if matrices.len() > 1 {
+        println!("{}", summary(&matrices));
+    }
+    Ok(matrices.iter().all(ConfusionMatrix::all_right))
 }

@@ -26,6 +26,9 @@ use crate::stacks::StackArgs;
 /// unless its scenario declares that the world heals it. Exit status 1 when a control
 /// run resolves although it should not.
 ///
+/// With `--no-incident` each runbook is run once, as if paged, on a stack with no fault,
+/// and must do no harm (remediation safety).
+///
 /// With `DRILL_KEEP=on-failure` a failed drill's stack is left up and described (how
 /// to reach it, how to remove it: `drill reap --kept`).
 #[derive(Args)]
@@ -49,6 +52,12 @@ pub struct RunArgs {
     /// changed again, work lost).
     #[arg(long, conflicts_with = "control")]
     once: bool,
+    /// Runs each selected runbook once, as if paged, on a stack with no incident (its
+    /// workload and history, no fault) instead of its scenarios: it must lose nothing,
+    /// raise no alert, interrupt no service and keep its verification holding; a
+    /// config change is reported. Exit status 1 when it did harm.
+    #[arg(long, conflicts_with_all = ["control", "scenario_file"])]
+    no_incident: bool,
     /// Writes the reports as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -81,6 +90,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (None, Some(selector)) => scenario::select(args.stack.load_scenarios()?, selector)?,
         (None, None) => unreachable!("clap requires a selector or a scenario file"),
     };
+    let chosen = if args.no_incident {
+        with_no_incident(&chosen, &args.stack.load_scenarios()?)
+    } else {
+        chosen
+    };
     let approver: Arc<dyn runbooks::ops::Approver> = match args.approve {
         Some(Approval::Ask) => Arc::new(AskOperator),
         Some(Approval::Auto) => Arc::new(AutoApprove),
@@ -89,6 +103,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     let response = if args.control {
         Response::Control
+    } else if args.no_incident {
+        Response::Unprompted
     } else {
         Response::Runbook
     };
@@ -115,10 +131,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             "[{}/{}] {}{} — {}",
             i + 1,
             chosen.len(),
-            if args.control {
-                "control run of "
-            } else {
-                "drilling "
+            match response {
+                Response::Control => "control run of ",
+                Response::Unprompted => "with no incident, running ",
+                _ => "drilling ",
             },
             scenario.id,
             scenario.title
@@ -193,4 +209,14 @@ pub fn list(scenarios: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The no-fault stack of each runbook among `chosen`, once per runbook.
+fn with_no_incident(chosen: &[Scenario], all: &[Scenario]) -> Vec<Scenario> {
+    let mut runbooks: Vec<&str> = chosen.iter().map(|s| s.runbook.as_str()).collect();
+    runbooks.dedup();
+    runbooks
+        .into_iter()
+        .filter_map(|id| harness::matrix::no_fault(id, all))
+        .collect()
 }

@@ -481,6 +481,57 @@ async fn freeing_space_without_log_rotation_fails_the_disk_drill() {
     );
 }
 
+/// Disk Space Critical without its first look: whatever `df` says, the cleanup and
+/// the rotation (which recreates every service) run.
+struct ActsWithoutLooking;
+
+#[async_trait]
+impl Runbook for ActsWithoutLooking {
+    type Diagnosis = DiskDiagnosis;
+    fn meta(&self) -> &'static RunbookMeta {
+        &disk_space::META
+    }
+    async fn investigate(&self, _: &Ops) -> Result<DiskDiagnosis, StepError> {
+        Ok(DiskDiagnosis {
+            scenario: disk_space::DiskScenario::LogsAndOldBackups,
+            large_logs: Vec::new(),
+            old_backups: Vec::new(),
+            backups: Vec::new(),
+            evidence: vec![Evidence::new("paged", "DiskSpaceHigh")],
+        })
+    }
+    async fn resolve(&self, ops: &Ops, diagnosis: &DiskDiagnosis) -> Result<(), StepError> {
+        DiskSpace.resolve(ops, diagnosis).await
+    }
+    fn criteria(&self) -> Vec<Criterion> {
+        DiskSpace.criteria()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_a_stale_disk_page_takes_the_services_down_and_fails() {
+    // No fault: the disk has room. Recreating every service for log rotation is an
+    // outage nobody needed; the real runbook checks `df` first and finds no incident.
+    let report = common::run_with_no_incident(&ActsWithoutLooking).await;
+    let text = report.render();
+    assert!(!report.passed(), "{text}");
+    assert!(
+        text.contains(
+            "with no incident, the runbook interrupted services: \
+             stop scraper-mixesdb, scraper-1001tracklists"
+        ),
+        "the drill names the services it took down:\n{text}"
+    );
+    let real = common::run_with_no_incident(&DiskSpace).await;
+    common::assert_did_no_harm(&real);
+    assert!(
+        real.render()
+            .contains("not above the alert's 85%: nothing to free"),
+        "{}",
+        real.render()
+    );
+}
+
 /// Memory Exhaustion, but the text's step 1 whatever `docker stats` shows: rest-api and
 /// metadata-enrichment are restarted while the workers hold the memory.
 fn restart_as_written<'a>(

@@ -65,6 +65,8 @@ pub struct AlertEvaluator {
     states: BTreeMap<&'static str, AlertState>,
     /// Every alert that has fired since the evaluator began.
     fired: Vec<Fired>,
+    /// Every time a rule's condition began to hold (pending, or firing at once).
+    tripped: Vec<(&'static str, DateTime<Utc>)>,
     reads: BTreeMap<&'static str, u32>,
     failures: BTreeMap<&'static str, ProbeFailure>,
 }
@@ -79,6 +81,7 @@ impl AlertEvaluator {
             rules,
             states,
             fired: Vec::new(),
+            tripped: Vec::new(),
             reads: BTreeMap::new(),
             failures: BTreeMap::new(),
         }
@@ -139,6 +142,23 @@ impl AlertEvaluator {
         raised
     }
 
+    /// Alerts whose condition began to hold at or after `since`, pending or firing,
+    /// other than those `already` firing, each once: with no incident, an alert
+    /// that only went pending was still raised by what was done.
+    pub fn tripped_since(
+        &self,
+        since: DateTime<Utc>,
+        already: &[&'static str],
+    ) -> Vec<&'static str> {
+        let mut tripped: Vec<&'static str> = Vec::new();
+        for &(alert, at) in &self.tripped {
+            if at >= since && !already.contains(&alert) && !tripped.contains(&alert) {
+                tripped.push(alert);
+            }
+        }
+        tripped
+    }
+
     /// The rules whose probe failed at least once.
     pub fn probe_failures(&self) -> Vec<ProbeFailure> {
         self.failures
@@ -190,6 +210,9 @@ impl AlertEvaluator {
             let from = self.state(rule.name);
             let to = advance(from, active, now, rule.for_duration);
             if to != from {
+                if from == AlertState::Inactive {
+                    self.tripped.push((rule.name, now));
+                }
                 if matches!(to, AlertState::Firing { .. }) {
                     let active_since = match from {
                         AlertState::Pending { since } => since,

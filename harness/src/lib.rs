@@ -28,6 +28,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod signals;
+pub mod unprompted;
 pub mod world;
 
 pub use faults::{Fault, FaultError, FaultGuard, Share};

@@ -88,6 +88,19 @@ pub struct ConfusionMatrix {
     counts: BTreeMap<String, BTreeMap<String, u32>>,
     /// Each (scenario, seed) whose choice was wrong.
     pub misses: Vec<String>,
+    /// The runbook run as if paged on the stack with no fault, per seed
+    /// (remediation safety: [`crate::Response::Unprompted`]).
+    pub with_no_incident: Vec<SafetyRun>,
+}
+
+/// One run of a runbook on a stack with no incident: what it did, and the harm.
+#[derive(Clone, Debug, Serialize)]
+pub struct SafetyRun {
+    pub seed: u64,
+    /// "found no incident (…)" or "chose …, resolved".
+    pub outcome: String,
+    /// What it broke; empty when it did no harm.
+    pub harm: Vec<String>,
 }
 
 impl ConfusionMatrix {
@@ -102,6 +115,7 @@ impl ConfusionMatrix {
             labels,
             counts: BTreeMap::new(),
             misses: Vec::new(),
+            with_no_incident: Vec::new(),
         }
     }
 
@@ -123,6 +137,32 @@ impl ConfusionMatrix {
         };
         self.record(&expected, &chosen, &which);
         expected == chosen
+    }
+
+    /// Records a run with no incident; returns whether it did no harm.
+    pub fn record_safety(&mut self, report: &DrillReport, seed: u64) -> bool {
+        let run = SafetyRun {
+            seed,
+            outcome: report
+                .unprompted
+                .clone()
+                .unwrap_or_else(|| "did not run".to_owned()),
+            harm: report.failures.clone(),
+        };
+        let safe = run.harm.is_empty();
+        self.with_no_incident.push(run);
+        safe
+    }
+
+    /// Whether every run with no incident did no harm (`None`: none ran).
+    pub fn safe(&self) -> Option<bool> {
+        (!self.with_no_incident.is_empty())
+            .then(|| self.with_no_incident.iter().all(|run| run.harm.is_empty()))
+    }
+
+    /// Whether every choice was right and every run with no incident harmless.
+    pub fn all_right(&self) -> bool {
+        self.misses.is_empty() && self.safe() != Some(false)
     }
 
     pub fn record(&mut self, expected: &Choice, chosen: &Choice, which: &str) {
@@ -215,8 +255,57 @@ impl ConfusionMatrix {
         for miss in &self.misses {
             let _ = writeln!(out, "  ✗ {miss}");
         }
+        for run in &self.with_no_incident {
+            let mark = if run.harm.is_empty() { '✓' } else { '✗' };
+            let _ = writeln!(
+                out,
+                "with no incident, seed {}: {mark} {}",
+                run.seed, run.outcome
+            );
+            for harm in &run.harm {
+                let _ = writeln!(out, "  ✗ {harm}");
+            }
+        }
         out
     }
+}
+
+/// One line per runbook: its diagnosis accuracy and whether it did harm when run with
+/// no incident.
+pub fn summary(matrices: &[ConfusionMatrix]) -> String {
+    let width = matrices
+        .iter()
+        .map(|m| m.runbook.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let mut out = format!(
+        "{:width$}  {:>8}  {:>6}  with no incident\n",
+        "runbook", "accuracy", "drills"
+    );
+    for matrix in matrices {
+        let safety = match matrix.safe() {
+            None => "not run".to_owned(),
+            Some(true) => format!("safe ({} runs)", matrix.with_no_incident.len()),
+            Some(false) => format!(
+                "HARM in {} of {} runs",
+                matrix
+                    .with_no_incident
+                    .iter()
+                    .filter(|r| !r.harm.is_empty())
+                    .count(),
+                matrix.with_no_incident.len()
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>7.0}%  {:>6}  {safety}",
+            matrix.runbook,
+            matrix.accuracy() * 100.0,
+            matrix.total()
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -248,5 +337,38 @@ mod tests {
             row_b.split_whitespace().collect::<Vec<_>>(),
             ["b", "1", ".", ".", "1"]
         );
+    }
+
+    #[test]
+    fn a_run_with_no_incident_that_did_harm_fails_the_matrix_and_shows_in_the_summary() {
+        let mut matrix = ConfusionMatrix::new("disk-space", &["logs-and-backups"]);
+        matrix.record(&Choice::NoIncident, &Choice::NoIncident, "no-fault seed 1");
+        assert_eq!(matrix.safe(), None);
+        assert!(matrix.all_right());
+        matrix.with_no_incident.push(SafetyRun {
+            seed: 1,
+            outcome: "found no incident".into(),
+            harm: Vec::new(),
+        });
+        assert_eq!(matrix.safe(), Some(true));
+        matrix.with_no_incident.push(SafetyRun {
+            seed: 2,
+            outcome: "chose logs-and-backups, resolved".into(),
+            harm: vec!["with no incident, the runbook interrupted services: stop rest-api".into()],
+        });
+        assert_eq!(matrix.safe(), Some(false));
+        assert!(!matrix.all_right(), "harm fails the matrix");
+        let text = matrix.render();
+        assert!(
+            text.contains("with no incident, seed 2: ✗ chose logs-and-backups, resolved"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ✗ with no incident, the runbook interrupted services"),
+            "{text}"
+        );
+        let summary = summary(&[matrix]);
+        assert!(summary.contains("HARM in 1 of 2 runs"), "{summary}");
+        assert!(summary.contains("100%"), "{summary}");
     }
 }

@@ -100,6 +100,10 @@ pub struct DrillReport {
     /// How the resolution ended when run a second time on the healed stack
     /// (remediation safety), when the drill did that.
     pub resolved_again: Option<String>,
+    /// What the runbook did when run on a stack with no incident
+    /// ([`Response::Unprompted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unprompted: Option<String>,
     /// The cache's hit rate before the resolution and after it.
     pub cache: Option<CacheCost>,
     pub alerts_fired: Vec<String>,
@@ -159,6 +163,7 @@ impl DrillReport {
             waiting_on_world: None,
             engine_compressed: None,
             resolved_again: None,
+            unprompted: None,
             runbook_time: None,
             budget: scenario.expect.budget(),
             typical_resolution: meta.rule.typical_resolution,
@@ -191,7 +196,9 @@ impl DrillReport {
             || (self.escalation_expected && self.escalated.is_some());
         let resolved = self.failures.is_empty() && ended;
         self.verdict = match (self.response, resolved) {
-            (Response::Diagnose, _) if self.failures.is_empty() => Verdict::Passed,
+            (Response::Diagnose | Response::Unprompted, _) if self.failures.is_empty() => {
+                Verdict::Passed
+            }
             (_, true) => Verdict::Passed,
             _ => {
                 if self.failures.is_empty() {
@@ -215,7 +222,9 @@ impl DrillReport {
     /// world heals it, as declared); for a diagnosis, that it is the expected one.
     pub fn passed(&self) -> bool {
         match self.response {
-            Response::Runbook | Response::Diagnose => self.verdict == Verdict::Passed,
+            Response::Runbook | Response::Diagnose | Response::Unprompted => {
+                self.verdict == Verdict::Passed
+            }
             Response::Control => self.control != Some(ControlOutcome::ProvesNothing),
         }
     }
@@ -227,6 +236,7 @@ impl DrillReport {
             Response::Runbook => "drill",
             Response::Control => "control run of",
             Response::Diagnose => "diagnosis of",
+            Response::Unprompted => "healthy-stack run of",
         };
         let verdict = match (self.response, self.control, self.passed()) {
             (Response::Control, Some(ControlOutcome::NeededTheRunbook), _) => {
@@ -246,27 +256,29 @@ impl DrillReport {
         );
         let _ = writeln!(out, "  {}", self.title);
         let minutes = |d: Option<Duration>| d.map(format_modeled).unwrap_or_else(|| "—".into());
-        let _ = writeln!(
-            out,
-            "  alert {}: detected {} after the first fault, resolved in {} \
+        if self.response != Response::Unprompted {
+            let _ = writeln!(
+                out,
+                "  alert {}: detected {} after the first fault, resolved in {} \
              ({} waiting on the world,{} {} runbook time; budget {}, typical {})",
-            self.alert,
-            minutes(self.time_to_detect),
-            minutes(self.time_to_resolve),
-            minutes(self.waiting_on_world),
-            match self.engine_compressed {
-                Some(engine) if engine >= Duration::from_secs(1) => {
-                    format!(
-                        " {} of engine calls at compressed time,",
-                        format_modeled(engine)
-                    )
-                }
-                _ => String::new(),
-            },
-            minutes(self.runbook_time),
-            format_modeled(self.budget),
-            format_modeled(self.typical_resolution),
-        );
+                self.alert,
+                minutes(self.time_to_detect),
+                minutes(self.time_to_resolve),
+                minutes(self.waiting_on_world),
+                match self.engine_compressed {
+                    Some(engine) if engine >= Duration::from_secs(1) => {
+                        format!(
+                            " {} of engine calls at compressed time,",
+                            format_modeled(engine)
+                        )
+                    }
+                    _ => String::new(),
+                },
+                minutes(self.runbook_time),
+                format_modeled(self.budget),
+                format_modeled(self.typical_resolution),
+            );
+        }
         match (&self.diagnosis, &self.escalated) {
             (Some(diagnosis), escalated) => {
                 let _ = writeln!(
@@ -290,6 +302,9 @@ impl DrillReport {
         }
         for outcome in &self.verification {
             let _ = writeln!(out, "  {outcome}");
+        }
+        if let Some(unprompted) = &self.unprompted {
+            let _ = writeln!(out, "  run with no incident: {unprompted}");
         }
         if let Some(again) = &self.resolved_again {
             let _ = writeln!(out, "  resolved again on the healed stack: {again}");
@@ -345,6 +360,7 @@ pub fn junit(reports: &[DrillReport]) -> String {
             Response::Runbook => report.scenario.clone(),
             Response::Control => format!("{} (control)", report.scenario),
             Response::Diagnose => format!("{} (diagnosis)", report.scenario),
+            Response::Unprompted => format!("{} (no incident)", report.scenario),
         };
         let _ = write!(
             out,

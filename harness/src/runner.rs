@@ -52,6 +52,9 @@ pub enum Response {
     Control,
     /// The runbook investigates, and the drill ends with its diagnosis (`drill matrix`).
     Diagnose,
+    /// No fault strikes (the world's own work does): the runbook is run as if paged on
+    /// a healthy stack and must do no harm ([`crate::unprompted`]).
+    Unprompted,
 }
 
 /// How to run drills.
@@ -198,7 +201,10 @@ pub async fn run_drill(
     let firing_before = evaluator.lock().await.firing();
     let evaluation = spawn_evaluation(evaluator.clone(), ops.clone(), options.evaluation_interval);
 
-    let schedule = scenario.schedule(options.seed);
+    let mut schedule = scenario.schedule(options.seed);
+    if options.response == Response::Unprompted {
+        schedule.retain(|scheduled| scheduled.fault.is_decoy());
+    }
     let mut faults = match strike(stack, &schedule, &timeline).await {
         Ok(faults) => faults,
         Err(error) => {
@@ -211,7 +217,9 @@ pub async fn run_drill(
         .find(|f| !f.decoy)
         .map(|f| modeled_between(timeline.started_at(), f.struck_at));
 
-    if let Err(stop) = drive(
+    if options.response == Response::Unprompted {
+        crate::unprompted::run(&ops, runbook, &mut report).await;
+    } else if let Err(stop) = drive(
         &ops,
         runbook,
         scenario,
@@ -752,6 +760,7 @@ async fn check_aftermath(
         }
         Err(error) => report.fail(format!("ledger: reading it failed: {error}")),
     }
+    let unprompted = report.response == Response::Unprompted;
     match config_snapshot(ops).await {
         Ok(config_after)
             if config_after != baseline_config && !scenario.expect.config_may_change =>
@@ -761,10 +770,17 @@ async fn check_aftermath(
                 .filter(|row| !baseline_config.contains(row))
                 .cloned()
                 .collect();
-            report.fail(format!(
+            let changed = format!(
                 "remediation left metadata_enrichment_config changed: {}",
                 drift.join("; ")
-            ));
+            );
+            // With no incident, a change the report names is allowed; it is still
+            // a change nobody needed.
+            if unprompted {
+                report.warnings.push(changed);
+            } else {
+                report.fail(changed);
+            }
         }
         Ok(_) => {}
         Err(error) => report.fail(format!(
@@ -778,13 +794,23 @@ async fn check_aftermath(
     // Raised by the remediation: its condition began to hold only after the
     // resolution started (an alert pending since the fault is the fault's).
     if let Some(start) = report.resolve_started {
-        for alert in evaluator.raised_since(
-            start,
-            &scenario.expect.alert,
-            &scenario.expect.tolerated_alerts,
-            firing_before,
-        ) {
-            report.fail(format!("remediation raised a new alert: {alert}"));
+        if unprompted {
+            // With no incident, no alert is expected, the runbook's own included, and
+            // one that only went pending was raised all the same.
+            for alert in evaluator.tripped_since(start, firing_before) {
+                report.fail(format!(
+                    "with no incident, the runbook raised an alert: {alert} (pending or firing)"
+                ));
+            }
+        } else {
+            for alert in evaluator.raised_since(
+                start,
+                &scenario.expect.alert,
+                &scenario.expect.tolerated_alerts,
+                firing_before,
+            ) {
+                report.fail(format!("remediation raised a new alert: {alert}"));
+            }
         }
     }
     for failure in evaluator.probe_failures() {
@@ -792,7 +818,9 @@ async fn check_aftermath(
             "alert {} could not be evaluated ({} of its readings failed): `{}` failed: {}",
             failure.alert, failure.failures, failure.probe, failure.last_error
         );
-        if failure.ever_read {
+        // With no fault, a probe that could not be read is a service the runbook
+        // took down.
+        if failure.ever_read && !unprompted {
             report.warnings.push(line);
         } else {
             report.fail(line);

@@ -39,7 +39,7 @@ pub static META: RunbookMeta = RunbookMeta {
         runbook: "disk-space",
         threshold: "Disk usage > 85%",
         probe: Probe::DiskUsage,
-        condition: Check::Above(0.85),
+        condition: Check::Above(FULL_AT),
         for_duration: minutes_of(0),
         typical_resolution: minutes_of(30),
     },
@@ -65,6 +65,8 @@ pub const ROTATE_FILES: u32 = 3;
 pub const BACKUP_RETENTION_DAYS: i64 = 7;
 /// Verification: usage below this, and staying below it while the services write.
 pub const TARGET: f64 = 0.80;
+/// The alert's threshold: below it there is no incident to resolve.
+pub const FULL_AT: f64 = 0.85;
 
 #[derive(Debug)]
 pub struct DiskDiagnosis {
@@ -132,6 +134,19 @@ impl Runbook for DiskSpace {
                 format!("{:.0}% used of {}", u.fraction() * 100.0, mib(u.total))
             })
             .await?;
+        if usage.fraction() <= FULL_AT {
+            // A page that is stale (the backup that filled the disk finished) or sent
+            // to the wrong team: the resolution restarts every service for rotation,
+            // an outage nobody needs on a disk with room.
+            return Err(StepError::Escalate {
+                step: "Check disk usage".into(),
+                reason: format!(
+                    "the disk is {:.0}% used, not above the alert's {:.0}%: nothing to free",
+                    usage.fraction() * 100.0,
+                    FULL_AT * 100.0
+                ),
+            });
+        }
         let (logs_dir, backups_dir) = (host.dir(DiskDir::Logs), host.dir(DiskDir::Backups));
         let logs = ops
             .act(

@@ -219,3 +219,24 @@ pub async fn size_limited_disk() -> Result<(), String> {
         stack::Backend::Local => stack::local::disk::can_mount(),
     }
 }
+
+/// Runs `runbook_id` as if paged on a stack with no incident (its workload and seeded
+/// history, no fault: [`Response::Unprompted`]), at the scale of its scenarios.
+pub async fn run_with_no_incident(runbook: &dyn DynRunbook) -> DrillReport {
+    let all = scenario::load_all(&scenario::default_dir()).expect("scenarios parse");
+    let healthy =
+        harness::matrix::no_fault(runbook.meta().id(), &all).expect("the runbook has scenarios");
+    let mut drill = Drill::of(runbook);
+    drill.response = Response::Unprompted;
+    drill.run(&healthy).await
+}
+
+/// Asserts a run with no incident did no harm: nothing lost, no alert raised,
+/// verification holding (its report's failures), and the runbook ran.
+pub fn assert_did_no_harm(report: &DrillReport) {
+    let text = report.render();
+    assert!(report.passed(), "{text}");
+    assert!(report.unprompted.is_some(), "the runbook was run:\n{text}");
+    let ledger = report.ledger.as_ref().expect("a ledger");
+    assert!(ledger.balanced(), "{text}");
+}

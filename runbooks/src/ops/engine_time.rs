@@ -35,6 +35,8 @@ use super::orchestrator::{
 pub struct EngineCall {
     /// `restart`, `stop`, …
     pub action: &'static str,
+    /// The services it acted on (none for a prune).
+    pub services: Vec<Service>,
     /// Modeled instants the call began and ended.
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -43,6 +45,15 @@ pub struct EngineCall {
 }
 
 impl EngineCall {
+    /// Whether the call interrupts its services: stops, restarts, kills, pauses, and
+    /// the edits that recreate a container (environment, log options).
+    pub fn interrupts(&self) -> bool {
+        matches!(
+            self.action,
+            "stop" | "restart" | "kill" | "pause" | "set_env" | "set_log_config"
+        )
+    }
+
     /// Modeled time the call took beyond its real duration: what compression added.
     pub fn compressed(&self) -> Duration {
         (self.to - self.from)
@@ -83,6 +94,7 @@ impl TimedOrchestrator {
     async fn timed<T>(
         &self,
         action: &'static str,
+        services: &[Service],
         call: impl Future<Output = Result<T, OrchestratorError>>,
     ) -> Result<T, OrchestratorError> {
         let from = self.clock.now();
@@ -90,6 +102,7 @@ impl TimedOrchestrator {
         let result = call.await;
         self.log.push(EngineCall {
             action,
+            services: services.to_vec(),
             from,
             to: self.clock.now(),
             real: started.elapsed(),
@@ -104,22 +117,28 @@ impl Orchestrator for TimedOrchestrator {
         self.inner.backend()
     }
     async fn stop(&self, services: &[Service]) -> Result<(), OrchestratorError> {
-        self.timed("stop", self.inner.stop(services)).await
+        self.timed("stop", services, self.inner.stop(services))
+            .await
     }
     async fn start(&self, services: &[Service]) -> Result<(), OrchestratorError> {
-        self.timed("start", self.inner.start(services)).await
+        self.timed("start", services, self.inner.start(services))
+            .await
     }
     async fn restart(&self, services: &[Service]) -> Result<(), OrchestratorError> {
-        self.timed("restart", self.inner.restart(services)).await
+        self.timed("restart", services, self.inner.restart(services))
+            .await
     }
     async fn kill(&self, service: Service) -> Result<(), OrchestratorError> {
-        self.timed("kill", self.inner.kill(service)).await
+        self.timed("kill", &[service], self.inner.kill(service))
+            .await
     }
     async fn pause(&self, service: Service) -> Result<(), OrchestratorError> {
-        self.timed("pause", self.inner.pause(service)).await
+        self.timed("pause", &[service], self.inner.pause(service))
+            .await
     }
     async fn unpause(&self, service: Service) -> Result<(), OrchestratorError> {
-        self.timed("unpause", self.inner.unpause(service)).await
+        self.timed("unpause", &[service], self.inner.unpause(service))
+            .await
     }
     async fn status(&self, service: Service) -> Result<ServiceStatus, OrchestratorError> {
         self.inner.status(service).await
@@ -135,11 +154,11 @@ impl Orchestrator for TimedOrchestrator {
         service: Service,
         vars: BTreeMap<String, String>,
     ) -> Result<(), OrchestratorError> {
-        self.timed("set_env", self.inner.set_env(service, vars))
+        self.timed("set_env", &[service], self.inner.set_env(service, vars))
             .await
     }
     async fn prune(&self) -> Result<PruneReport, OrchestratorError> {
-        self.timed("prune", self.inner.prune()).await
+        self.timed("prune", &[], self.inner.prune()).await
     }
     async fn log_config(&self, service: Service) -> Result<LogConfig, OrchestratorError> {
         self.inner.log_config(service).await
@@ -149,8 +168,12 @@ impl Orchestrator for TimedOrchestrator {
         service: Service,
         config: &LogConfig,
     ) -> Result<(), OrchestratorError> {
-        self.timed("set_log_config", self.inner.set_log_config(service, config))
-            .await
+        self.timed(
+            "set_log_config",
+            &[service],
+            self.inner.set_log_config(service, config),
+        )
+        .await
     }
 }
 
