@@ -69,9 +69,27 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         }
         chosen
     };
+    let orchestrator: Arc<dyn runbooks::ops::Orchestrator> = match &loaded.target.services {
+        Some(services) => match stack::docker::compose_target::ComposeTarget::connect(
+            services.docker_host.as_deref(),
+            &services.compose_project,
+        )
+        .await
+        {
+            Ok(target) => Arc::new(target),
+            Err(error) => unusable(
+                &format!(
+                    "the target's compose project {}: {error}",
+                    services.compose_project
+                ),
+                &secrets,
+            ),
+        },
+        None => Arc::new(NoOrchestrator),
+    };
     let ops = match Ops::connect_read_only(
         loaded.endpoints.clone(),
-        Arc::new(NoOrchestrator),
+        orchestrator,
         Clock::real_time(),
         Timeline::new(Clock::real_time()),
     ) {
@@ -107,7 +125,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
             }))?,
             None => serde_json::to_string_pretty(&report)?,
         },
-        Format::Junit => report.junit(),
+        Format::Junit => match &differences {
+            Some(differences) => report.junit_with_fidelity(differences),
+            None => report.junit(),
+        },
     };
     println!("{}", redact(&text, &secrets));
     Ok(report.broken().is_empty() && differences.is_none_or(|d| d.is_empty()))

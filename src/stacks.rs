@@ -134,6 +134,7 @@ impl Stacks {
                     // The figures `drill` reports are measured with nothing beside
                     // them, whatever DRILL_TURNS allows the test suite.
                     turn: TurnKind::Alone,
+                    compose_hashes: false,
                 },
                 self.backend,
             )

@@ -60,6 +60,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         label: "drill-up".to_owned(),
         // A game-day stack runs for hours; it does not hold up drills and tests.
         turn: stack::TurnKind::None,
+        compose_hashes: true,
     };
     let selected = args.backend.select().await?;
     eprintln!(
@@ -99,11 +100,16 @@ pub fn print_stack(stack: &Stack) {
         Stack::Local(local) => {
             println!("  data and logs         {}", local.data_dir().display());
         }
-        Stack::Docker(docker) => println!(
-            "  containers            docker ps --filter label=runbook-drill.run-id={} (network {})",
-            docker.run_id(),
-            docker.network()
-        ),
+        Stack::Docker(docker) => {
+            println!(
+                "  containers            docker ps --filter label=runbook-drill.run-id={} (network {})",
+                docker.run_id(),
+                docker.network()
+            );
+            if let Some(banner) = crate::gameday::compose::real_compose_banner(stack) {
+                println!("  docker compose        {banner}");
+            }
+        }
     }
     println!("  metadata-enrichment   {}", ep.enrichment);
     println!("  api-gateway-internal  {}", ep.gateway);

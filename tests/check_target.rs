@@ -360,3 +360,99 @@ async fn a_drifted_deployment_breaks_exactly_the_commands_that_read_what_drifted
         "only the drift differs: {found:#?}"
     );
 }
+
+/// A deployment whose services run as a compose project (a docker stack, as if it were
+/// production) names the project in its target file: the runbooks' `docker compose ps`,
+/// `logs` and `docker inspect` steps are then read through the engine, read-only, and
+/// work; a change is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_project_named_in_the_target_has_its_service_steps_checked() {
+    stack::skip_without_docker!();
+    let mut options = stack::StackOptions::for_tests(common::twin_binary());
+    options.label = "check-compose".into();
+    let stack = stack::Stack::start(options, stack::Backend::Docker)
+        .await
+        .expect("the docker stack starts");
+    let project = stack
+        .as_docker()
+        .expect("a docker stack")
+        .compose_project()
+        .name
+        .clone();
+    let path = target_file(&stack, "compose");
+    let mut text = std::fs::read_to_string(&path).expect("the target file");
+    text.push_str(&format!("\n[services]\ncompose_project = \"{project}\"\n"));
+    std::fs::write(&path, text).expect("the target file is written");
+    let loaded = Target::load(&path).expect("the target file loads");
+    let services = loaded.target.services.clone().expect("[services] is read");
+    let target = stack::docker::compose_target::ComposeTarget::connect(
+        services.docker_host.as_deref(),
+        &services.compose_project,
+    )
+    .await
+    .expect("the engine answers");
+    let orchestrator: Arc<dyn runbooks::ops::Orchestrator> = Arc::new(target);
+    let refused = orchestrator
+        .restart(&[wire::Service::RestApi])
+        .await
+        .expect_err("a restart is refused");
+    let ops = read_only_ops(&loaded, orchestrator);
+    // The two runbooks whose investigation and verification read the services.
+    let checked: Vec<_> = ["scraper-stalled", "disk-space"]
+        .into_iter()
+        .map(|id| runbooks::by_id(id).expect("a known runbook"))
+        .collect();
+    let report = check::check("compose", &ops, &checked).await;
+    let rendered = report.render();
+    stack.shutdown().await.expect("the stack stops");
+    let _ = std::fs::remove_file(&path);
+
+    assert!(
+        refused.to_string().contains("refused, read-only"),
+        "{refused}"
+    );
+    assert!(report.broken().is_empty(), "{rendered}");
+    let of = |id: &str| {
+        report
+            .runbooks
+            .iter()
+            .find(|r| r.runbook == id)
+            .expect("the runbook is checked")
+    };
+    assert!(
+        of("scraper-stalled")
+            .steps
+            .iter()
+            .any(|s| s.status == Status::Works
+                && s.command
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("docker compose ps"))),
+        "docker compose ps is read through the engine:\n{rendered}"
+    );
+    assert!(
+        of("disk-space")
+            .criteria
+            .iter()
+            .any(|c| c.status == Status::Works && c.command.starts_with("docker inspect")),
+        "the log options (docker inspect) are read:\n{rendered}"
+    );
+    // CI reads twin fidelity from the JUnit file too (`--compare-twin --format junit`).
+    let difference = check::shape::Difference {
+        kind: "column",
+        place: "tracks".into(),
+        what: "bpm is missing".into(),
+    };
+    let junit = report.junit_with_fidelity(std::slice::from_ref(&difference));
+    assert!(
+        junit.contains("<testsuite name=\"twin fidelity\">")
+            && junit
+                .contains("<testcase name=\"column tracks\"><failure message=\"bpm is missing\"/>")
+            && junit.trim_end().ends_with("</testsuites>"),
+        "{junit}"
+    );
+    assert!(
+        report
+            .junit_with_fidelity(&[])
+            .contains("<testcase name=\"the target has the twin's shape\">")
+    );
+}

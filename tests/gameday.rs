@@ -113,6 +113,13 @@ impl GameDay {
             .env("REST_API", text("rest_api"))
             .env("PGPORT", state["postgres_port"].to_string())
             .env("REDIS_PORT", state["redis_port"].to_string())
+            .envs(
+                state["compose"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default())),
+            )
             .output()
             .expect("bash runs");
         let mut all = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -332,6 +339,79 @@ fn a_scripted_responder_resolves_a_blind_game_day_and_the_report_names_what_it_d
     );
 
     check_html(&html, &actions);
+}
+
+/// The responder of a connection leak on docker, with the runbook's compose lines run
+/// through the real docker-compose on the stack's project (the banner's exports).
+const COMPOSE_RESPONDER: &str = r#"
+set -euo pipefail
+docker() { if [ "$1" = compose ]; then shift; docker-compose "$@"; else command docker "$@"; fi; }
+drill gameday ack
+docker compose ps | grep rest-api
+docker compose logs rest-api --tail=50 | grep -i "pool" | tail -3 || true
+docker compose restart rest-api graph-api
+"#;
+
+#[test]
+fn on_docker_the_runbooks_compose_lines_run_through_docker_compose_and_are_observed() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    if let Some(reason) = runtime.block_on(stack::testing::docker_skip_reason()) {
+        assert!(
+            !stack::testing::docker_required(),
+            "docker is required here: {reason}"
+        );
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    if runtime
+        .block_on(stack::docker::compose_project::compose_v1())
+        .is_none()
+    {
+        assert!(
+            !stack::testing::docker_required(),
+            "docker-compose is required here (scripts/setup installs it)"
+        );
+        eprintln!("SKIPPED: no docker-compose on this machine");
+        return;
+    }
+    let game = GameDay::start_with(
+        &[
+            POOL_B,
+            "--seed",
+            "7",
+            "--time-limit",
+            "60",
+            "--stable-for",
+            "3",
+        ],
+        "off",
+        &[("DRILL_BACKEND", "docker")],
+    );
+    game.wait_for(
+        "PAGE P1 DatabaseConnectionPoolHigh",
+        Duration::from_secs(300),
+    );
+    assert!(
+        game.output().contains("export COMPOSE_FILE="),
+        "the banner points the real tool at the stack:\n{}",
+        game.output()
+    );
+    let said = game.respond(COMPOSE_RESPONDER);
+    let (status, report, _) = game.finish(Duration::from_secs(240));
+    assert_eq!(
+        report["outcome"]["outcome"], "resolved",
+        "{report:#}\nthe responder said:\n{said}"
+    );
+    assert!(status.success());
+    let actions = actions(&report);
+    for service in ["rest-api", "graph-api"] {
+        assert!(
+            actions.iter().any(|(what, judged)| what
+                == &format!("compose restart {service}: done (seen by the engine)")
+                && judged.starts_with("step")),
+            "docker-compose's restart of {service} is seen by the engine and is the runbook's step: {actions:#?}"
+        );
+    }
 }
 
 /// The HTML report holds its title, a chart per sampled signal and every action, and a

@@ -1,12 +1,14 @@
-//! `drill compose <verb> <service>…`: the runbooks' `docker compose` steps against a
-//! game-day stack.
+//! The runbooks' `docker compose` steps against a game-day stack.
 //!
 //! The runbooks write `docker compose logs rest-api --tail=50`, `docker compose
-//! restart rest-api graph-api`, `docker compose exec redis redis-cli INFO stats`. A
-//! game-day stack is not a compose project (and this machine may have no compose), so
-//! `drill compose` takes the same arguments and asks the running game day to do it
-//! through the stack's orchestrator, on either backend; the game day records each one
-//! as an action of the responder. Verbs: `ps`, `logs [--tail=N] [-f]`, `stop`,
+//! restart rest-api graph-api`, `docker compose exec redis redis-cli INFO stats`. On the
+//! docker backend with the compose tool installed the stack is a compose project
+//! (`stack::docker::compose_project`): the banner exports its file and name, the real
+//! tool runs the lines as written, and the game day sees what it did in the engine's
+//! events ([`observe_real_compose`]). Elsewhere (the local backend, or no compose
+//! tool) `drill compose` takes the same arguments and asks the running game day to do
+//! it through the stack's orchestrator; the game day records each one as an action of
+//! the responder. Verbs: `ps`, `logs [--tail=N] [-f]`, `stop`,
 //! `start`, `restart`, `up [-d]`, and `exec` into `redis` (`redis-cli …`) or
 //! `postgres` (`psql …`).
 
@@ -366,6 +368,65 @@ async fn follow_logs(
         }
         last = lines;
     }
+}
+
+const INDENT: &str = "\n                        ";
+
+/// Where the stack is a compose project the real tool can act on: how to point the
+/// tool at it and run the runbooks' `docker compose …` lines as written.
+pub fn real_compose_banner(stack: &stack::Stack) -> Option<String> {
+    let project = stack.as_docker()?.compose_project();
+    project.hashed_by.as_ref()?;
+    let exports: Vec<String> = project
+        .env()
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    Some(format!(
+        "the stack is the compose project {}; in the responder's shell:{INDENT}\
+         export {}{INDENT}\
+         docker() {{ if [ \"$1\" = compose ]; then shift; docker-compose \"$@\"; else command docker \"$@\"; fi; }}{INDENT}\
+         then the runbooks' `docker compose …` lines run through docker-compose as written",
+        project.name,
+        exports.join(" ")
+    ))
+}
+
+/// The game day's line where the real tool cannot act on the stack: `drill compose`.
+pub fn drill_compose_banner() -> String {
+    format!(
+        "no compose project here: `drill compose <verb> <service>` takes the \
+         runbooks' arguments; to run their lines as written, paste:{INDENT}\
+         docker() {{ if [ \"$1\" = compose ]; then shift; drill compose \"$@\"; else command docker \"$@\"; fi; }}"
+    )
+}
+
+/// On a docker stack that is a compose project, records what the responder does to
+/// its containers through the real compose tool (or plain `docker`), as the engine
+/// reports it: stop, start, restart, exec. `None` where there is no such project.
+pub fn observe_real_compose(
+    stack: &stack::Stack,
+    controls: Controls,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let docker = stack.as_docker()?;
+    docker.compose_project().hashed_by.as_ref()?;
+    let mut seen =
+        stack::docker::seen_actions::watch(docker.docker().clone(), docker.run_id().to_owned());
+    Some(tokio::spawn(async move {
+        // Unlike `drill compose`, nothing reads a service's recent requests before the
+        // tool restarts it: those since the observer's last look (a second or so) are
+        // not seen.
+        while let Some(action) = seen.recv().await {
+            controls.record(ActionKind::Compose {
+                verb: action.verb.to_owned(),
+                services: vec![action.service],
+                outcome: match action.command {
+                    Some(command) => format!("ran `{command}` (seen by the engine)"),
+                    None => "done (seen by the engine)".to_owned(),
+                },
+            });
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! addresses, to a state file (`<runtime root>/gameday.json`, or `--state-file`);
 //! clients find it through `--gameday URL`, `$DRILL_GAMEDAY`, or that file.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub struct GameDayState {
     pub graph_api: String,
     pub postgres_port: u16,
     pub redis_port: u16,
+    /// `COMPOSE_FILE` and `COMPOSE_PROJECT_NAME` for the real compose tool, where the
+    /// stack is a compose project it can act on (docker, with docker-compose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<BTreeMap<String, String>>,
 }
 
 impl GameDayState {
@@ -53,6 +58,17 @@ impl GameDayState {
             graph_api: base(&ep.graph_api),
             postgres_port: ep.postgres_port,
             redis_port: ep.redis_port,
+            compose: stack
+                .as_docker()
+                .map(|docker| docker.compose_project())
+                .filter(|project| project.hashed_by.is_some())
+                .map(|project| {
+                    project
+                        .env()
+                        .into_iter()
+                        .map(|(name, value)| (name.to_owned(), value))
+                        .collect()
+                }),
         }
     }
 }

@@ -255,6 +255,7 @@ async fn start(args: StartArgs) -> anyhow::Result<bool> {
             } else {
                 TurnKind::None
             },
+            compose_hashes: true,
         },
         selected.backend,
     )
@@ -334,11 +335,12 @@ async fn host(
         state.control,
         state_file.display()
     );
-    println!(
-        "  docker compose        no compose project here: `drill compose <verb> <service>` takes the \
-         runbooks' arguments; to run their lines as written, paste:\n                        \
-         docker() {{ if [ \"$1\" = compose ]; then shift; drill compose \"$@\"; else command docker \"$@\"; fi; }}"
-    );
+    if compose::real_compose_banner(stack).is_none() {
+        println!(
+            "  docker compose        {}",
+            compose::drill_compose_banner()
+        );
+    }
     println!("  export DRILL_GAMEDAY={}", state.control);
     if plan.blind {
         println!("scenario: drawn from seed {} and not shown", plan.seed);
@@ -403,7 +405,11 @@ async fn host(
             tell(&event, page_cmd.as_deref(), board_on);
         }
     });
+    let compose_watch = compose::observe_real_compose(stack, controls.clone());
     let result = gameday::run_gameday(stack, runbook, plan, &controls, &board, events).await;
+    if let Some(watch) = compose_watch {
+        watch.abort();
+    }
     stop_board.store(true, Ordering::Relaxed);
     if let Some(drawing) = drawing {
         let _ = drawing.await;

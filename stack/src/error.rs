@@ -14,6 +14,9 @@ use wire::Service;
 pub enum StackError {
     #[error("invalid stack options: {0}")]
     InvalidOptions(String),
+    /// The stack's compose project file could not be hashed by the compose tool.
+    #[error("the stack's compose project: {0}")]
+    Compose(String),
 
     /// A program the local backend runs is not installed.
     #[error("{program} not found {searched}; install it with `{install}`")]

@@ -52,6 +52,11 @@ pub struct StackOptions {
     /// the harness generates take every turn; a game-day stack and the stand-in twins
     /// of the stack's own tests take none.
     pub turn: TurnKind,
+    /// On the docker backend, whether `docker-compose up` must leave the running stack
+    /// alone: the boot asks the compose tool, where installed, for its config hashes
+    /// (about a second; see `docker::compose_project`). Stacks for people (`drill up`,
+    /// `drill gameday`) do; every docker stack gets its project file either way.
+    pub compose_hashes: bool,
 }
 
 impl StackOptions {
@@ -66,6 +71,7 @@ impl StackOptions {
             twin_binary: twin_binary.into(),
             label: std::thread::current().name().unwrap_or("test").to_owned(),
             turn: TurnKind::Shared,
+            compose_hashes: false,
         }
     }
 }

@@ -500,3 +500,116 @@ async fn postgres_keeps_the_stacks_modeled_clock_in_its_container() {
     support::assert_postgres_keeps_the_stack_clock(&stack).await;
     stack.shutdown().await.unwrap();
 }
+
+/// Runs the compose tool (`docker-compose`, Compose v1) on the stack's project.
+fn compose(project: &stack::docker::compose_project::ComposeProject, args: &[&str]) -> String {
+    let tool = project
+        .hashed_by
+        .as_ref()
+        .expect("the project was hashed by the compose tool");
+    let output = std::process::Command::new(tool)
+        .envs(project.env())
+        .args(args)
+        .output()
+        .expect("docker-compose runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "docker-compose {args:?} failed:\n{text}"
+    );
+    text
+}
+
+async fn container_ids(docker: &bollard::Docker, stack: &DockerStack) -> BTreeMap<Service, String> {
+    let mut ids = BTreeMap::new();
+    for service in Service::ALL {
+        let name = stack.orchestrator().container(service).unwrap();
+        let inspected = docker.inspect_container(name, None).await.unwrap();
+        ids.insert(service, inspected.id.unwrap());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_stack_is_a_compose_project_the_real_compose_tool_acts_on() {
+    skip_without_docker!();
+    if stack::docker::compose_project::compose_v1().await.is_none() {
+        assert!(
+            !stack::testing::docker_required(),
+            "docker-compose is required here (scripts/setup installs it)"
+        );
+        eprintln!("SKIPPED: no docker-compose on this machine");
+        return;
+    }
+    let options = StackOptions {
+        compose_hashes: true,
+        ..StackOptions::for_tests(drill_binary())
+    };
+    let docker_stack = DockerStack::start(options)
+        .await
+        .expect("the docker stack boots");
+    let project = docker_stack.compose_project().clone();
+    let docker = docker_stack.docker().clone();
+    let before = container_ids(&docker, &docker_stack).await;
+
+    // The runbooks' lines, as written, through the real tool.
+    let ps = compose(&project, &["ps"]);
+    for service in Service::ALL {
+        let name = docker_stack.orchestrator().container(service).unwrap();
+        assert!(ps.contains(name), "`ps` lists {name}:\n{ps}");
+    }
+    let logs = compose(&project, &["logs", "--tail=5", "rest-api"]);
+    assert!(logs.contains("rest-api"), "{logs}");
+    let info = compose(
+        &project,
+        &["exec", "-T", "redis", "redis-cli", "INFO", "stats"],
+    );
+    assert!(info.contains("keyspace_hits:"), "{info}");
+
+    compose(&project, &["stop", "scraper-mixesdb"]);
+    let stack = Stack::from(docker_stack);
+    let status = stack
+        .orchestrator()
+        .status(Service::ScraperMixesdb)
+        .await
+        .unwrap();
+    assert!(
+        !matches!(status, ServiceStatus::Running),
+        "compose stopped the scraper: {status:?}"
+    );
+    // `up -d` starts what is stopped and leaves what runs alone: the hashes match,
+    // so nothing is recreated (a recreation would be an outage of the whole stack).
+    let up = compose(&project, &["up", "-d"]);
+    assert!(up.contains("is up-to-date"), "{up}");
+    assert_eq!(
+        stack
+            .orchestrator()
+            .status(Service::ScraperMixesdb)
+            .await
+            .unwrap(),
+        ServiceStatus::Running
+    );
+    compose(&project, &["restart", "rest-api"]);
+    let health = stack.endpoints().rest_api.join("health").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http()
+        .get(health.clone())
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rest-api answers after compose restarted it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = container_ids(&docker, stack.as_docker().unwrap()).await;
+    assert_eq!(before, after, "no container was recreated");
+
+    stack.shutdown().await.expect("the stack stops");
+}

@@ -229,6 +229,29 @@ impl CheckReport {
         out.push_str("</testsuites>\n");
         out
     }
+
+    /// [`CheckReport::junit`] with a suite for twin fidelity (`--compare-twin`): one
+    /// passing case when the target has the twin's shape, else a failing case per
+    /// difference, named by what differs where.
+    pub fn junit_with_fidelity(&self, differences: &[super::shape::Difference]) -> String {
+        let mut out = self.junit();
+        out.truncate(out.len() - "</testsuites>\n".len());
+        let _ = writeln!(out, "  <testsuite name=\"twin fidelity\">");
+        if differences.is_empty() {
+            out.push_str("    <testcase name=\"the target has the twin's shape\"></testcase>\n");
+        }
+        for difference in differences {
+            let _ = writeln!(
+                out,
+                "    <testcase name=\"{} {}\"><failure message=\"{}\"/></testcase>",
+                difference.kind,
+                xml(&difference.place),
+                xml(&difference.what)
+            );
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
 }
 
 /// The runbook text the lines refer to.

@@ -19,6 +19,10 @@
 //! [redis]
 //! host = "redis.internal"
 //! port = 6379
+//!
+//! [services]                             # optional: how `docker compose` steps read
+//! compose_project = "songnodes"          # the services' compose project
+//! docker_host = "unix:///var/run/docker.sock"   # optional: the local engine otherwise
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,6 +45,18 @@ pub struct Target {
     pub graph_api: Url,
     pub postgres: PostgresTarget,
     pub redis: RedisTarget,
+    /// Where the services run as a compose project; without it, the runbooks'
+    /// `docker compose` steps are not checked.
+    pub services: Option<ServicesTarget>,
+}
+
+/// The services' compose project, and the engine it runs on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesTarget {
+    pub compose_project: String,
+    /// `unix:///…` or `tcp://…`; the local engine (or `DOCKER_HOST`) when absent.
+    pub docker_host: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

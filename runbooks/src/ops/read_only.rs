@@ -32,7 +32,8 @@ use super::orchestrator::{
 /// Passes an orchestrator's reads through and refuses everything that changes a service.
 pub struct ReadOnlyOrchestrator(pub Arc<dyn Orchestrator>);
 
-fn refuse(services: &[Service], action: &'static str) -> OrchestratorError {
+/// The error of a change a read-only orchestrator refused.
+pub fn refuse(services: &[Service], action: &'static str) -> OrchestratorError {
     OrchestratorError::ReadOnly {
         service: services
             .iter()

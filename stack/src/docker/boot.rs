@@ -35,6 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use url::Url;
 use wire::{Clock, Service};
 
+use super::compose_project::{self, ComposeProject};
 use super::engine::{
     self, DockerError, Images, LABEL_OWNER, LABEL_PROJECT, LABEL_RUN, LABEL_SCENARIO, LABEL_SERVICE,
 };
@@ -73,6 +74,7 @@ pub(super) struct Booted {
     pub teardown: Teardown,
     /// The stack's memory cgroup, or why it has none.
     pub memory: Result<MemoryCgroup, String>,
+    pub compose: ComposeProject,
 }
 
 pub(super) async fn boot(
@@ -120,7 +122,10 @@ pub(super) async fn boot(
         (LABEL_OWNER.to_owned(), engine::owner()),
         (LABEL_SCENARIO.to_owned(), options.label.clone()),
         (LABEL_PROJECT.to_owned(), project.clone()),
-    ]);
+    ])
+    .into_iter()
+    .chain(compose_project::compose_labels())
+    .collect::<HashMap<_, _>>();
     let disk_size = docker_options.disk_size.unwrap_or(DEFAULT_DISK_SIZE);
     let resources = Resources::create(&docker, &project, &run_id, &labels, disk_size).await?;
     let memory = engine::memory_cgroup(&docker, &run_id, DEFAULT_MEMORY_BUDGET).await;
@@ -188,6 +193,15 @@ pub(super) async fn boot(
         orchestrator.add(service, spec, probe);
     }
 
+    let compose = compose_project::prepare(
+        &mut orchestrator,
+        teardown.run_dir().path(),
+        &project,
+        options.compose_hashes,
+    )
+    .await?;
+    phases.mark("compose project written");
+
     // Everything that needs no other part, at once: PostgreSQL, Redis, the twin's
     // containers (created, not started: they need the restored seed) and the provider
     // stand-ins' catalogue. The first error ends the boot (and drops the rest).
@@ -251,6 +265,7 @@ pub(super) async fn boot(
         started: [pg_started, redis_started],
         teardown,
         memory,
+        compose,
     })
 }
 

@@ -506,6 +506,7 @@ async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<ExecOutp
             .map_err(DockerError::engine(format!(
                 "creating an exec in {container}"
             )))?;
+        super::own_actions::exec_created(&created.id);
         let mut output = String::new();
         if let StartExecResults::Attached {
             output: mut stream, ..

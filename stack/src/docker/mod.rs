@@ -19,18 +19,28 @@
 //! - `pgdata`: PostgreSQL's data directory, a copy of the template on the host;
 //! - `sdk`: PostgreSQL and Redis started with testcontainers, from their spec;
 //! - [`orchestrator`]: the runbooks' `docker compose …` verbs with bollard;
+//! - [`compose_project`]: the stack as a compose project, for the real compose tool;
+//! - [`compose_target`]: a real deployment's compose project, read-only (`drill check`);
+//! - `container_reads`: a container's state, logs, stats and log options, for both;
 //! - `boot`: booting a stack, from the engine check to every service ready;
 //! - [`stack`]: [`DockerStack`], resetting and tearing down (on `Drop` too);
 //! - [`faults`]: container-level faults (a full disk, the gateway cut off the providers);
+//! - [`own_actions`]: what the harness does to containers, told apart from a person's;
+//! - [`seen_actions`]: a person's actions on the containers, from the engine's events;
 //! - `forward`: the gateway-side forwarders to the provider stand-ins.
 
 mod boot;
+pub mod compose_project;
+pub mod compose_target;
+mod container_reads;
 pub mod engine;
 pub mod faults;
 mod forward;
 pub mod orchestrator;
+pub mod own_actions;
 mod pgdata;
 mod sdk;
+pub mod seen_actions;
 mod spec;
 pub mod stack;
 

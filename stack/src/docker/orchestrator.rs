@@ -23,10 +23,8 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::ContainerStateStatusEnum;
 use bollard::query_parameters::{
-    KillContainerOptions, ListContainersOptions, LogsOptions, StartContainerOptions, StatsOptions,
-    StopContainerOptions,
+    KillContainerOptions, ListContainersOptions, StartContainerOptions, StopContainerOptions,
 };
-use futures::StreamExt;
 use runbooks::ops::{
     LogConfig, Orchestrator, OrchestratorError, PruneReport, ServiceStats, ServiceStatus,
 };
@@ -35,7 +33,9 @@ use sqlx::postgres::PgConnectOptions;
 use url::Url;
 use wire::Service;
 
+use super::container_reads;
 use super::engine::{self, DockerError, LABEL_RUN};
+use super::own_actions;
 use super::sdk::{self, Started};
 use super::spec::{ReadyLine, ServiceSpec};
 use crate::pg_clock::PgClock;
@@ -128,6 +128,21 @@ impl DockerOrchestrator {
         );
     }
 
+    /// Every container's spec, by service.
+    pub(crate) fn specs(&self) -> BTreeMap<Service, ServiceSpec> {
+        self.services
+            .iter()
+            .map(|(&service, managed)| (service, managed.spec.clone()))
+            .collect()
+    }
+
+    /// Adds a label to the container `service` will be created with.
+    pub(crate) fn label(&mut self, service: Service, key: &str, value: String) {
+        if let Some(managed) = self.services.get_mut(&service) {
+            managed.spec.labels.insert(key.to_owned(), value);
+        }
+    }
+
     /// Runs `service` on `clock` (see [`crate::pg_clock`]): its spec is written
     /// before each start, by whatever starts it.
     pub(crate) fn run_on_faked_clock(&mut self, service: Service, clock: PgClock) {
@@ -213,6 +228,7 @@ impl DockerOrchestrator {
     pub(crate) async fn start_one(&self, service: Service) -> Result<(), DockerError> {
         let managed = &self.services[&service];
         let name = &managed.spec.container;
+        let _acting = own_actions::acting([name.as_str()]);
         // `set_env` and `clear_env` leave the complete desired edit pending.
         if lock(&self.pending).contains_key(&service) {
             engine::remove_container(&self.docker, name).await?;
@@ -313,33 +329,12 @@ impl DockerOrchestrator {
         &self,
         container: &str,
     ) -> Result<(Option<ContainerStateStatusEnum>, Option<i64>, bool), DockerError> {
-        let inspected = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(DockerError::engine(format!("inspecting {container}")))?;
-        let state = inspected.state.unwrap_or_default();
-        Ok((
-            state.status,
-            state.exit_code,
-            state.oom_killed.unwrap_or(false),
-        ))
+        container_reads::state(&self.docker, container).await
     }
 
     async fn tail(&self, container: &str, lines: usize) -> Vec<String> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            since: self.logs_since.load(Ordering::Relaxed) as i32,
-            ..Default::default()
-        };
-        let mut stream = self.docker.logs(container, Some(options));
-        let mut text = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        text.lines().map(str::to_owned).collect()
+        let since = self.logs_since.load(Ordering::Relaxed);
+        container_reads::tail(&self.docker, container, lines, since).await
     }
 
     /// From now on, `logs` shows only what services write after this moment.
@@ -366,6 +361,7 @@ impl DockerOrchestrator {
     async fn stop_one(&self, service: Service) -> Result<(), DockerError> {
         let spec = &self.services[&service].spec;
         let name = &spec.container;
+        let _acting = own_actions::acting([name.as_str()]);
         if let Some(signal) = &spec.stop_signal {
             self.send_stop_signal(name, signal).await?;
         }
@@ -498,6 +494,7 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn kill(&self, service: Service) -> Result<(), OrchestratorError> {
         let name = &self.managed(service)?.spec.container;
+        let _acting = own_actions::acting([name.as_str()]);
         let options = KillContainerOptions {
             signal: "SIGKILL".into(),
         };
@@ -512,6 +509,7 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn pause(&self, service: Service) -> Result<(), OrchestratorError> {
         let name = &self.managed(service)?.spec.container;
+        let _acting = own_actions::acting([name.as_str()]);
         self.docker
             .pause_container(name)
             .await
@@ -521,6 +519,7 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn unpause(&self, service: Service) -> Result<(), OrchestratorError> {
         let name = &self.managed(service)?.spec.container;
+        let _acting = own_actions::acting([name.as_str()]);
         self.docker
             .unpause_container(name)
             .await
@@ -530,23 +529,12 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn status(&self, service: Service) -> Result<ServiceStatus, OrchestratorError> {
         let name = &self.managed(service)?.spec.container;
-        let (status, code, oom_killed) = self
+        let state = self
             .inspect_state(name)
             .await
             .map_err(failed(service, "status"))?;
         let on_purpose = lock(&self.stopped).contains(&service);
-        Ok(match status {
-            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING) => {
-                ServiceStatus::Running
-            }
-            Some(ContainerStateStatusEnum::PAUSED) => ServiceStatus::Paused,
-            Some(ContainerStateStatusEnum::CREATED) => ServiceStatus::Stopped,
-            _ if on_purpose => ServiceStatus::Stopped,
-            _ => ServiceStatus::Exited {
-                code: code.map(|c| c as i32),
-                oom_killed,
-            },
-        })
+        Ok(container_reads::status(state, on_purpose))
     }
 
     async fn logs(&self, service: Service, tail: usize) -> Result<Vec<String>, OrchestratorError> {
@@ -561,13 +549,7 @@ impl Orchestrator for DockerOrchestrator {
                 Ok((Some(ContainerStateStatusEnum::RUNNING), _, _)) => {}
                 _ => return None,
             }
-            // Not one-shot: the engine samples twice, which the CPU figure needs.
-            let options = StatsOptions {
-                stream: false,
-                one_shot: false,
-            };
-            let stats = self.docker.stats(name, Some(options)).next().await?.ok()?;
-            Some(service_stats(service, &stats))
+            container_reads::stats(&self.docker, service, name).await
         });
         Ok(futures::future::join_all(each)
             .await
@@ -595,25 +577,7 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn log_config(&self, service: Service) -> Result<LogConfig, OrchestratorError> {
         let name = &self.managed(service)?.spec.container;
-        let inspected = self
-            .docker
-            .inspect_container(name, None)
-            .await
-            .map_err(|e| OrchestratorError::Action {
-                service,
-                action: "inspect",
-                reason: e.to_string(),
-            })?;
-        let log = inspected.host_config.and_then(|h| h.log_config);
-        let options = log
-            .as_ref()
-            .and_then(|l| l.config.clone())
-            .unwrap_or_default();
-        Ok(LogConfig {
-            driver: log.and_then(|l| l.typ).unwrap_or_default(),
-            max_size: options.get("max-size").cloned(),
-            max_file: options.get("max-file").cloned(),
-        })
+        container_reads::log_config(&self.docker, service, name).await
     }
 
     /// Removes the stack's stopped containers that are not one of its services
@@ -664,60 +628,4 @@ impl Orchestrator for DockerOrchestrator {
         }
         Ok(report)
     }
-}
-
-/// A row of `docker stats`: memory without the page cache, as the CLI shows it;
-/// CPU over the engine's two samples, in percent of one core.
-fn service_stats(
-    service: Service,
-    stats: &bollard::models::ContainerStatsResponse,
-) -> ServiceStats {
-    let memory = stats.memory_stats.as_ref();
-    let usage = memory.and_then(|m| m.usage).unwrap_or(0);
-    let cache = memory
-        .and_then(|m| m.stats.as_ref())
-        .and_then(|s| {
-            s.get("total_inactive_file")
-                .or_else(|| s.get("inactive_file"))
-        })
-        .copied()
-        .unwrap_or(0);
-    // An unlimited container reports the host's memory (or more) as its limit.
-    let limit = memory.and_then(|m| m.limit).filter(|&l| l < host_memory());
-    let cpu = |s: Option<&bollard::models::ContainerCpuStats>| {
-        let s = s.cloned().unwrap_or_default();
-        (
-            s.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
-            s.system_cpu_usage.unwrap_or(0),
-            s.online_cpus.unwrap_or(1).max(1),
-        )
-    };
-    let (total, system, cpus) = cpu(stats.cpu_stats.as_ref());
-    let (pre_total, pre_system, _) = cpu(stats.precpu_stats.as_ref());
-    let (delta, system_delta) = (
-        total.saturating_sub(pre_total),
-        system.saturating_sub(pre_system),
-    );
-    let cpu_percent = if system_delta > 0 {
-        delta as f64 / system_delta as f64 * f64::from(cpus) * 100.0
-    } else {
-        0.0
-    };
-    ServiceStats {
-        service,
-        memory_bytes: usage.saturating_sub(cache),
-        memory_limit_bytes: limit,
-        cpu_percent,
-    }
-}
-
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(u64::MAX)
 }

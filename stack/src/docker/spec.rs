@@ -246,7 +246,7 @@ pub(crate) fn twin_cmd(service: &str) -> Vec<String> {
 /// `log-opts` into a container that names none (this machine's daemon.json rotates at
 /// 10m), which would show a rotation the service does not have; a terabyte never
 /// rotates on the stack's disk, and the engine refuses `-1` (unlimited).
-fn log_config(env: &BTreeMap<String, String>) -> bollard::models::HostConfigLogConfig {
+pub(crate) fn log_config(env: &BTreeMap<String, String>) -> bollard::models::HostConfigLogConfig {
     const UNROTATED: &str = "1t";
     let options = runbooks::ops::LogConfig::from_env(env);
     let config: HashMap<String, String> = [

@@ -97,6 +97,8 @@ pub struct DockerStack {
     memory: Result<crate::memory::MemoryCgroup, String>,
     /// When the boot began: the engine's events of the run are read from here.
     started: std::time::SystemTime,
+    /// The stack as a compose project (`docker-compose ps`, `logs`, `restart`, …).
+    compose: super::compose_project::ComposeProject,
     /// Released once the teardown above has removed everything.
     _turn: Option<Turn>,
 }
@@ -216,6 +218,7 @@ impl DockerStack {
             teardown: booted.teardown,
             memory: booted.memory,
             started,
+            compose: booted.compose,
             _turn: turn,
         })
     }
@@ -232,6 +235,11 @@ impl DockerStack {
     /// The stack's memory cgroup, or why it has none (see [`crate::memory`]).
     pub fn memory(&self) -> Result<&crate::memory::MemoryCgroup, &str> {
         self.memory.as_ref().map_err(String::as_str)
+    }
+
+    /// The stack as a compose project: its file, name, and whether compose hashed it.
+    pub fn compose_project(&self) -> &super::compose_project::ComposeProject {
+        &self.compose
     }
 
     /// When the stack's boot began.

@@ -16,6 +16,7 @@ pub fn stub_options() -> StackOptions {
     StackOptions {
         // Stand-in stacks measure nothing, and some tests hold two at once.
         turn: stack::TurnKind::None,
+        compose_hashes: false,
         ..StackOptions::for_tests(stub_twin())
     }
 }
