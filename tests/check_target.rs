@@ -456,3 +456,64 @@ async fn a_compose_project_named_in_the_target_has_its_service_steps_checked() {
             .contains("<testcase name=\"the target has the twin's shape\">")
     );
 }
+
+/// `drill check` itself: a target it cannot check exits 2 with one clear line, never 1
+/// (which says a runbook is broken): a malformed file, a target nobody answers at, a
+/// database role the target does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_that_cannot_be_checked_exit_2_with_a_clear_error() {
+    let run = |path: &std::path::Path| {
+        let output = std::process::Command::new(common::twin_binary())
+            .args(["check", "--target"])
+            .arg(path)
+            .output()
+            .expect("drill check runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+
+    let malformed = dir.path().join("malformed.toml");
+    std::fs::write(&malformed, "name = \"broken\"\nenrichment = 8020\n").unwrap();
+    let (code, said) = run(&malformed);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("malformed.toml"), "names the file: {said}");
+
+    let stack = common::stack("check-exit-codes", 60.0).await;
+    let wrong_role = target_file(&stack, "wrong-role");
+    let text = std::fs::read_to_string(&wrong_role).unwrap();
+    let user = Url::parse(&stack.endpoints().database_url)
+        .unwrap()
+        .username()
+        .to_owned();
+    std::fs::write(
+        &wrong_role,
+        text.replace(&format!("user = \"{user}\""), "user = \"nobody_here\""),
+    )
+    .unwrap();
+    let (code, said) = run(&wrong_role);
+    stack.shutdown().await.expect("the stack stops");
+    let _ = std::fs::remove_file(&wrong_role);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("nobody_here"),
+        "names the role refused: {said}"
+    );
+
+    let nowhere = dir.path().join("nowhere.toml");
+    std::fs::write(
+        &nowhere,
+        "name = \"nowhere\"\n\
+         enrichment = \"http://127.0.0.1:9/\"\ngateway = \"http://127.0.0.1:9/\"\n\
+         dlq = \"http://127.0.0.1:9/\"\nrest_api = \"http://127.0.0.1:9/\"\n\
+         graph_api = \"http://127.0.0.1:9/\"\n\
+         [postgres]\nhost = \"127.0.0.1\"\nport = 9\nuser = \"ro\"\ndatabase = \"musicdb\"\n\
+         [redis]\nhost = \"127.0.0.1\"\nport = 9\n",
+    )
+    .unwrap();
+    let (code, said) = run(&nowhere);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("does not answer"), "{said}");
+}
