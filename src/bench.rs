@@ -64,6 +64,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     };
     let summaries = bench::summarise(&file.samples);
     print!("{}", bench::render_table(&summaries));
+    print!("{}", bench::render_failures(&file.samples));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&file)?)
             .with_context(|| format!("writing {}", path.display()))?;

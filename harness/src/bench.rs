@@ -39,6 +39,10 @@ pub struct Sample {
     pub world_secs: Option<f64>,
     pub budget_secs: f64,
     pub typical_secs: f64,
+    /// Why a failed drill failed (its first failure), so a merged table says why
+    /// without the drill's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Sample {
@@ -53,6 +57,13 @@ impl Sample {
             world_secs: secs(report.waiting_on_world),
             budget_secs: report.budget.as_secs_f64(),
             typical_secs: report.typical_resolution.as_secs_f64(),
+            failure: (!report.passed()).then(|| {
+                report
+                    .failures
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "the drill did not show what it must".to_owned())
+            }),
         }
     }
 }
@@ -250,6 +261,21 @@ pub fn render_table(summaries: &[Summary]) -> String {
     out
 }
 
+/// One line per failed drill, with why it failed: what follows the table.
+pub fn render_failures(samples: &[Sample]) -> String {
+    let mut out = String::new();
+    for sample in samples.iter().filter(|s| !s.passed) {
+        let _ = writeln!(
+            out,
+            "✗ {} seed {}: {}",
+            sample.scenario,
+            sample.seed,
+            sample.failure.as_deref().unwrap_or("(no reason recorded)")
+        );
+    }
+    out
+}
+
 /// A scenario whose runbook time got worse than the baseline allows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Regression {
@@ -355,7 +381,17 @@ mod tests {
             world_secs: Some(0.0),
             budget_secs: 600.0,
             typical_secs: 1800.0,
+            failure: None,
         }
+    }
+
+    #[test]
+    fn failed_drills_are_listed_with_their_reason() {
+        let mut failed = sample("pool/c", 4, 100.0);
+        failed.passed = false;
+        failed.failure = Some("verification ✗ Pool usage < 80%".into());
+        let text = render_failures(&[sample("pool/c", 3, 90.0), failed]);
+        assert_eq!(text, "✗ pool/c seed 4: verification ✗ Pool usage < 80%\n");
     }
 
     #[test]
