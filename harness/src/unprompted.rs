@@ -26,12 +26,13 @@ use runbooks::ops::{Ops, Outcome, Phase, StepError};
 use crate::report::DrillReport;
 
 /// How long the stack runs its workload before the runbook is run: long enough for
-/// every rate's window and the slowest alert's evaluation to have data.
-pub const SETTLE: Duration = Duration::from_secs(10 * 60);
-/// How long after the runbook the stack is watched for alerts it raised: longer than
-/// the `for` of every rule a remedy could trip quickly (a stalled scraper, breakers,
-/// the DLQ), shorter than an hour-long quality window, which the ledger covers.
-pub const WATCH: Duration = Duration::from_secs(15 * 60);
+/// the workload's rates and the alert evaluation to have data.
+pub const SETTLE: Duration = Duration::from_secs(5 * 60);
+/// How long after the runbook the stack is watched for alerts it raised: twice the
+/// `for` of the quick rules a remedy could trip (breakers, the DLQ); an alert that
+/// only went pending counts. Hour-long windows (quality) are the ledger's to cover,
+/// and every interruption of a service fails the run from the engine's log anyway.
+pub const WATCH: Duration = Duration::from_secs(10 * 60);
 
 /// Runs the runbook on the healthy stack and records what it did in `report`.
 pub(crate) async fn run(ops: &Ops, runbook: &dyn DynRunbook, report: &mut DrillReport) {
