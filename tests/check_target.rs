@@ -210,13 +210,7 @@ async fn without_an_orchestrator_its_steps_are_not_checked_rather_than_broken() 
     let _ = std::fs::remove_file(&path);
 
     assert!(report.broken().is_empty(), "{text}");
-    let of = |id: &str| {
-        report
-            .runbooks
-            .iter()
-            .find(|r| r.runbook == id)
-            .expect("every runbook is checked")
-    };
+    let of = |id: &str| report.runbook(id).expect("every runbook is checked");
     assert!(
         of("scraper-stalled")
             .steps
@@ -412,13 +406,7 @@ async fn a_compose_project_named_in_the_target_has_its_service_steps_checked() {
         "{refused}"
     );
     assert!(report.broken().is_empty(), "{rendered}");
-    let of = |id: &str| {
-        report
-            .runbooks
-            .iter()
-            .find(|r| r.runbook == id)
-            .expect("the runbook is checked")
-    };
+    let of = |id: &str| report.runbook(id).expect("the runbook is checked");
     assert!(
         of("scraper-stalled")
             .steps

@@ -76,6 +76,11 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// The checks of one runbook, by id.
+    pub fn runbook(&self, id: &str) -> Option<&RunbookCheck> {
+        self.runbooks.iter().find(|r| r.runbook == id)
+    }
+
     /// Every broken command, as `runbook: what`.
     pub fn broken(&self) -> Vec<String> {
         let mut broken: Vec<String> = self
