@@ -14,6 +14,14 @@ use runbooks::ops::{ApiError, Ops, OrchestratorError, Phase, ServiceStatus, Step
 use sqlx::Connection;
 use wire::{Clock, Service};
 
+/// A target whose every address is a port nothing listens on (discard, 9).
+const NOWHERE: &str = "name = \"nowhere\"\n\
+     enrichment = \"http://127.0.0.1:9/\"\ngateway = \"http://127.0.0.1:9/\"\n\
+     dlq = \"http://127.0.0.1:9/\"\nrest_api = \"http://127.0.0.1:9/\"\n\
+     graph_api = \"http://127.0.0.1:9/\"\n\
+     [postgres]\nhost = \"127.0.0.1\"\nport = 9\nuser = \"ro\"\ndatabase = \"musicdb\"\n\
+     [redis]\nhost = \"127.0.0.1\"\nport = 9\n";
+
 /// A target file naming the stack's services, as a team would write one for theirs.
 fn target_file(stack: &stack::Stack, name: &str) -> PathBuf {
     let e = stack.endpoints();
@@ -231,16 +239,7 @@ async fn without_an_orchestrator_its_steps_are_not_checked_rather_than_broken() 
 async fn an_unreachable_target_is_one_clear_error() {
     let path =
         std::env::temp_dir().join(format!("drill-check-nowhere-{}.toml", std::process::id()));
-    std::fs::write(
-        &path,
-        "name = \"nowhere\"\n\
-         enrichment = \"http://127.0.0.1:9/\"\ngateway = \"http://127.0.0.1:9/\"\n\
-         dlq = \"http://127.0.0.1:9/\"\nrest_api = \"http://127.0.0.1:9/\"\n\
-         graph_api = \"http://127.0.0.1:9/\"\n\
-         [postgres]\nhost = \"127.0.0.1\"\nport = 9\nuser = \"ro\"\ndatabase = \"musicdb\"\n\
-         [redis]\nhost = \"127.0.0.1\"\nport = 9\n",
-    )
-    .unwrap();
+    std::fs::write(&path, NOWHERE).unwrap();
     let loaded = Target::load(&path).expect("the target file loads");
     let _ = std::fs::remove_file(&path);
     let ops = read_only_ops(&loaded, Arc::new(NoOrchestrator));
@@ -491,16 +490,7 @@ async fn targets_that_cannot_be_checked_exit_2_with_a_clear_error() {
     );
 
     let nowhere = dir.path().join("nowhere.toml");
-    std::fs::write(
-        &nowhere,
-        "name = \"nowhere\"\n\
-         enrichment = \"http://127.0.0.1:9/\"\ngateway = \"http://127.0.0.1:9/\"\n\
-         dlq = \"http://127.0.0.1:9/\"\nrest_api = \"http://127.0.0.1:9/\"\n\
-         graph_api = \"http://127.0.0.1:9/\"\n\
-         [postgres]\nhost = \"127.0.0.1\"\nport = 9\nuser = \"ro\"\ndatabase = \"musicdb\"\n\
-         [redis]\nhost = \"127.0.0.1\"\nport = 9\n",
-    )
-    .unwrap();
+    std::fs::write(&nowhere, NOWHERE).unwrap();
     let (code, said) = run(&nowhere);
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("does not answer"), "{said}");

@@ -131,6 +131,19 @@ impl GameDay {
         all
     }
 
+    /// Runs `script` as the responder and asserts the game day ended resolved, with
+    /// exit status 0; its JSON report, HTML report and what the responder printed.
+    fn resolved_by(self, script: &str) -> (Value, String, String) {
+        let said = self.respond(script);
+        let (status, report, html) = self.finish(Duration::from_secs(240));
+        assert_eq!(
+            report["outcome"]["outcome"], "resolved",
+            "{report:#}\nthe responder said:\n{said}"
+        );
+        assert!(status.success());
+        (report, html, said)
+    }
+
     /// Waits for the game day to end; its exit status, JSON report and HTML report.
     fn finish(mut self, within: Duration) -> (ExitStatus, Value, String) {
         let mut child = self.child.take().expect("running");
@@ -287,14 +300,7 @@ fn a_scripted_responder_resolves_a_blind_game_day_and_the_report_names_what_it_d
             && game.output().contains("drawn from seed 7 and not shown"),
         "a blind game day does not show its scenario"
     );
-    let said = game.respond(RESPONDER);
-    let (status, report, html) = game.finish(Duration::from_secs(240));
-
-    assert_eq!(
-        report["outcome"]["outcome"], "resolved",
-        "{report:#}\nthe responder said:\n{said}"
-    );
-    assert!(status.success());
+    let (report, html, said) = game.resolved_by(RESPONDER);
     assert_eq!(
         report["scenario"], POOL_A,
         "the report reveals the drawn scenario"
@@ -396,13 +402,7 @@ fn on_docker_the_runbooks_compose_lines_run_through_docker_compose_and_are_obser
         "the banner points the real tool at the stack:\n{}",
         game.output()
     );
-    let said = game.respond(COMPOSE_RESPONDER);
-    let (status, report, _) = game.finish(Duration::from_secs(240));
-    assert_eq!(
-        report["outcome"]["outcome"], "resolved",
-        "{report:#}\nthe responder said:\n{said}"
-    );
-    assert!(status.success());
+    let (report, _, _) = game.resolved_by(COMPOSE_RESPONDER);
     let actions = actions(&report);
     for service in ["rest-api", "graph-api"] {
         assert!(
