@@ -37,7 +37,11 @@ pub struct RunArgs {
     /// `all` for every scenario. Not needed with --scenario-file.
     #[arg(required_unless_present = "scenario_file")]
     selector: Option<String>,
-    /// Drills this scenario file instead (e.g. one a property test printed).
+    /// Drills this scenario file instead, or a fault schedule's file (one with a
+    /// `[watch]` table, e.g. one the property test printed): its faults strike, every
+    /// alert that fires is answered by its runbook, and the run fails when a property
+    /// breaks (work lost, an alert neither resolved nor escalated, an alert the
+    /// remedy raised, the configuration left changed undeclared).
     #[arg(long, conflicts_with = "selector")]
     scenario_file: Option<PathBuf>,
     /// Seed of the generated data and of every fault time drawn from the scenarios.
@@ -85,6 +89,13 @@ enum Approval {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    if let Some(file) = &args.scenario_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        if harness::schedule::is_schedule(&text) {
+            return run_schedule(&args, file).await;
+        }
+    }
     let chosen: Vec<Scenario> = match (&args.scenario_file, &args.selector) {
         (Some(file), _) => vec![scenario::load_file(file)?],
         (None, Some(selector)) => scenario::select(args.stack.load_scenarios()?, selector)?,
@@ -95,12 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     } else {
         chosen
     };
-    let approver: Arc<dyn runbooks::ops::Approver> = match args.approve {
-        Some(Approval::Ask) => Arc::new(AskOperator),
-        Some(Approval::Auto) => Arc::new(AutoApprove),
-        None if operator_present() => Arc::new(AskOperator),
-        None => Arc::new(AutoApprove),
-    };
+    let approver = approver(args.approve);
     let response = if args.control {
         Response::Control
     } else if args.no_incident {
@@ -186,6 +192,59 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         println!("report (HTML): {}", path.display());
     }
     Ok(passed == reports.len())
+}
+
+/// A fault schedule's file (one a property test printed): its faults strike, every
+/// alert that fires is answered by its runbook, and the properties are judged.
+async fn run_schedule(args: &RunArgs, file: &std::path::Path) -> anyhow::Result<bool> {
+    if args.control || args.no_incident || args.html.is_some() || args.junit.is_some() {
+        anyhow::bail!(
+            "{} is a fault schedule: it is drilled with every runbook answering its alerts \
+             (and a control run when one is needed); --control, --no-incident, --html and \
+             --junit are for scenarios",
+            file.display()
+        );
+    }
+    let schedule = harness::schedule::load_file(file)?;
+    let approver = approver(args.approve);
+    let options = DrillOptions::new(approver, args.seed);
+    let keep = KeepPolicy::from_env()?;
+    let mut stacks = args
+        .stack
+        .stacks(format!("drill-run {}", schedule.id))
+        .await?;
+    let stack = stacks
+        .get(args.stack.scale().unwrap_or(schedule.scale), args.seed)
+        .await?;
+    eprintln!(
+        "drilling fault schedule {} — {} ({} faults, watched {} modeled minutes)",
+        schedule.id,
+        schedule.title,
+        schedule.faults.len(),
+        schedule.watch.as_secs() / 60
+    );
+    let report = harness::schedule::drill_schedule(stack, &schedule, &options)
+        .await
+        .with_context(|| format!("drilling {}", schedule.id))?;
+    println!("{}", report.render());
+    if keep.keeps(report.passed()) {
+        stacks.keep_current()?;
+    }
+    stacks.shutdown().await?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report.passed())
+}
+
+fn approver(approval: Option<Approval>) -> Arc<dyn runbooks::ops::Approver> {
+    match approval {
+        Some(Approval::Ask) => Arc::new(AskOperator),
+        Some(Approval::Auto) => Arc::new(AutoApprove),
+        None if operator_present() => Arc::new(AskOperator),
+        None => Arc::new(AutoApprove),
+    }
 }
 
 /// `drill list`: the runbooks and their scenarios.

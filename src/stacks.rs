@@ -42,7 +42,6 @@ impl StackArgs {
         Ok(scenario::load_all(&dir)?)
     }
 
-    /// The scale `scenario` is drilled at.
     /// The scale given on the command line, if one was.
     pub fn scale(&self) -> Option<f64> {
         self.scale
@@ -56,6 +55,7 @@ impl StackArgs {
         &self.backend
     }
 
+    /// The scale `scenario` is drilled at.
     pub fn scale_for(&self, scenario: &Scenario) -> f64 {
         self.scale.unwrap_or(scenario.scale)
     }

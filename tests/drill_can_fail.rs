@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::flawed::{Resolving, disable_and_walk_away};
 use common::{Drill, scenario};
 use futures::future::BoxFuture;
 use harness::Response;
 use harness::scenario::FaultSpec;
-use runbooks::circuit_breaker_storm::{CircuitBreakerStorm, StormDiagnosis};
+use runbooks::circuit_breaker_storm::CircuitBreakerStorm;
 use runbooks::criteria::Criterion;
 use runbooks::data_quality::{DataQuality, QualityDiagnosis};
 use runbooks::db_connection_pool::{self, DbConnectionPool, PoolDiagnosis};
@@ -24,36 +25,9 @@ use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
 use runbooks::enrichment_success_rate::{self, EnrichmentSuccessRate, SuccessRateDiagnosis};
 use runbooks::memory::{self, Memory, MemoryDiagnosis};
 use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
-use runbooks::steps::{self, RowsNaming};
+use runbooks::steps;
 use runbooks::{Evidence, Runbook, RunbookMeta};
 use wire::api::ErrorKind;
-
-/// A resolution in place of a runbook's own.
-type Resolution<D> = for<'a> fn(&'a Ops, &'a D) -> BoxFuture<'a, Result<(), StepError>>;
-
-/// A real runbook with its resolution replaced: the same investigation and criteria,
-/// another response.
-struct Resolving<R: Runbook> {
-    runbook: R,
-    resolve: Resolution<R::Diagnosis>,
-}
-
-#[async_trait]
-impl<R: Runbook> Runbook for Resolving<R> {
-    type Diagnosis = R::Diagnosis;
-    fn meta(&self) -> &'static RunbookMeta {
-        self.runbook.meta()
-    }
-    async fn investigate(&self, ops: &Ops) -> Result<R::Diagnosis, StepError> {
-        self.runbook.investigate(ops).await
-    }
-    async fn resolve(&self, ops: &Ops, diagnosis: &R::Diagnosis) -> Result<(), StepError> {
-        (self.resolve)(ops, diagnosis).await
-    }
-    fn criteria(&self) -> Vec<Criterion> {
-        self.runbook.criteria()
-    }
-}
 
 /// A scenario whose outages never end during the drill.
 fn without_recovery(id: &str) -> harness::Scenario {
@@ -107,26 +81,6 @@ async fn replaying_before_the_breaker_recovers_fails_the_dlq_drill() {
         text.contains("Replay DLQ batch"),
         "the replay step is logged:\n{text}"
     );
-}
-
-/// Circuit Breaker Storm, but scenario A disables the provider and walks away.
-fn disable_and_walk_away<'a>(
-    ops: &'a Ops,
-    diagnosis: &'a StormDiagnosis,
-) -> BoxFuture<'a, Result<(), StepError>> {
-    Box::pin(async move {
-        for provider in &diagnosis.affected {
-            steps::set_provider_enabled(
-                ops,
-                Phase::Resolve,
-                *provider,
-                RowsNaming::AnyPriority,
-                false,
-            )
-            .await?;
-        }
-        steps::reload_config(ops, Phase::Resolve).await
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

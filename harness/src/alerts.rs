@@ -59,6 +59,16 @@ pub struct ProbeFailure {
     pub ever_read: bool,
 }
 
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alert {} could not be evaluated ({} of its readings failed): `{}` failed: {}",
+            self.alert, self.failures, self.probe, self.last_error
+        )
+    }
+}
+
 /// Evaluates every rule over fresh probe readings and keeps their states.
 pub struct AlertEvaluator {
     rules: Vec<&'static AlertRule>,
@@ -140,6 +150,12 @@ impl AlertEvaluator {
             }
         }
         raised
+    }
+
+    /// Every time a rule's condition began to hold (went pending, or fired at once),
+    /// in order.
+    pub fn tripped(&self) -> &[(&'static str, DateTime<Utc>)] {
+        &self.tripped
     }
 
     /// Alerts whose condition began to hold at or after `since`, pending or firing,

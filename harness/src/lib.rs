@@ -6,7 +6,9 @@
 //! ([`runner`]), telling its own time from waiting on the world ([`world`]), and then
 //! checks that nothing was lost ([`ledger`]) and what the response cost the cache
 //! ([`cache_cost`]). [`scenario`] reads the scenario files;
-//! [`report`] renders what happened for people and for CI.
+//! [`report`] renders what happened for people and for CI. A [`schedule`] of faults
+//! with no runbook named is drilled through whichever alerts fire, and held to the
+//! properties every correct set of runbooks keeps.
 //!
 //! A game day ([`gameday`]) is the same engine with a person in the runbook's place:
 //! [`observer`] sees what they do from the stack, [`runbooks::playbook`] sets it beside
@@ -27,6 +29,7 @@ pub mod observer;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod schedule;
 pub mod signals;
 pub mod unprompted;
 pub mod world;

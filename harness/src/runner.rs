@@ -33,7 +33,7 @@ use crate::cache_cost::CacheCost;
 use crate::faults::{FaultError, FaultGuard, RetryAfter};
 use crate::ledger;
 use crate::report::{DrillReport, FaultRecord};
-use crate::scenario::{Scenario, ScheduledFault};
+use crate::scenario::{self, FaultSpec, Scenario, ScheduledFault};
 use crate::signals::{History, spawn_sampler};
 use crate::world::{self, Interval};
 
@@ -142,7 +142,7 @@ enum Stop {
 
 /// How long after verification the alert may take to clear: its rule is evaluated
 /// every few modeled seconds, and a rate that has recovered may take one window.
-const CLEAR_BOUND: Duration = Duration::from_secs(20 * 60);
+pub(crate) const CLEAR_BOUND: Duration = Duration::from_secs(20 * 60);
 
 /// Runs one scenario of `runbook` on `stack` and reports how it went.
 pub async fn run_drill(
@@ -151,40 +151,17 @@ pub async fn run_drill(
     scenario: &Scenario,
     options: &DrillOptions,
 ) -> Result<DrillReport, DrillError> {
-    if scenario.needs_size_limited_disk()
-        && let Err(reason) = stack.disk().limited()
-    {
-        // A disk that cannot fill would make the drill pass or fail for nothing.
-        return Err(DrillError::NoSizeLimitedDisk {
-            scenario: scenario.id.clone(),
-            reason,
-        });
-    }
-    if scenario.needs_memory_limit()
-        && let Err(reason) = stack.memory()
-    {
-        // A leak without a limit takes the host's memory and ends in no OOM kill.
-        return Err(DrillError::NoMemoryLimit {
-            scenario: scenario.id.clone(),
-            reason: reason.to_owned(),
-        });
-    }
+    can_drill(stack, &scenario.id, &scenario.faults)?;
     let wall_start = std::time::Instant::now();
-    stack.reset().await.map_err(DrillError::Reset)?;
-    stack.set_workload(scenario.workload);
-    let clock = stack.clock();
-    let timeline = Timeline::new(clock);
-    let ops = Ops::connect(
-        stack.endpoints().clone(),
-        stack.orchestrator(),
-        clock,
-        options.approver.clone(),
-        timeline.clone(),
-    )
-    .await
-    .map_err(DrillError::Connect)?
-    .with_host(stack.host());
-    let mut report = DrillReport::new(runbook.meta(), scenario, options, clock.scale());
+    let Prepared {
+        ops,
+        timeline,
+        baseline_config,
+        evaluator,
+        firing_before,
+        evaluation,
+    } = prepare(stack, scenario.workload, options).await?;
+    let mut report = DrillReport::new(runbook.meta(), scenario, options, stack.clock().scale());
     let sampling = options.sample_signals.then(|| {
         let history = Arc::new(std::sync::Mutex::new(History::starting(
             timeline.started_at(),
@@ -192,14 +169,6 @@ pub async fn run_drill(
         let task = spawn_sampler(ops.clone(), SAMPLE_EVERY, history.clone());
         (task, history)
     });
-    let baseline_config = config_snapshot(&ops).await.map_err(DrillError::Config)?;
-
-    // Alerts are evaluated from before the fault, so that a rule already firing is
-    // not mistaken for one the fault raised.
-    let evaluator = Arc::new(Mutex::new(AlertEvaluator::for_all_runbooks()));
-    evaluator.lock().await.evaluate(&ops).await;
-    let firing_before = evaluator.lock().await.firing();
-    let evaluation = spawn_evaluation(evaluator.clone(), ops.clone(), options.evaluation_interval);
 
     let mut schedule = scenario.schedule(options.seed);
     if options.response == Response::Unprompted {
@@ -266,6 +235,76 @@ pub async fn run_drill(
     report.wall_seconds = wall_start.elapsed().as_secs_f64();
     report.finish();
     Ok(report)
+}
+
+/// Whether this stack can hold `faults` so that they mean something: a disk that
+/// cannot fill would make a drill pass or fail for nothing, and a leak without a
+/// memory limit takes the host's memory and ends in no OOM kill.
+pub(crate) fn can_drill(stack: &Stack, id: &str, faults: &[FaultSpec]) -> Result<(), DrillError> {
+    if scenario::needs_size_limited_disk(faults)
+        && let Err(reason) = stack.disk().limited()
+    {
+        return Err(DrillError::NoSizeLimitedDisk {
+            scenario: id.to_owned(),
+            reason,
+        });
+    }
+    if scenario::needs_memory_limit(faults)
+        && let Err(reason) = stack.memory()
+    {
+        return Err(DrillError::NoMemoryLimit {
+            scenario: id.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A reset stack under its workload, connected, with its alert rules evaluated in the
+/// background from before any fault (so that a rule already firing is not mistaken
+/// for one the fault raised) and its configuration as it was.
+pub(crate) struct Prepared {
+    pub(crate) ops: Ops,
+    pub(crate) timeline: Timeline,
+    pub(crate) baseline_config: Vec<String>,
+    pub(crate) evaluator: Arc<Mutex<AlertEvaluator>>,
+    pub(crate) firing_before: Vec<&'static str>,
+    /// The background evaluation: abort it when the drill ends.
+    pub(crate) evaluation: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) async fn prepare(
+    stack: &Stack,
+    workload: stack::Workload,
+    options: &DrillOptions,
+) -> Result<Prepared, DrillError> {
+    stack.reset().await.map_err(DrillError::Reset)?;
+    stack.set_workload(workload);
+    let clock = stack.clock();
+    let timeline = Timeline::new(clock);
+    let ops = Ops::connect(
+        stack.endpoints().clone(),
+        stack.orchestrator(),
+        clock,
+        options.approver.clone(),
+        timeline.clone(),
+    )
+    .await
+    .map_err(DrillError::Connect)?
+    .with_host(stack.host());
+    let baseline_config = config_snapshot(&ops).await.map_err(DrillError::Config)?;
+    let evaluator = Arc::new(Mutex::new(AlertEvaluator::for_all_runbooks()));
+    evaluator.lock().await.evaluate(&ops).await;
+    let firing_before = evaluator.lock().await.firing();
+    let evaluation = spawn_evaluation(evaluator.clone(), ops.clone(), options.evaluation_interval);
+    Ok(Prepared {
+        ops,
+        timeline,
+        baseline_config,
+        evaluator,
+        firing_before,
+        evaluation,
+    })
 }
 
 /// A fault that struck, and how it ends.
@@ -765,14 +804,9 @@ async fn check_aftermath(
         Ok(config_after)
             if config_after != baseline_config && !scenario.expect.config_may_change =>
         {
-            let drift: Vec<String> = config_after
-                .iter()
-                .filter(|row| !baseline_config.contains(row))
-                .cloned()
-                .collect();
             let changed = format!(
                 "remediation left metadata_enrichment_config changed: {}",
-                drift.join("; ")
+                config_drift(baseline_config, &config_after).join("; ")
             );
             // With no incident, a change the report names is allowed; it is still
             // a change nobody needed.
@@ -814,10 +848,7 @@ async fn check_aftermath(
         }
     }
     for failure in evaluator.probe_failures() {
-        let line = format!(
-            "alert {} could not be evaluated ({} of its readings failed): `{}` failed: {}",
-            failure.alert, failure.failures, failure.probe, failure.last_error
-        );
+        let line = failure.to_string();
         // With no fault, a probe that could not be read is a service the runbook
         // took down.
         if failure.ever_read && !unprompted {
@@ -828,9 +859,18 @@ async fn check_aftermath(
     }
 }
 
+/// The rows of `after` that `before` did not have: what a remediation changed.
+pub(crate) fn config_drift(before: &[String], after: &[String]) -> Vec<String> {
+    after
+        .iter()
+        .filter(|row| !before.contains(row))
+        .cloned()
+        .collect()
+}
+
 /// Waits (modeled, bounded) until `alert` is firing (or, with `firing = false`, not
 /// firing), returning when it was seen so.
-async fn wait_for_alert(
+pub(crate) async fn wait_for_alert(
     ops: &Ops,
     evaluator: &Arc<Mutex<AlertEvaluator>>,
     alert: &str,

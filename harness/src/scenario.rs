@@ -205,11 +205,29 @@ impl<'de> Deserialize<'de> for Span {
 /// The stack's workload during a drill.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WorkloadSpec {
+pub(crate) struct WorkloadSpec {
     tracks_per_minute: u32,
     /// Reads per modeled minute on each of rest-api and graph-api.
     #[serde(default)]
     api_requests_per_minute: u32,
+}
+
+impl From<WorkloadSpec> for Workload {
+    fn from(spec: WorkloadSpec) -> Self {
+        Workload {
+            tracks_per_minute: spec.tracks_per_minute,
+            api_requests_per_minute: spec.api_requests_per_minute,
+        }
+    }
+}
+
+impl From<Workload> for WorkloadSpec {
+    fn from(workload: Workload) -> Self {
+        WorkloadSpec {
+            tracks_per_minute: workload.tracks_per_minute,
+            api_requests_per_minute: workload.api_requests_per_minute,
+        }
+    }
 }
 
 /// One root-cause fault of a scenario, as written in its file.
@@ -630,69 +648,89 @@ impl FaultSpec {
 }
 
 impl Scenario {
-    /// How this scenario's stack shares the machine (see [`stack::turn`]): alone when
-    /// the harness generates load against it (API reads, a traffic surge), since the
-    /// generator must keep pace with modeled time for the drill to measure the runbook.
+    /// How this scenario's stack shares the machine (see [`stack::turn`]).
     pub fn turn(&self) -> TurnKind {
-        let generates_load = self.workload.api_requests_per_minute > 0
-            || self
-                .faults
-                .iter()
-                .any(|fault| matches!(fault, FaultSpec::TrafficSurge { .. }));
-        if generates_load {
-            TurnKind::Alone
-        } else {
-            TurnKind::Shared
-        }
+        turn_for(&self.workload, &self.faults)
     }
 
     /// Whether a fault of this scenario fills the stack's disk, which must then be a
     /// size-limited file system of its own for the drill to mean anything.
     pub fn needs_size_limited_disk(&self) -> bool {
-        self.faults.iter().any(|fault| {
-            matches!(
-                fault,
-                FaultSpec::DebugLogging { .. }
-                    | FaultSpec::BackupsPiledUp { .. }
-                    | FaultSpec::DiskFill { .. }
-            )
-        })
+        needs_size_limited_disk(&self.faults)
     }
 
     /// Whether a fault of this scenario fills the stack's memory, which must then be
     /// limited to its budget for the drill to mean anything.
     pub fn needs_memory_limit(&self) -> bool {
-        self.faults.iter().any(|fault| {
-            matches!(
-                fault,
-                FaultSpec::MemoryLeak { .. } | FaultSpec::CacheBloat { .. }
-            )
-        })
+        needs_memory_limit(&self.faults)
     }
 
     /// The faults with every time and amount drawn for `seed`, in the order they
-    /// strike. Each fault draws from a stream of its own (by its place in the file),
-    /// so adding a fault does not move the others.
+    /// strike (see [`draw`]).
     pub fn schedule(&self, seed: u64) -> Vec<ScheduledFault> {
-        let mut scheduled: Vec<ScheduledFault> = self
-            .faults
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                rng.set_stream(i as u64 + 1);
-                let at = spec.at().map_or(0.0, |span| span.draw(&mut rng));
-                let recovers_after = spec.recovers_after().map(|span| span.draw(&mut rng));
-                ScheduledFault {
-                    fault: spec.fault(&mut rng),
-                    at: minutes(at),
-                    recovers_after: recovers_after.map(minutes),
-                }
-            })
-            .collect();
-        scheduled.sort_by_key(|s| s.at);
-        scheduled
+        draw(&self.faults, seed)
     }
+}
+
+/// How a stack with this workload and these faults shares the machine (see
+/// [`stack::turn`]): alone when the harness generates load against it (API reads, a
+/// traffic surge), since the generator must keep pace with modeled time for the drill
+/// to measure the runbook.
+pub(crate) fn turn_for(workload: &Workload, faults: &[FaultSpec]) -> TurnKind {
+    let generates_load = workload.api_requests_per_minute > 0
+        || faults
+            .iter()
+            .any(|fault| matches!(fault, FaultSpec::TrafficSurge { .. }));
+    if generates_load {
+        TurnKind::Alone
+    } else {
+        TurnKind::Shared
+    }
+}
+
+/// Whether one of `faults` fills the stack's disk.
+pub(crate) fn needs_size_limited_disk(faults: &[FaultSpec]) -> bool {
+    faults.iter().any(|fault| {
+        matches!(
+            fault,
+            FaultSpec::DebugLogging { .. }
+                | FaultSpec::BackupsPiledUp { .. }
+                | FaultSpec::DiskFill { .. }
+        )
+    })
+}
+
+/// Whether one of `faults` fills the stack's memory.
+pub(crate) fn needs_memory_limit(faults: &[FaultSpec]) -> bool {
+    faults.iter().any(|fault| {
+        matches!(
+            fault,
+            FaultSpec::MemoryLeak { .. } | FaultSpec::CacheBloat { .. }
+        )
+    })
+}
+
+/// `faults` with every time and amount drawn for `seed`, in the order they strike.
+/// Each fault draws from a stream of its own (by its place in the list), so adding a
+/// fault does not move the others.
+pub(crate) fn draw(faults: &[FaultSpec], seed: u64) -> Vec<ScheduledFault> {
+    let mut scheduled: Vec<ScheduledFault> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(i as u64 + 1);
+            let at = spec.at().map_or(0.0, |span| span.draw(&mut rng));
+            let recovers_after = spec.recovers_after().map(|span| span.draw(&mut rng));
+            ScheduledFault {
+                fault: spec.fault(&mut rng),
+                at: minutes(at),
+                recovers_after: recovers_after.map(minutes),
+            }
+        })
+        .collect();
+    scheduled.sort_by_key(|s| s.at);
+    scheduled
 }
 
 #[derive(Serialize, Deserialize)]
@@ -708,7 +746,7 @@ struct ScenarioFile {
     expect: Expectation,
 }
 
-fn default_scale() -> f64 {
+pub(crate) fn default_scale() -> f64 {
     60.0
 }
 
@@ -737,18 +775,7 @@ pub enum ScenarioError {
 /// Parses one scenario from its text; `id` and `path` name it in errors. The runbook
 /// it names must exist and know its expected diagnosis.
 pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let file: ScenarioFile = toml::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .span()
-            .map(|span| line_and_column(text, span.start))
-            .unwrap_or((1, 1));
-        ScenarioError::Invalid {
-            path: path.to_owned(),
-            line,
-            column,
-            message: error.message().to_owned(),
-        }
-    })?;
+    let file: ScenarioFile = from_toml(path, text)?;
     let semantic = |message: String| ScenarioError::Semantic {
         path: path.to_owned(),
         message,
@@ -788,10 +815,7 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, ScenarioErro
             file.expect.alert
         )));
     }
-    let workload = file.workload.map_or_else(Workload::default, |w| Workload {
-        tracks_per_minute: w.tracks_per_minute,
-        api_requests_per_minute: w.api_requests_per_minute,
-    });
+    let workload = file.workload.map_or_else(Workload::default, Workload::from);
     Ok(Scenario {
         id: id.to_owned(),
         runbook: file.runbook,
@@ -811,12 +835,28 @@ pub fn to_toml(scenario: &Scenario) -> Result<String, toml::ser::Error> {
         runbook: scenario.runbook.clone(),
         title: scenario.title.clone(),
         scale: scenario.scale,
-        workload: Some(WorkloadSpec {
-            tracks_per_minute: scenario.workload.tracks_per_minute,
-            api_requests_per_minute: scenario.workload.api_requests_per_minute,
-        }),
+        workload: Some(scenario.workload.into()),
         faults: scenario.faults.clone(),
         expect: scenario.expect.clone(),
+    })
+}
+
+/// `text` read as `T`, a mistake reported with the file, the line and what is wrong.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ScenarioError> {
+    toml::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map(|span| line_and_column(text, span.start))
+            .unwrap_or((1, 1));
+        ScenarioError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            message: error.message().to_owned(),
+        }
     })
 }
 
@@ -845,6 +885,11 @@ pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
         path: path.to_owned(),
         source,
     })?;
+    parse(&file_id(path), path, &text)
+}
+
+/// The id of a file's scenario or schedule: `<parent dir>/<file stem>`.
+pub(crate) fn file_id(path: &Path) -> String {
     let name = |p: Option<&Path>| {
         p.and_then(Path::file_name)
             .map(|n| n.to_string_lossy().into_owned())
@@ -854,8 +899,7 @@ pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let id = format!("{}/{stem}", name(path.parent()));
-    parse(&id, path, &text)
+    format!("{}/{stem}", name(path.parent()))
 }
 
 /// Every scenario under `dir` (`<runbook>/<name>.toml`), sorted by id.

@@ -2,6 +2,8 @@
 //! one scenario file against it.
 #![allow(dead_code)]
 
+pub mod flawed;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
