@@ -343,3 +343,39 @@ fn a_flawed_responder_breaks_a_property_and_shrinks_to_a_schedule_file() {
     );
     assert!(stdout.contains("circuit-breaker-storm runbook"), "{stdout}");
 }
+
+/// Found by the property test (generator seed 7, shrunk to these two faults): Last.fm's
+/// breaker stuck open while MusicBrainz rate-limits. The gateway's alert fires first;
+/// the breaker runbook it follows diagnosed rate limiting for every open breaker,
+/// paused the workers, and then failed waiting for all breakers to close, Last.fm's
+/// included, which no pause closes. It now escalates Last.fm as a second incident with
+/// its evidence, and the breaker's own alert gets it reset.
+#[test]
+fn two_providers_failing_for_different_reasons_are_two_incidents() {
+    let runtime = drill_runtime();
+    let stack = runtime.block_on(common::stack("fault-schedules-two-causes", FLAWED_SCALE));
+    let rate_limit = FaultSpec::RateLimit {
+        provider: Provider::Musicbrainz,
+        quiet_minutes: Span::exactly(2.5),
+        at_minutes: Some(Span::exactly(5.5)),
+    };
+    let stuck = FaultSpec::StuckBreaker {
+        provider: Provider::Lastfm,
+        at_minutes: Some(Span::exactly(3.5)),
+    };
+    let schedule = schedule_of(vec![rate_limit, stuck], 27, FLAWED_SCALE, 25.0);
+    let file = failing_schedule_file("two-causes");
+    let report = check(&runtime, &stack, &schedule, &runbooks::all(), &file);
+    runtime.block_on(stack.shutdown()).expect("the stack stops");
+    let report = report.unwrap_or_else(|failure| panic!("{failure}"));
+    let text = report.render();
+    let escalated = report.responses.iter().any(|r| {
+        matches!(&r.outcome, schedule::ResponseOutcome::Escalated { evidence }
+            if evidence.contains("lastfm stays OPEN") && evidence.contains("second incident"))
+    });
+    assert!(
+        escalated,
+        "Last.fm is escalated as a second incident:\n{text}"
+    );
+    assert!(report.still_firing.is_empty(), "{text}");
+}

@@ -67,6 +67,9 @@ pub struct StormDiagnosis {
     pub scenario: StormScenario,
     /// The providers whose breakers are not CLOSED.
     pub affected: Vec<Provider>,
+    /// Those of them the scenario's evidence explains (all of them, unless two
+    /// providers fail for different reasons at once).
+    pub explained: Vec<Provider>,
     pub evidence: Vec<Evidence>,
 }
 
@@ -137,17 +140,10 @@ impl Runbook for CircuitBreakerStorm {
                 .map(|(_, s)| *s)
                 .unwrap_or(ExternalState::Up)
         };
-        let scenario = if affected
-            .iter()
-            .any(|p| matches!(state_of(*p), ExternalState::Down(_)))
-        {
-            StormScenario::ExternalApiOutage
-        } else if affected
-            .iter()
-            .any(|p| state_of(*p) == ExternalState::RateLimited || mentions(&rate_limits, *p))
-        {
-            StormScenario::RateLimiting
-        } else if affected.iter().any(|p| {
+        let down = |p: &Provider| matches!(state_of(*p), ExternalState::Down(_));
+        let rate_limited =
+            |p: &Provider| state_of(*p) == ExternalState::RateLimited || mentions(&rate_limits, *p);
+        let unreachable = |p: &Provider| {
             // A network issue shows as connection errors or timeouts reaching the
             // provider, not as errors the provider itself answered; and as ones of now
             // (the breaker's trial calls keep failing), not a timeout of a busy moment
@@ -158,10 +154,18 @@ impl Runbook for CircuitBreakerStorm {
                 let l = l.to_lowercase();
                 recent && l.contains(p.name()) && (l.contains("connect") || l.contains("timeout"))
             })
-        }) {
-            StormScenario::NetworkIssue
+        };
+        let explained_by = |test: &dyn Fn(&Provider) -> bool| -> Vec<Provider> {
+            affected.iter().copied().filter(|p| test(p)).collect()
+        };
+        let (scenario, explained) = if affected.iter().any(down) {
+            (StormScenario::ExternalApiOutage, explained_by(&down))
+        } else if affected.iter().any(rate_limited) {
+            (StormScenario::RateLimiting, explained_by(&rate_limited))
+        } else if affected.iter().any(unreachable) {
+            (StormScenario::NetworkIssue, explained_by(&unreachable))
         } else {
-            StormScenario::CircuitBreakerStuck
+            (StormScenario::CircuitBreakerStuck, affected.clone())
         };
         let evidence = vec![
             Evidence::new("breakers", steps::describe_breakers(&health)),
@@ -191,16 +195,23 @@ impl Runbook for CircuitBreakerStorm {
         Ok(StormDiagnosis {
             scenario,
             affected,
+            explained,
             evidence,
         })
     }
 
     async fn resolve(&self, ops: &Ops, diagnosis: &StormDiagnosis) -> Result<(), StepError> {
-        match diagnosis.scenario {
+        let resolved = match diagnosis.scenario {
             StormScenario::ExternalApiOutage => external_outage(ops, &diagnosis.affected).await,
             StormScenario::NetworkIssue => network_issue(ops).await,
             StormScenario::RateLimiting => rate_limiting(ops).await,
             StormScenario::CircuitBreakerStuck => breaker_stuck(ops).await,
+        };
+        match resolved {
+            Err(error @ StepError::WaitedTooLong { .. }) => {
+                Err(second_incident(ops, diagnosis).await.unwrap_or(error))
+            }
+            other => other,
         }
     }
 
@@ -233,6 +244,46 @@ impl Runbook for CircuitBreakerStorm {
             .eventually_within(Duration::from_secs(10 * 60)),
         ]
     }
+}
+
+/// When the breakers did not all recover: if every provider the diagnosis explained
+/// did and the ones still OPEN are others, they fail for another reason at the same
+/// time (drilled with fault schedules: Last.fm's breaker stuck while MusicBrainz
+/// rate-limits). This scenario's remedy cannot close them; the runbook escalates
+/// them, with the evidence, as a second incident, rather than report its own remedy
+/// as failed. `None` when an explained provider is still not CLOSED.
+async fn second_incident(ops: &Ops, diagnosis: &StormDiagnosis) -> Option<StepError> {
+    let step = "Check which breakers are still open";
+    let health = steps::check_breakers(ops, Phase::Resolve, step)
+        .await
+        .ok()?;
+    let unhealthy = steps::unhealthy_breakers(&health);
+    if unhealthy.iter().any(|p| diagnosis.explained.contains(p)) {
+        return None;
+    }
+    let others: Vec<&str> = steps::open_breakers(&health)
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some(StepError::Escalate {
+        step: step.into(),
+        reason: format!(
+            "{} recovered under scenario {}, but {} stays OPEN with none of its signs ({}): \
+             a second incident, to be answered on its own",
+            diagnosis
+                .explained
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            diagnosis.scenario.id(),
+            others.join(", "),
+            steps::describe_breakers(&health)
+        ),
+    })
 }
 
 /// Whether a log line reports a rate limit: says so, or gives 429 as a status (not as
