@@ -59,6 +59,12 @@ const STANDS_OUT_BY: f64 = 0.15;
 /// so a provider it shields still has more than this in fifteen minutes.
 const MIN_PROVIDER_CALLS: u64 = 10;
 
+/// ...unless every one of at least this many failed: six calls of six failing is no
+/// blip against a 70% line (a provider at 70% fails six in a row 0.07% of the time).
+/// A provider that times out every call behind a breaker that keeps re-opening can
+/// have as few as eight calls in the window (`drill bench`, seed 3 of scenario C).
+const MIN_ALL_FAILING_CALLS: u64 = 6;
+
 /// Below this the cache answers too little of a workload that asks for popular tracks
 /// again and again (the twin's settles near 50% within a quarter of an hour).
 const LOW_CACHE_HIT_RATE: f64 = 0.30;
@@ -121,7 +127,9 @@ impl Readings {
         let counted: Vec<&(Provider, f64, u64)> = self
             .providers
             .iter()
-            .filter(|(_, _, calls)| *calls >= MIN_PROVIDER_CALLS)
+            .filter(|(_, rate, calls)| {
+                *calls >= MIN_PROVIDER_CALLS || (*calls >= MIN_ALL_FAILING_CALLS && *rate == 0.0)
+            })
             .collect();
         let (worst, rate, _) = counted.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied()?;
         let best_other = counted
@@ -429,6 +437,25 @@ mod tests {
         );
         few.providers[1].2 = 5;
         assert_eq!(few.standing_out(), None);
+    }
+
+    #[test]
+    fn a_provider_failing_every_one_of_a_few_calls_stands_out() {
+        // Seed 3 of scenario C: MusicBrainz timed out all eight calls its breaker let
+        // through in the window.
+        let mut shielded = readings(
+            &[(Provider::Spotify, 1.0), (Provider::Musicbrainz, 0.0)],
+            0.55,
+            &[],
+        );
+        shielded.providers[1].2 = 8;
+        assert_eq!(shielded.standing_out(), Some(Provider::Musicbrainz));
+        shielded.providers[1].2 = 5;
+        assert_eq!(
+            shielded.standing_out(),
+            None,
+            "five calls are still too few"
+        );
     }
 
     #[test]

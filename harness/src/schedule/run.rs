@@ -142,8 +142,18 @@ async fn run(
     };
     let drift = match config_snapshot(&ops).await {
         Ok(after) => {
-            violations.extend(enabled_changed(&baseline_config, &after));
-            config_drift(&baseline_config, &after)
+            let disabled = enabled_changed(&baseline_config, &after);
+            // Those rows are reported as what they are, not again as drift.
+            let drift = config_drift(&baseline_config, &after)
+                .into_iter()
+                .filter(|row| {
+                    !disabled
+                        .iter()
+                        .any(|(key, _)| row.starts_with(&format!("{key}: ")))
+                })
+                .collect();
+            violations.extend(disabled.into_iter().map(|(_, line)| line));
+            drift
         }
         Err(error) => {
             violations.push(format!(
@@ -408,8 +418,8 @@ fn declared_config_changes(entries: &[runbooks::ops::timeline::Entry]) -> Vec<St
 }
 
 /// Rows whose `enabled` the run left other than it found it (a provider left
-/// disabled): never a declared change.
-fn enabled_changed(before: &[String], after: &[String]) -> Vec<String> {
+/// disabled), each with its key: never a declared change.
+fn enabled_changed(before: &[String], after: &[String]) -> Vec<(String, String)> {
     let enabled = |rows: &[String]| -> Vec<(String, String)> {
         rows.iter()
             .filter_map(|row| {
@@ -426,9 +436,10 @@ fn enabled_changed(before: &[String], after: &[String]) -> Vec<String> {
         .into_iter()
         .filter(|(key, flag)| before.iter().any(|(k, f)| k == key && f != flag))
         .map(|(key, flag)| {
-            format!(
+            let line = format!(
                 "metadata_enrichment_config '{key}' left {flag}: a measure its runbook must undo"
-            )
+            );
+            (key, line)
         })
         .collect()
 }
