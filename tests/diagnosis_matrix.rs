@@ -43,24 +43,31 @@ async fn diagonal_of(id: &str) {
         return;
     }
     drills.extend(no_fault(id, &all));
-    let stack = common::stack_for(&format!("matrix {id}"), &drills).await;
-    if drills.iter().any(Scenario::needs_memory_limit)
-        && let Err(reason) = common::limited_memory(&stack)
-    {
-        eprintln!("skipped: {reason}");
+    // One stack per scale the runbook's scenarios are drilled at (most have one).
+    let mut scales: Vec<f64> = drills.iter().map(|s| s.scale).collect();
+    scales.sort_by(f64::total_cmp);
+    scales.dedup();
+    for scale in scales {
+        let group: Vec<&Scenario> = drills.iter().filter(|s| s.scale == scale).collect();
+        let owned: Vec<Scenario> = group.iter().map(|s| (*s).clone()).collect();
+        let stack = common::stack_for(&format!("matrix {id} ×{scale}"), &owned).await;
+        if owned.iter().any(Scenario::needs_memory_limit)
+            && let Err(reason) = common::limited_memory(&stack)
+        {
+            eprintln!("skipped: {reason}");
+            stack.shutdown().await.expect("the stack stops");
+            return;
+        }
+        for scenario in group {
+            let options =
+                DrillOptions::new(Arc::new(AutoApprove), SEED).with_response(Response::Diagnose);
+            let report = run_drill(&stack, runbook.as_ref(), scenario, &options)
+                .await
+                .expect("the drill runs");
+            matrix.record_drill(scenario, &report, SEED);
+        }
         stack.shutdown().await.expect("the stack stops");
-        return;
     }
-    for scenario in &drills {
-        assert_eq!(scenario.scale, drills[0].scale, "one stack per runbook");
-        let options =
-            DrillOptions::new(Arc::new(AutoApprove), SEED).with_response(Response::Diagnose);
-        let report = run_drill(&stack, runbook.as_ref(), scenario, &options)
-            .await
-            .expect("the drill runs");
-        matrix.record_drill(scenario, &report, SEED);
-    }
-    stack.shutdown().await.expect("the stack stops");
     let rendered = matrix.render();
     println!("{rendered}");
     assert!(
