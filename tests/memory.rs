@@ -103,11 +103,20 @@ async fn scenario_c_flushing_a_large_redis_frees_the_memory_and_costs_the_cache(
             && !report.timeline_text.contains("docker compose stop"),
         "Redis holds the memory: no service is restarted or stopped\n{text}"
     );
+    // What the flush cost is counted, not inferred from hit rates: the twin's cache
+    // warms from empty with its stack, so a window before the flush and one after it
+    // are both a cache warming up (harness::cache_cost).
     let cache = report.cache.as_ref().expect("the cache's cost is reported");
-    let after = cache.hit_rate_after().expect("lookups after the flush");
+    let (Some(live), Some(gone)) = (cache.live_entries_before, cache.entries_thrown_away()) else {
+        panic!("the cache's live answers were counted before and after: {cache}\n{text}");
+    };
     assert!(
-        cache.hit_rate_before > 0.2 && after < cache.hit_rate_before,
-        "the flush costs the live answers the workload's repeats hit: {cache}\n{text}"
+        live >= 50 && gone * 10 >= live * 9,
+        "the flush throws away the live answers the workload's repeats hit: {cache}\n{text}"
+    );
+    assert!(
+        cache.hit_rate_after().is_some(),
+        "the hit rate after the flush is reported: {cache}\n{text}"
     );
 }
 

@@ -1,15 +1,22 @@
-//! What a response cost the cache: its hit rate before the resolution and after it.
+//! What a response cost the cache: the live answers it threw away, and the hit rate
+//! before the resolution and after it.
 //!
-//! A `FLUSHDB`, or a restart of metadata-enrichment, throws away answers the cache
-//! would have served: the providers are asked again for them, and the hit rate falls
-//! until the workload's repeats fill it back. The Memory Exhaustion runbook's text
-//! says nothing of that cost; the report shows it rather than hiding it. Before: the
-//! hit rate of `/stats` (its window of the last 15 modeled minutes) as the resolution
-//! starts. After: hits and misses from then to the drill's end, from the counters of
+//! A `FLUSHDB` throws away answers the cache would have served: the providers are
+//! asked again for them, and the hit rate falls until the workload's repeats fill it
+//! back. The Memory Exhaustion runbook's text says nothing of that cost; the report
+//! shows it rather than hiding it. What was thrown away is counted exactly: the
+//! cache's live entries (`enrich:*`, not the never-read analyses of the `cache_bloat`
+//! fault) as the resolution starts and as it ends. The hit rates say what that cost the
+//! users, but they are the weaker evidence: the twin's cache starts empty with its
+//! stack, so a window before the resolution and one after it are both a cache warming
+//! up, and their difference is within the workload's noise. Before: the hit rate of
+//! `/stats` (its window of the last 15 modeled minutes) as the resolution starts.
+//! After: hits and misses from then to the drill's end, from the counters of
 //! `/metrics` (a restarted service counts from its start, which is then the after).
 
 use std::fmt;
 
+use redis::AsyncCommands;
 use runbooks::ops::Ops;
 use runbooks::ops::api::prometheus_value;
 use serde::Serialize;
@@ -23,6 +30,9 @@ pub struct CacheCost {
     /// Lookups from the resolution to the drill's end, and how many hit.
     pub hits_after: Option<u64>,
     pub lookups_after: Option<u64>,
+    /// Live cached answers as the resolution started, and as it ended.
+    pub live_entries_before: Option<u64>,
+    pub live_entries_after_resolution: Option<u64>,
     #[serde(skip)]
     counters_at_start: Option<(f64, f64)>,
 }
@@ -37,6 +47,20 @@ async fn counters(ops: &Ops) -> Option<(f64, f64)> {
 
 /// Hits and lookups between two readings of the (hits, misses) counters. Counters that
 /// went down belong to a restarted service: then everything it counted is after.
+/// The cache's live answers: every `enrich:*` key but the never-read analyses of the
+/// `cache_bloat` fault. `None` when Redis does not answer.
+async fn live_entries(ops: &Ops) -> Option<u64> {
+    let mut connection = ops.redis.get_multiplexed_async_connection().await.ok()?;
+    let mut keys: redis::AsyncIter<'_, String> = connection.scan_match("enrich:*").await.ok()?;
+    let mut live = 0;
+    while let Some(key) = keys.next_item().await {
+        if !key.ok()?.contains(":analysis:") {
+            live += 1;
+        }
+    }
+    Some(live)
+}
+
 fn counted_after(start: (f64, f64), end: (f64, f64)) -> (u64, u64) {
     let (hits, misses) = if end.0 < start.0 || end.1 < start.1 {
         end
@@ -56,8 +80,23 @@ impl CacheCost {
             lookups_before: stats.cache_hits + stats.cache_misses,
             hits_after: None,
             lookups_after: None,
+            live_entries_before: live_entries(ops).await,
+            live_entries_after_resolution: None,
             counters_at_start: counters(ops).await,
         })
+    }
+
+    /// Counts the live answers left as the resolution ends.
+    pub async fn resolution_ended(&mut self, ops: &Ops) {
+        self.live_entries_after_resolution = live_entries(ops).await;
+    }
+
+    /// Live answers the resolution threw away, if both counts were read.
+    pub fn entries_thrown_away(&self) -> Option<u64> {
+        Some(
+            self.live_entries_before?
+                .saturating_sub(self.live_entries_after_resolution?),
+        )
     }
 
     /// Counts what came after, at the drill's end.
@@ -91,9 +130,16 @@ impl fmt::Display for CacheCost {
                 f,
                 ", {:.0}% after it ({hits} of {lookups} lookups hit)",
                 rate * 100.0
-            ),
-            _ => write!(f, ", no lookups after it to judge by"),
+            )?,
+            _ => write!(f, ", no lookups after it to judge by")?,
         }
+        if let (Some(before), Some(gone)) = (self.live_entries_before, self.entries_thrown_away()) {
+            write!(
+                f,
+                "; the resolution threw away {gone} of its {before} live cached answers"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -107,6 +153,8 @@ mod tests {
             lookups_before: 300,
             hits_after: None,
             lookups_after: None,
+            live_entries_before: None,
+            live_entries_after_resolution: None,
             counters_at_start: Some(start),
         }
     }
@@ -128,6 +176,14 @@ mod tests {
             after.to_string(),
             "hit rate 40% before the resolution (300 lookups in the last 15 minutes), \
              10% after it (10 of 100 lookups hit)"
+        );
+        after.live_entries_before = Some(120);
+        after.live_entries_after_resolution = Some(3);
+        assert_eq!(after.entries_thrown_away(), Some(117));
+        assert!(
+            after
+                .to_string()
+                .ends_with("; the resolution threw away 117 of its 120 live cached answers")
         );
         let nothing = cost((0.0, 0.0));
         assert_eq!(nothing.hit_rate_after(), None);

@@ -546,6 +546,9 @@ async fn drive(
         );
     } else {
         let resolved = runbook.resolve(ops, diagnosed.as_ref()).await;
+        if let Some(cache) = &mut report.cache {
+            cache.resolution_ended(ops).await;
+        }
         if scenario.expect.escalates {
             judge_escalation(ops, evaluator, alert, resolved, report).await;
             return Ok(());
