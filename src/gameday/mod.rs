@@ -249,9 +249,12 @@ async fn start(args: StartArgs) -> anyhow::Result<bool> {
             tracks: args.stack.tracks(),
             twin_binary: std::env::current_exe().context("finding the drill binary")?,
             label: "drill-gameday".to_owned(),
-            // A game day measures a person, not the machine, and may run for hours.
+            // A game day measures a person, not the machine, and may run for hours. One
+            // that takes a turn (tests) takes its scenario's: every turn when the harness
+            // generates its load. Two pool game days side by side on two cores fell behind
+            // (their overflow connections' churn took the machine) and neither resolved.
             turn: if args.take_turn {
-                TurnKind::Shared
+                scenario.turn()
             } else {
                 TurnKind::None
             },

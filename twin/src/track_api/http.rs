@@ -29,6 +29,8 @@ pub struct AppState {
     pub pool: TrackedPool,
     /// Database time of each data request, modeled ([`wire::env::QUERY_SECONDS`]).
     pub query_time: std::time::Duration,
+    /// The modeled clock, to count the request's own queries in its database time.
+    pub clock: wire::Clock,
 }
 
 pub fn router(variant: Variant, state: AppState) -> Router {
@@ -82,11 +84,14 @@ impl IntoResponse for ApiError {
 }
 
 impl AppState {
-    /// Runs `work` on one pooled connection, held for exactly as long as it runs: the
-    /// request's database time at production volume first, then its queries. A leaking
-    /// request opens a transaction it never ends (SQLAlchemy's session left open on an
-    /// error path), so its connection sits `idle in transaction`; a runaway one runs
-    /// its report first.
+    /// Runs `work` on one pooled connection, held for exactly as long as it runs: its
+    /// queries, then what is left of the request's database time at production volume
+    /// (`query_time` in all, modeled). The twin's queries are part of that time, not
+    /// added to it: their real latency, multiplied by the clock's scale, would otherwise
+    /// make a connection's hold (and a pool's usage) grow with the scale and with how
+    /// busy the machine is. A leaking request opens a transaction it never ends
+    /// (SQLAlchemy's session left open on an error path), so its connection sits
+    /// `idle in transaction`; a runaway one runs its report first.
     async fn with_connection<T>(
         &self,
         action: &'static str,
@@ -103,13 +108,18 @@ impl AppState {
                     .execute(&mut *lease)
                     .await?;
             }
-            if !self.query_time.is_zero() {
+            let started = std::time::Instant::now();
+            let answer = work(&mut lease).await?;
+            let left = self
+                .query_time
+                .saturating_sub(self.clock.to_modeled(started.elapsed()));
+            if !left.is_zero() {
                 sqlx::query("SELECT pg_sleep($1)")
-                    .bind(self.query_time.as_secs_f64())
+                    .bind(left.as_secs_f64())
                     .execute(&mut *lease)
                     .await?;
             }
-            work(&mut lease).await
+            Ok(answer)
         }
         .await;
         self.pool.release(lease);

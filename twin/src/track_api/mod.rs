@@ -64,6 +64,7 @@ pub async fn run(config: TwinConfig, chaos: Chaos) -> anyhow::Result<()> {
         http::AppState {
             pool,
             query_time: config.query_time,
+            clock: config.clock,
         },
     ));
     let listener = tokio::net::TcpListener::bind(listen)
