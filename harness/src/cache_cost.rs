@@ -45,8 +45,6 @@ async fn counters(ops: &Ops) -> Option<(f64, f64)> {
     ))
 }
 
-/// Hits and lookups between two readings of the (hits, misses) counters. Counters that
-/// went down belong to a restarted service: then everything it counted is after.
 /// The cache's live answers: every `enrich:*` key but the never-read analyses of the
 /// `cache_bloat` fault. `None` when Redis does not answer.
 async fn live_entries(ops: &Ops) -> Option<u64> {
@@ -61,6 +59,8 @@ async fn live_entries(ops: &Ops) -> Option<u64> {
     Some(live)
 }
 
+/// Hits and lookups between two readings of the (hits, misses) counters. Counters that
+/// went down belong to a restarted service: then everything it counted is after.
 fn counted_after(start: (f64, f64), end: (f64, f64)) -> (u64, u64) {
     let (hits, misses) = if end.0 < start.0 || end.1 < start.1 {
         end
