@@ -230,8 +230,12 @@ impl Runbook for DbConnectionPool {
             // A restart's backlog holds the pool full for a sample or two after a
             // restart, and the usage then falls over a few more: five minutes left
             // scenario C one sample short now and then (0.77, 1, 0.97, 0.62, 0.58,
-            // 0.52), never a pool that stayed full.
-            .eventually_within(Duration::from_secs(8 * 60)),
+            // 0.52), never a pool that stayed full. On a busy machine the restart
+            // itself took ten modeled minutes and the pools ran full for six more
+            // before they settled at half (CI of 7f75ad2: 1, 1, 0.73, 0.97, 0.53,
+            // 0.50 in eight minutes). The check ends at its fourth sample below 80%,
+            // so a longer wait costs a drill that settles nothing.
+            .eventually_within(Duration::from_secs(12 * 60)),
             Criterion::new(
                 "No idle connections (idle for over an hour)",
                 Probe::Sql {
