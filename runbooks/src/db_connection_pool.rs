@@ -730,8 +730,9 @@ const WATCH_COMMAND: &str = "watch -n 30 'docker compose logs rest-api --tail=10
 pub const RAISED_POOL: (&str, &str) = ("20", "40");
 
 /// Scenario C: raise the pool to 20 + 40, restart, and watch it; the new sizing is a
-/// deliberate config change, and the timeline says so. Services whose pool line already
-/// reads 20 + 40 are neither changed nor restarted: a second restart raises nothing and
+/// deliberate config change, and the timeline says so. When both services' pool lines
+/// already read 20 + 40, neither is changed nor restarted (one still at 10 + 20 gets
+/// both raised and restarted, as the text does): a second restart raises nothing and
 /// its backlog of requests fills the pool again (a resolution run twice failed its
 /// verification that way in CI).
 pub async fn more_connections(ops: &Ops) -> Result<(), StepError> {
