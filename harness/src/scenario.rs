@@ -650,7 +650,7 @@ impl FaultSpec {
 impl Scenario {
     /// How this scenario's stack shares the machine (see [`stack::turn`]).
     pub fn turn(&self) -> TurnKind {
-        turn_for(&self.workload, &self.faults)
+        turn_for(self.scale, &self.workload, &self.faults)
     }
 
     /// Whether a fault of this scenario fills the stack's disk, which must then be a
@@ -672,16 +672,32 @@ impl Scenario {
     }
 }
 
+/// Above this many requests a real second (both track APIs together), the API users
+/// the harness generates take the machine to themselves: a pool drill's traffic surge
+/// (450 a modeled minute on each API at a scale of 30, 450 a real second) kept up with
+/// its schedule only alone, and a restart under it took five times as long on a busy
+/// machine. The steady reads of the pool drills (120 a modeled minute at 30: 120 a
+/// real second) cost some 15% of two cores, and share them.
+pub(crate) const ALONE_ABOVE_REQUESTS_PER_SECOND: f64 = 200.0;
+
 /// How a stack with this workload and these faults shares the machine (see
-/// [`stack::turn`]): alone when the harness generates load against it (API reads, a
-/// traffic surge), since the generator must keep pace with modeled time for the drill
-/// to measure the runbook.
-pub(crate) fn turn_for(workload: &Workload, faults: &[FaultSpec]) -> TurnKind {
-    let generates_load = workload.api_requests_per_minute > 0
-        || faults
-            .iter()
-            .any(|fault| matches!(fault, FaultSpec::TrafficSurge { .. }));
-    if generates_load {
+/// [`stack::turn`]): alone when the harness generates more API load against it, in
+/// real time, than [`ALONE_ABOVE_REQUESTS_PER_SECOND`] (the generator must keep pace
+/// with modeled time for the drill to measure the runbook); otherwise one turn.
+pub(crate) fn turn_for(scale: f64, workload: &Workload, faults: &[FaultSpec]) -> TurnKind {
+    let peak_per_minute = faults
+        .iter()
+        .filter_map(|fault| match fault {
+            FaultSpec::TrafficSurge {
+                requests_per_minute,
+                ..
+            } => Some(requests_per_minute.high),
+            _ => None,
+        })
+        .fold(f64::from(workload.api_requests_per_minute), f64::max);
+    // Each of rest-api and graph-api gets the rate; a modeled minute lasts 60 / scale s.
+    let per_real_second = 2.0 * peak_per_minute / 60.0 * scale;
+    if per_real_second > ALONE_ABOVE_REQUESTS_PER_SECOND {
         TurnKind::Alone
     } else {
         TurnKind::Shared
@@ -1172,6 +1188,34 @@ budget_minutes = 15
     fn the_shipped_scenarios_all_parse() {
         let scenarios = load_all(&default_dir()).expect("scenarios/ parses");
         assert!(scenarios.iter().any(|s| s.runbook == "dlq-overflow"));
+    }
+
+    #[test]
+    fn only_a_traffic_surge_takes_the_machine_to_itself() {
+        let turns: std::collections::BTreeMap<String, TurnKind> = shipped()
+            .into_iter()
+            .filter(|s| s.runbook == "db-connection-pool" || s.runbook == "dlq-overflow")
+            .map(|s| (s.id.clone(), s.turn()))
+            .collect();
+        assert_eq!(
+            turns["db-connection-pool/c-need-more-connections"],
+            TurnKind::Alone,
+            "450 reads a modeled minute on each API at 30: {turns:?}"
+        );
+        for steady in [
+            "db-connection-pool/a-long-running-queries",
+            "db-connection-pool/b-connection-leak",
+            "db-connection-pool/b-leak-persists",
+            "dlq-overflow/a-breaker-errors",
+        ] {
+            assert_eq!(turns[steady], TurnKind::Shared, "{steady}: {turns:?}");
+        }
+        // The same steady reads at four times the scale are four times the requests.
+        let mut faster = select(shipped(), "db-connection-pool/a-long-running-queries")
+            .expect("pool A ships")
+            .remove(0);
+        faster.scale *= 4.0;
+        assert_eq!(faster.turn(), TurnKind::Alone);
     }
 
     #[test]

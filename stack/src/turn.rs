@@ -12,10 +12,12 @@
 //! and plain `cargo test` measure one stack at a time. The test command sets two on
 //! CI's two cores (`scripts/test`): pairs of drills there pass within their budgets and
 //! halve the suite's time, and the figures a report gives are taken one at a time. A
-//! stack whose drill measures load that the harness itself generates (API traffic
-//! against the pools: the generator must keep pace with modeled time) takes every turn
-//! ([`TurnKind::Alone`]): side by side, its load fell behind and a pool drill's
-//! control run resolved without the runbook. A game-day stack (`drill up`) takes no
+//! stack whose drill measures heavy load that the harness itself generates (a traffic
+//! surge against the pools, hundreds of requests a real second: the generator must
+//! keep pace with modeled time) takes every turn ([`TurnKind::Alone`]): side by side,
+//! its load fell behind and a pool drill's control run resolved without the runbook.
+//! The pools' steady reads take one turn like any drill (the harness decides which,
+//! from the scenario's rates and scale). A game-day stack (`drill up`) takes no
 //! turn: it measures nothing by itself, and it would hold the machine for hours.
 
 use std::fs::{File, OpenOptions, TryLockError};

@@ -61,7 +61,7 @@ impl FaultSchedule {
 
     /// How its stack shares the machine (see [`stack::turn`]).
     pub fn turn(&self) -> TurnKind {
-        scenario::turn_for(&self.workload, &self.faults)
+        scenario::turn_for(self.scale, &self.workload, &self.faults)
     }
 }
 
