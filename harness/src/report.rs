@@ -86,6 +86,11 @@ pub struct DrillReport {
     /// 480): each call counts at its real duration (`runbooks::ops::engine_time`).
     #[serde(serialize_with = "opt_minutes")]
     pub engine_compressed: Option<Duration>,
+    /// The part of the time to resolve the drill spent reading for itself (the
+    /// criteria before the resolution, the cache's live answers as it starts and
+    /// ends): real time no runbook spends, multiplied by the scale.
+    #[serde(serialize_with = "opt_minutes")]
+    pub own_readings: Option<Duration>,
     /// Time to resolve less waiting on the world and the engine's compressed time:
     /// what the budget applies to.
     #[serde(serialize_with = "opt_minutes")]
@@ -162,6 +167,7 @@ impl DrillReport {
             time_to_resolve: None,
             waiting_on_world: None,
             engine_compressed: None,
+            own_readings: None,
             resolved_again: None,
             unprompted: None,
             runbook_time: None,
@@ -260,7 +266,7 @@ impl DrillReport {
             let _ = writeln!(
                 out,
                 "  alert {}: detected {} after the first fault, resolved in {} \
-             ({} waiting on the world,{} {} runbook time; budget {}, typical {})",
+             ({} waiting on the world,{}{} {} runbook time; budget {}, typical {})",
                 self.alert,
                 minutes(self.time_to_detect),
                 minutes(self.time_to_resolve),
@@ -271,6 +277,12 @@ impl DrillReport {
                             " {} of engine calls at compressed time,",
                             format_modeled(engine)
                         )
+                    }
+                    _ => String::new(),
+                },
+                match self.own_readings {
+                    Some(own) if own >= Duration::from_secs(1) => {
+                        format!(" {} of the drill's own readings,", format_modeled(own))
                     }
                     _ => String::new(),
                 },
@@ -377,6 +389,7 @@ pub fn junit(reports: &[DrillReport]) -> String {
                 "modeled_engine_compressed_seconds",
                 report.engine_compressed,
             ),
+            ("modeled_own_readings_seconds", report.own_readings),
             ("modeled_runbook_time_seconds", report.runbook_time),
             ("modeled_budget_seconds", Some(report.budget)),
         ];

@@ -535,8 +535,12 @@ async fn drive(
     }
 
     let criteria = runbook.criteria();
+    // The drill's own readings, timed: they are not the runbook's time.
+    let mut own = Vec::new();
+    let reading = ops.clock.now();
     let before = readings_before(ops, &criteria).await;
     report.cache = CacheCost::at_resolution(ops).await;
+    own.push(Interval::new(reading, ops.clock.now()));
     report.resolve_started = Some(ops.clock.now());
     if options.response == Response::Control {
         ops.timeline.note(
@@ -547,7 +551,9 @@ async fn drive(
     } else {
         let resolved = runbook.resolve(ops, diagnosed.as_ref()).await;
         if let Some(cache) = &mut report.cache {
+            let reading = ops.clock.now();
             cache.resolution_ended(ops).await;
+            own.push(Interval::new(reading, ops.clock.now()));
         }
         if scenario.expect.escalates {
             judge_escalation(ops, evaluator, alert, resolved, report).await;
@@ -602,22 +608,36 @@ async fn drive(
     let waited = world::waiting_on_world(window, waits(&ops.timeline), world.clone())
         .to_std()
         .unwrap_or_default();
-    let engine = world::engine_compressed(window, engine_spans(ops), waits(&ops.timeline), world)
+    let engine = world::engine_compressed(
+        window,
+        engine_spans(ops),
+        waits(&ops.timeline),
+        world.clone(),
+    )
+    .to_std()
+    .unwrap_or_default();
+    let own = world::own_readings(window, own, waits(&ops.timeline), world)
         .to_std()
         .unwrap_or_default();
-    let runbook_time = ttr.saturating_sub(waited).saturating_sub(engine);
+    let runbook_time = ttr
+        .saturating_sub(waited)
+        .saturating_sub(engine)
+        .saturating_sub(own);
     report.time_to_resolve = Some(ttr);
     report.waiting_on_world = Some(waited);
     report.engine_compressed = Some(engine);
+    report.own_readings = Some(own);
     report.runbook_time = Some(runbook_time);
     if runbook_time > scenario.expect.budget() {
         report.fail(format!(
-            "runbook time {} (time to resolve {} less {} waiting on the world and {} of \
-             the container engine's calls at compressed time) exceeds the budget of {}",
+            "runbook time {} (time to resolve {} less {} waiting on the world, {} of \
+             the container engine's calls at compressed time and {} of the drill's own \
+             readings) exceeds the budget of {}",
             format_modeled(runbook_time),
             format_modeled(ttr),
             format_modeled(waited),
             format_modeled(engine),
+            format_modeled(own),
             format_modeled(scenario.expect.budget())
         ));
     }

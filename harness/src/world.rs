@@ -119,6 +119,25 @@ pub fn engine_compressed(
         .sum()
 }
 
+/// How much of `window` the drill spent on its own readings (`spans`: the criteria
+/// read before the resolution, the cache's live answers counted as it starts and
+/// ends), which no runbook does and which take their real time, multiplied by the
+/// scale (a Redis scan's half second is four modeled minutes at 480), except where it
+/// is already waiting on the world.
+pub fn own_readings(
+    window: Interval,
+    spans: Vec<Interval>,
+    waits: Vec<Interval>,
+    world: Vec<Interval>,
+) -> chrono::TimeDelta {
+    let covered = world_waits(waits, world);
+    union(spans)
+        .into_iter()
+        .filter_map(|span| span.intersect(window))
+        .map(|span| uncovered(span, &covered))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +209,18 @@ mod tests {
             vec![span(0, 100)],
         );
         assert_eq!(compressed, chrono::TimeDelta::minutes(5 + 4));
+    }
+
+    #[test]
+    fn the_drills_own_readings_count_inside_the_window_and_not_twice() {
+        let own = own_readings(
+            span(10, 60),
+            vec![span(5, 12), span(30, 33), span(31, 34)],
+            vec![span(32, 40)],
+            vec![span(0, 100)],
+        );
+        // 10-12 inside the window, and 30-32 of 30-34: 32-34 is waiting on the world.
+        assert_eq!(own, chrono::TimeDelta::minutes(4));
     }
 
     #[test]
