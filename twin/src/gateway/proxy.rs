@@ -90,7 +90,11 @@ impl Proxy {
 
     /// The real-time budget named by the caller, or 30 modeled seconds.
     pub fn budget(&self, headers: &HeaderMap) -> Duration {
-        requested_budget(headers).unwrap_or_else(|| self.clock.to_real(DEFAULT_TIMEOUT))
+        requested_budget(headers).unwrap_or_else(|| {
+            self.clock
+                .to_real(DEFAULT_TIMEOUT)
+                .max(crate::enrichment::upstream::MIN_REAL_BUDGET)
+        })
     }
 
     /// Forwards a GET, logs how it ended, and says how it ended.
