@@ -24,7 +24,7 @@ use runbooks::disk_space::{self, DiskDiagnosis, DiskSpace};
 use runbooks::dlq_overflow::{self, DlqDiagnosis, DlqOverflow, DlqScenario};
 use runbooks::enrichment_success_rate::{self, EnrichmentSuccessRate, SuccessRateDiagnosis};
 use runbooks::memory::{self, Memory, MemoryDiagnosis};
-use runbooks::ops::{Ops, Phase, RefuseAll, StepError};
+use runbooks::ops::{Ops, Phase, RefuseAll, StepContext, StepError};
 use runbooks::steps;
 use runbooks::{Evidence, Runbook, RunbookMeta};
 use wire::api::ErrorKind;
@@ -326,17 +326,27 @@ fn kill_as_written<'a>(ops: &'a Ops, _: &'a PoolDiagnosis) -> BoxFuture<'a, Resu
 FROM pg_stat_activity
 WHERE state != 'idle'
   AND NOW() - query_start > INTERVAL '10 minutes';";
-        // Thirty rounds, one every 30 modeled seconds: until the youngest runaway query
-        // has passed ten minutes.
+        // A round every 30 modeled seconds, as the real runbook's, until one ends nothing
+        // and no service query runs over 30 seconds: the youngest runaway query has
+        // passed ten minutes and gone. At most thirty (15 minutes).
         for _ in 0..30 {
-            ops.act(
-                Phase::Resolve,
-                "Kill long-running queries (as written)",
-                ops.psql(sql),
-                sqlx::query(sql).fetch_all(&ops.db),
-                |rows| format!("{} sessions terminated", rows.len()),
-            )
-            .await?;
+            let terminated = ops
+                .act(
+                    Phase::Resolve,
+                    "Kill long-running queries (as written)",
+                    ops.psql(sql),
+                    sqlx::query(sql).fetch_all(&ops.db),
+                    |rows| format!("{} sessions terminated", rows.len()),
+                )
+                .await?;
+            let busy: f64 =
+                sqlx::query_scalar(db_connection_pool::SERVICE_SESSIONS_OVER_30_SECONDS)
+                    .fetch_one(&ops.db)
+                    .await
+                    .step("Count service queries over 30 seconds")?;
+            if terminated.is_empty() && busy == 0.0 {
+                break;
+            }
             ops.clock.sleep(Duration::from_secs(30)).await;
         }
         Ok(())

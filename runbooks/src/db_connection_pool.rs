@@ -267,7 +267,7 @@ WHERE datname = 'musicdb'
 /// query or an open transaction older than 30 seconds (their own queries take a few).
 /// It also sees queries a restart orphaned: PostgreSQL runs them on after the client
 /// is gone.
-const SERVICE_SESSIONS_OVER_30_SECONDS: &str = "SELECT COUNT(*)::float8
+pub const SERVICE_SESSIONS_OVER_30_SECONDS: &str = "SELECT COUNT(*)::float8
 FROM pg_stat_activity
 WHERE datname = 'musicdb'
   AND application_name IN ('rest-api', 'graph-api')

@@ -13,11 +13,13 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, SqlSafeStr};
 use wire::Service;
 
 use super::binaries::Binaries;
@@ -29,8 +31,18 @@ use crate::StackError;
 use crate::catalogue::{CATALOGUE_VERSION, Catalogue};
 use crate::seed::{self, SEED_GENERATOR_VERSION, SeedData};
 
-/// The migrations of musicdb, embedded at compile time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../fixtures/migrations");
+/// The migrations of musicdb, embedded at compile time. Listed here rather than read
+/// by `sqlx::migrate!`, whose procedural macro compiles sqlx's PostgreSQL driver a
+/// second time on every clean build: a new file in `fixtures/migrations` gets a line.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "musicdb".into(),
+        MigrationType::Simple,
+        include_str!("../../../fixtures/migrations/0001_musicdb.sql").into_sql_str(),
+        false,
+    )])
+});
 
 /// Whether a template had to be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,17 +70,18 @@ pub struct DlqStore {
     pool: PgPool,
 }
 
-#[derive(sqlx::FromRow)]
-struct MessageRow {
-    message_id: i64,
-    track_id: i64,
-    artist_name: Option<String>,
-    track_name: Option<String>,
-    error: String,
-    error_message: String,
-    provider: Option<String>,
-    replay_count: i32,
-    created_at: DateTime<Utc>,
+crate::pg_row! {
+    struct MessageRow {
+        message_id: i64,
+        track_id: i64,
+        artist_name: Option<String>,
+        track_name: Option<String>,
+        error: String,
+        error_message: String,
+        provider: Option<String>,
+        replay_count: i32,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl MessageRow {

@@ -88,12 +88,13 @@ impl BatchReport {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Named {
-    track_id: i64,
-    artist_name: Option<String>,
-    track_name: Option<String>,
-    enrichment_status: String,
+crate::pg_row! {
+    struct Named {
+        track_id: i64,
+        artist_name: Option<String>,
+        track_name: Option<String>,
+        enrichment_status: String,
+    }
 }
 
 /// Re-enriches the named tracks; results in the order the ids were given.

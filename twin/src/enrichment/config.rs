@@ -146,15 +146,16 @@ pub enum ConfigError {
     BadRow { key: String, reason: String },
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    config_key: String,
-    enabled: bool,
-    priority_1_provider: String,
-    priority_2_provider: Option<String>,
-    priority_3_provider: Option<String>,
-    timeout_seconds: i32,
-    cache_ttl_hours: i32,
+crate::pg_row! {
+    struct Row {
+        config_key: String,
+        enabled: bool,
+        priority_1_provider: String,
+        priority_2_provider: Option<String>,
+        priority_3_provider: Option<String>,
+        timeout_seconds: i32,
+        cache_ttl_hours: i32,
+    }
 }
 
 /// Reads the table.

@@ -5,36 +5,40 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-/// A track as the APIs show it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct Track {
-    pub track_id: i64,
-    pub artist_name: Option<String>,
-    pub track_name: Option<String>,
-    pub source: String,
-    pub source_url: Option<String>,
-    pub spotify_id: Option<String>,
-    pub isrc: Option<String>,
-    pub musicbrainz_id: Option<String>,
-    pub bpm: Option<f64>,
-    pub key: Option<String>,
-    pub duration_ms: Option<i32>,
-    pub genre: Option<String>,
-    pub popularity: Option<i32>,
-    pub lastfm_listeners: Option<i64>,
-    pub enrichment_status: String,
-    pub enriched_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+crate::pg_row! {
+    /// A track as the APIs show it.
+    #[derive(Debug, Serialize)]
+    pub struct Track {
+        pub track_id: i64,
+        pub artist_name: Option<String>,
+        pub track_name: Option<String>,
+        pub source: String,
+        pub source_url: Option<String>,
+        pub spotify_id: Option<String>,
+        pub isrc: Option<String>,
+        pub musicbrainz_id: Option<String>,
+        pub bpm: Option<f64>,
+        pub key: Option<String>,
+        pub duration_ms: Option<i32>,
+        pub genre: Option<String>,
+        pub popularity: Option<i32>,
+        pub lastfm_listeners: Option<i64>,
+        pub enrichment_status: String,
+        pub enriched_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
-/// Figures of the same-artist graph: tracks are nodes, two tracks by one artist are
-/// neighbours.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct GraphStats {
-    pub nodes: i64,
-    pub artists: i64,
-    pub edges: i64,
+crate::pg_row! {
+    /// Figures of the same-artist graph: tracks are nodes, two tracks by one artist are
+    /// neighbours.
+    #[derive(Debug, Serialize)]
+    pub struct GraphStats {
+        pub nodes: i64,
+        pub artists: i64,
+        pub edges: i64,
+    }
 }
 
 /// How many neighbours `/neighbors` returns at most.

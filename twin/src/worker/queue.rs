@@ -15,15 +15,17 @@ use sqlx::PgPool;
 /// How long a claim holds, in modeled time.
 pub const LEASE: Duration = Duration::from_secs(5 * 60);
 
-/// A claimed track.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct Claimed {
-    pub track_id: i64,
-    pub artist_name: Option<String>,
-    pub track_name: Option<String>,
-    /// Including this claim.
-    pub enrichment_attempts: i32,
-    pub created_at: DateTime<Utc>,
+crate::pg_row! {
+    /// A claimed track.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Claimed {
+        pub track_id: i64,
+        pub artist_name: Option<String>,
+        pub track_name: Option<String>,
+        /// Including this claim.
+        pub enrichment_attempts: i32,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 /// Who holds a claim, and since when: a write is only valid while both still match.

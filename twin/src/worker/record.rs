@@ -38,17 +38,18 @@ pub struct CallFacts {
     pub duration_ms: i32,
 }
 
-#[derive(sqlx::FromRow)]
-struct StoredFields {
-    spotify_id: Option<String>,
-    isrc: Option<String>,
-    musicbrainz_id: Option<String>,
-    bpm: Option<f64>,
-    key: Option<String>,
-    duration_ms: Option<i32>,
-    genre: Option<String>,
-    popularity: Option<i32>,
-    lastfm_listeners: Option<i64>,
+crate::pg_row! {
+    struct StoredFields {
+        spotify_id: Option<String>,
+        isrc: Option<String>,
+        musicbrainz_id: Option<String>,
+        bpm: Option<f64>,
+        key: Option<String>,
+        duration_ms: Option<i32>,
+        genre: Option<String>,
+        popularity: Option<i32>,
+        lastfm_listeners: Option<i64>,
+    }
 }
 
 impl From<StoredFields> for EnrichedFields {

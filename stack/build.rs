@@ -1,4 +1,0 @@
-//! `sqlx::migrate!` embeds fixtures/migrations at compile time; rebuild when they change.
-fn main() {
-    println!("cargo:rerun-if-changed=../fixtures/migrations");
-}
