@@ -9,10 +9,9 @@
 //! stack's life and released by the kernel when its process ends, however it ends.
 //!
 //! A machine has one turn unless `DRILL_TURNS` gives more: `drill run`, `drill matrix`
-//! and plain `cargo test` measure one stack at a time. The test command sets three on
-//! CI's two cores (`scripts/test`): a drill waits on modeled time far more than it
-//! computes, so three side by side pass within their budgets, each taking as long as
-//! alone, in a third of the time; the figures a report gives are taken one at a time. A
+//! and plain `cargo test` measure one stack at a time. The test command sets two on
+//! CI's two cores (`scripts/test`): pairs of drills there pass within their budgets and
+//! halve the suite's time, and the figures a report gives are taken one at a time. A
 //! stack whose drill measures heavy load that the harness itself generates (a traffic
 //! surge against the pools, hundreds of requests a real second: the generator must
 //! keep pace with modeled time) takes every turn ([`TurnKind::Alone`]): side by side,
