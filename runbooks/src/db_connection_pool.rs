@@ -197,7 +197,7 @@ impl Runbook for DbConnectionPool {
             // for ten seconds. Read the moment the alert fires, a leak's youngest
             // connections are not yet: on docker, seed 42, 6 of 23 read as stuck and
             // the drill escalated a leak. So what nothing explains is read once more
-            // when they would be, before anyone is paged.
+            // when they would be, before the runbook escalates.
             ops.timeline.note(
                 phase,
                 "Look again in 15 seconds",

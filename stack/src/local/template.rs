@@ -250,3 +250,28 @@ async fn connect(port: u16, user: &str, database: &str) -> Result<PgConnection, 
             "connecting to {database} as {user} on port {port}"
         )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATOR;
+
+    /// The migrations are listed by hand: a file added to `fixtures/migrations` without
+    /// its line would never run.
+    #[test]
+    fn every_migration_file_is_listed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/migrations");
+        let files = std::fs::read_dir(dir)
+            .expect("the migrations directory")
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|ext| ext == "sql"))
+            })
+            .count();
+        assert_eq!(
+            MIGRATOR.iter().count(),
+            files,
+            "{dir}: list each file in MIGRATOR"
+        );
+    }
+}
