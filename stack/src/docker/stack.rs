@@ -203,6 +203,8 @@ impl DockerStack {
         options: StackOptions,
         docker_options: DockerOptions,
     ) -> Result<DockerStack, DockerError> {
+        let mut options = options;
+        options.turn = options.turn.on_docker();
         let turn = Turn::for_options(&options).await?;
         let started = std::time::SystemTime::now();
         let booted = super::boot::boot(options, docker_options).await?;
